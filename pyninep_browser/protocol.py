@@ -1,0 +1,450 @@
+"""The 9P2000.L wire: message numbers, one table of layouts, one encoder and one decoder.
+
+This module is sans-IO. It turns bytes into ``(type, tag, fields)`` and back and knows nothing of
+fids, files, sockets or JavaScript. Every message is described once, in ``LAYOUTS``, by a few
+letters per field in the style of Linux's ``p9pdu_readf``:
+
+    b u8   w u16   d u32   q u64   s string (u16 length + UTF-8)   Q qid (13 bytes)
+    D data (u32 count + bytes)   S list of strings (u16 count + s…)   Z list of qids (u16 count + Q…)
+    R raw bytes to the end of the frame (Rreaddir payload)
+
+Decoding checks every length against the frame and raises only :class:`ProtocolError`, carrying
+the errno the server answers with. The table doubles as the fuzzer's grammar.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from enum import IntEnum, IntFlag
+from typing import Any, NamedTuple
+
+HEADER = struct.Struct("<IBH")
+HEADER_SIZE = HEADER.size  # 7
+NOTAG = 0xFFFF
+NOFID = 0xFFFFFFFF
+VERSION_9P2000L = "9P2000.L"
+# Bytes an Rread/Rreaddir spends before its payload: size[4] type[1] tag[2] count[4].
+IOHDRSZ = 11
+# What Linux subtracts from msize for iounit 0 (P9_IOHDRSZ).
+P9_IOHDRSZ = 24
+MAX_WALK = 16
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be decoded; ``errno`` is what the server answers with."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+class T(IntEnum):
+    """Message types (T requests and R replies)."""
+
+    Tlerror = 6
+    Rlerror = 7
+    Tstatfs = 8
+    Rstatfs = 9
+    Tlopen = 12
+    Rlopen = 13
+    Tlcreate = 14
+    Rlcreate = 15
+    Tsymlink = 16
+    Rsymlink = 17
+    Tmknod = 18
+    Rmknod = 19
+    Trename = 20
+    Rrename = 21
+    Treadlink = 22
+    Rreadlink = 23
+    Tgetattr = 24
+    Rgetattr = 25
+    Tsetattr = 26
+    Rsetattr = 27
+    Txattrwalk = 30
+    Rxattrwalk = 31
+    Txattrcreate = 32
+    Rxattrcreate = 33
+    Treaddir = 40
+    Rreaddir = 41
+    Tfsync = 50
+    Rfsync = 51
+    Tlock = 52
+    Rlock = 53
+    Tgetlock = 54
+    Rgetlock = 55
+    Tlink = 70
+    Rlink = 71
+    Tmkdir = 72
+    Rmkdir = 73
+    Trenameat = 74
+    Rrenameat = 75
+    Tunlinkat = 76
+    Runlinkat = 77
+    Tversion = 100
+    Rversion = 101
+    Tauth = 102
+    Rauth = 103
+    Tattach = 104
+    Rattach = 105
+    Terror = 106
+    Rerror = 107
+    Tflush = 108
+    Rflush = 109
+    Twalk = 110
+    Rwalk = 111
+    Topen = 112
+    Ropen = 113
+    Tcreate = 114
+    Rcreate = 115
+    Tread = 116
+    Rread = 117
+    Twrite = 118
+    Rwrite = 119
+    Tclunk = 120
+    Rclunk = 121
+    Tremove = 122
+    Rremove = 123
+    Tstat = 124
+    Rstat = 125
+    Twstat = 126
+    Rwstat = 127
+
+
+class QidType(IntFlag):
+    FILE = 0x00
+    LINK = 0x01
+    SYMLINK = 0x02
+    TMP = 0x04
+    AUTH = 0x08
+    MOUNT = 0x10
+    EXCL = 0x20
+    APPEND = 0x40
+    DIR = 0x80
+
+
+class GetattrMask(IntFlag):
+    MODE = 0x1
+    NLINK = 0x2
+    UID = 0x4
+    GID = 0x8
+    RDEV = 0x10
+    ATIME = 0x20
+    MTIME = 0x40
+    CTIME = 0x80
+    INO = 0x100
+    SIZE = 0x200
+    BLOCKS = 0x400
+    BASIC = 0x7FF
+    BTIME = 0x800
+    GEN = 0x1000
+    DATA_VERSION = 0x2000
+    ALL = 0x3FFF
+
+
+class SetattrValid(IntFlag):
+    MODE = 0x1
+    UID = 0x2
+    GID = 0x4
+    SIZE = 0x8
+    ATIME = 0x10
+    MTIME = 0x20
+    CTIME = 0x40
+    ATIME_SET = 0x80
+    MTIME_SET = 0x100
+
+
+class LockType(IntEnum):
+    RDLCK = 0
+    WRLCK = 1
+    UNLCK = 2
+
+
+class LockFlags(IntFlag):
+    BLOCK = 1
+    RECLAIM = 2
+
+
+class LockStatus(IntEnum):
+    SUCCESS = 0
+    BLOCKED = 1
+    ERROR = 2
+    GRACE = 3
+
+
+class Qid(NamedTuple):
+    type: int
+    version: int
+    path: int
+
+
+# Field layouts, one line per message. Names document the wire and are used by tests and the fuzzer.
+LAYOUTS: dict[int, tuple[tuple[str, str], ...]] = {
+    T.Rlerror: (("ecode", "d"),),
+    T.Tstatfs: (("fid", "d"),),
+    T.Rstatfs: (("type", "d"), ("bsize", "d"), ("blocks", "q"), ("bfree", "q"), ("bavail", "q"),
+                ("files", "q"), ("ffree", "q"), ("fsid", "q"), ("namelen", "d")),
+    T.Tlopen: (("fid", "d"), ("flags", "d")),
+    T.Rlopen: (("qid", "Q"), ("iounit", "d")),
+    T.Tlcreate: (("fid", "d"), ("name", "s"), ("flags", "d"), ("mode", "d"), ("gid", "d")),
+    T.Rlcreate: (("qid", "Q"), ("iounit", "d")),
+    T.Tsymlink: (("fid", "d"), ("name", "s"), ("symtgt", "s"), ("gid", "d")),
+    T.Rsymlink: (("qid", "Q"),),
+    T.Tmknod: (("dfid", "d"), ("name", "s"), ("mode", "d"), ("major", "d"), ("minor", "d"),
+               ("gid", "d")),
+    T.Rmknod: (("qid", "Q"),),
+    T.Trename: (("fid", "d"), ("dfid", "d"), ("name", "s")),
+    T.Rrename: (),
+    T.Treadlink: (("fid", "d"),),
+    T.Rreadlink: (("target", "s"),),
+    T.Tgetattr: (("fid", "d"), ("request_mask", "q")),
+    T.Rgetattr: (("valid", "q"), ("qid", "Q"), ("mode", "d"), ("uid", "d"), ("gid", "d"),
+                 ("nlink", "q"), ("rdev", "q"), ("size", "q"), ("blksize", "q"), ("blocks", "q"),
+                 ("atime_sec", "q"), ("atime_nsec", "q"), ("mtime_sec", "q"), ("mtime_nsec", "q"),
+                 ("ctime_sec", "q"), ("ctime_nsec", "q"), ("btime_sec", "q"), ("btime_nsec", "q"),
+                 ("gen", "q"), ("data_version", "q")),
+    T.Tsetattr: (("fid", "d"), ("valid", "d"), ("mode", "d"), ("uid", "d"), ("gid", "d"),
+                 ("size", "q"), ("atime_sec", "q"), ("atime_nsec", "q"), ("mtime_sec", "q"),
+                 ("mtime_nsec", "q")),
+    T.Rsetattr: (),
+    T.Txattrwalk: (("fid", "d"), ("newfid", "d"), ("name", "s")),
+    T.Rxattrwalk: (("size", "q"),),
+    T.Txattrcreate: (("fid", "d"), ("name", "s"), ("attr_size", "q"), ("flags", "d")),
+    T.Rxattrcreate: (),
+    T.Treaddir: (("fid", "d"), ("offset", "q"), ("count", "d")),
+    T.Rreaddir: (("data", "D"),),
+    T.Tfsync: (("fid", "d"), ("datasync", "d")),
+    T.Rfsync: (),
+    T.Tlock: (("fid", "d"), ("type", "b"), ("flags", "d"), ("start", "q"), ("length", "q"),
+              ("proc_id", "d"), ("client_id", "s")),
+    T.Rlock: (("status", "b"),),
+    T.Tgetlock: (("fid", "d"), ("type", "b"), ("start", "q"), ("length", "q"), ("proc_id", "d"),
+                 ("client_id", "s")),
+    T.Rgetlock: (("type", "b"), ("start", "q"), ("length", "q"), ("proc_id", "d"),
+                 ("client_id", "s")),
+    T.Tlink: (("dfid", "d"), ("fid", "d"), ("name", "s")),
+    T.Rlink: (),
+    T.Tmkdir: (("dfid", "d"), ("name", "s"), ("mode", "d"), ("gid", "d")),
+    T.Rmkdir: (("qid", "Q"),),
+    T.Trenameat: (("olddirfid", "d"), ("oldname", "s"), ("newdirfid", "d"), ("newname", "s")),
+    T.Rrenameat: (),
+    T.Tunlinkat: (("dirfd", "d"), ("name", "s"), ("flags", "d")),
+    T.Runlinkat: (),
+    T.Tversion: (("msize", "d"), ("version", "s")),
+    T.Rversion: (("msize", "d"), ("version", "s")),
+    T.Tauth: (("afid", "d"), ("uname", "s"), ("aname", "s"), ("n_uname", "d")),
+    T.Rauth: (("aqid", "Q"),),
+    T.Tattach: (("fid", "d"), ("afid", "d"), ("uname", "s"), ("aname", "s"), ("n_uname", "d")),
+    T.Rattach: (("qid", "Q"),),
+    T.Tflush: (("oldtag", "w"),),
+    T.Rflush: (),
+    T.Twalk: (("fid", "d"), ("newfid", "d"), ("wnames", "S")),
+    T.Rwalk: (("qids", "Z"),),
+    T.Tread: (("fid", "d"), ("offset", "q"), ("count", "d")),
+    T.Rread: (("data", "D"),),
+    T.Twrite: (("fid", "d"), ("offset", "q"), ("data", "D")),
+    T.Rwrite: (("count", "d"),),
+    T.Tclunk: (("fid", "d"),),
+    T.Rclunk: (),
+    T.Tremove: (("fid", "d"),),
+    T.Rremove: (),
+}
+
+_FIXED = {"b": "B", "w": "H", "d": "I", "q": "Q", "Q": "BIQ"}
+_QID = struct.Struct("<BIQ")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+
+
+class _Layout:
+    """A message layout compiled into runs of fixed-size fields and variable-size fields."""
+
+    __slots__ = ("names", "steps", "fixed_only")
+
+    def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
+        self.names = tuple(name for name, _ in fields)
+        steps: list[tuple[str, Any, int]] = []  # ("fixed", Struct, nqids-groups) or (code, None, 0)
+        run: list[str] = []
+
+        def flush() -> None:
+            if run:
+                steps.append(("fixed", struct.Struct("<" + "".join(_FIXED[c] for c in run)), tuple(run)))
+                run.clear()
+
+        for _, code in fields:
+            if code in _FIXED:
+                run.append(code)
+            else:
+                flush()
+                steps.append((code, None, ()))
+        flush()
+        self.steps = tuple(steps)
+        self.fixed_only = all(kind == "fixed" for kind, _, _ in steps)
+
+
+_COMPILED = {mtype: _Layout(fields) for mtype, fields in LAYOUTS.items()}
+
+
+def _read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
+    if pos + 2 > end:
+        raise ProtocolError(errno.EPROTO, "string length past end of frame")
+    (n,) = _U16.unpack_from(buf, pos)
+    pos += 2
+    if pos + n > end:
+        raise ProtocolError(errno.EPROTO, "string past end of frame")
+    try:
+        return str(buf[pos:pos + n], "utf-8", "surrogateescape"), pos + n
+    except UnicodeDecodeError as exc:  # pragma: no cover - surrogateescape accepts any bytes
+        raise ProtocolError(errno.EINVAL, "bad string") from exc
+
+
+def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, ...]:
+    """Decode the fields of message ``mtype`` from ``buf[pos:end]``; the body must fill it exactly.
+
+    ``D`` fields come back as memoryviews into ``buf`` (no copy); strings as ``str`` (undecodable
+    bytes kept through ``surrogateescape`` so names round-trip byte for byte).
+    """
+    layout = _COMPILED.get(mtype)
+    if layout is None:
+        raise ProtocolError(errno.EOPNOTSUPP, f"unknown message type {mtype}")
+    values: list[Any] = []
+    for kind, st, codes in layout.steps:
+        if kind == "fixed":
+            if pos + st.size > end:
+                raise ProtocolError(errno.EPROTO, "frame too short")
+            raw = st.unpack_from(buf, pos)
+            pos += st.size
+            if "Q" in codes:
+                i = 0
+                for c in codes:
+                    if c == "Q":
+                        values.append(Qid(raw[i], raw[i + 1], raw[i + 2]))
+                        i += 3
+                    else:
+                        values.append(raw[i])
+                        i += 1
+            else:
+                values.extend(raw)
+        elif kind == "s":
+            s, pos = _read_string(buf, pos, end)
+            values.append(s)
+        elif kind == "D":
+            if pos + 4 > end:
+                raise ProtocolError(errno.EPROTO, "data count past end of frame")
+            (n,) = _U32.unpack_from(buf, pos)
+            pos += 4
+            if pos + n > end:
+                raise ProtocolError(errno.EPROTO, "data past end of frame")
+            values.append(buf[pos:pos + n])
+            pos += n
+        elif kind == "S":
+            if pos + 2 > end:
+                raise ProtocolError(errno.EPROTO, "name count past end of frame")
+            (n,) = _U16.unpack_from(buf, pos)
+            pos += 2
+            if n > MAX_WALK:
+                raise ProtocolError(errno.EINVAL, "more than 16 names in a walk")
+            names = []
+            for _ in range(n):
+                s, pos = _read_string(buf, pos, end)
+                names.append(s)
+            values.append(names)
+        elif kind == "Z":
+            if pos + 2 > end:
+                raise ProtocolError(errno.EPROTO, "qid count past end of frame")
+            (n,) = _U16.unpack_from(buf, pos)
+            pos += 2
+            if pos + 13 * n > end:
+                raise ProtocolError(errno.EPROTO, "qids past end of frame")
+            qids = [Qid(*_QID.unpack_from(buf, pos + 13 * i)) for i in range(n)]
+            pos += 13 * n
+            values.append(qids)
+        else:  # pragma: no cover - table error
+            raise AssertionError(kind)
+    if pos != end:
+        raise ProtocolError(errno.EPROTO, "trailing bytes after message body")
+    return tuple(values)
+
+
+def decode(frame: bytes | bytearray | memoryview, msize: int = 0xFFFFFFFF) -> tuple[int, int, tuple[Any, ...]]:
+    """Decode one whole frame into ``(type, tag, fields)``.
+
+    Bytes past the size field are ignored (transports may pad); a size field that is smaller than
+    the header, larger than the frame or larger than ``msize`` is an error.
+    """
+    buf = memoryview(frame)
+    if buf.ndim != 1 or buf.itemsize != 1:
+        buf = buf.cast("B")
+    if len(buf) < HEADER_SIZE:
+        raise ProtocolError(errno.EPROTO, "frame shorter than a header")
+    size, mtype, tag = HEADER.unpack_from(buf, 0)
+    if size < HEADER_SIZE or size > len(buf):
+        raise ProtocolError(errno.EPROTO, f"size field {size} does not match frame of {len(buf)} bytes")
+    if size > msize:
+        raise ProtocolError(errno.EMSGSIZE, f"frame of {size} bytes exceeds msize {msize}")
+    if mtype & 1:
+        raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} is a reply")
+    return mtype, tag, decode_body(mtype, buf, HEADER_SIZE, size)
+
+
+def _encode_string(s: str | bytes) -> bytes:
+    b = s if isinstance(s, (bytes, bytearray)) else s.encode("utf-8", "surrogateescape")
+    if len(b) > 0xFFFF:
+        raise ProtocolError(errno.ENAMETOOLONG, "string longer than 65535 bytes")
+    return _U16.pack(len(b)) + b
+
+
+def encode(mtype: int, tag: int, *values: Any) -> bytes:
+    """Encode one frame from field values in table order (qids as Qid or 3-tuples)."""
+    layout = _COMPILED[mtype]
+    parts: list[Any] = [b""]
+    vi = 0
+    for kind, st, codes in layout.steps:
+        if kind == "fixed":
+            flat: list[int] = []
+            for c in codes:
+                v = values[vi]
+                vi += 1
+                if c == "Q":
+                    flat.extend(v)
+                else:
+                    flat.append(v)
+            parts.append(st.pack(*flat))
+        elif kind == "s":
+            parts.append(_encode_string(values[vi]))
+            vi += 1
+        elif kind == "D":
+            data = values[vi]
+            vi += 1
+            parts.append(_U32.pack(len(data)))
+            parts.append(data)
+        elif kind == "S":
+            names = values[vi]
+            vi += 1
+            parts.append(_U16.pack(len(names)))
+            parts.extend(_encode_string(n) for n in names)
+        elif kind == "Z":
+            qids = values[vi]
+            vi += 1
+            parts.append(_U16.pack(len(qids)))
+            parts.extend(_QID.pack(*q) for q in qids)
+        else:  # pragma: no cover
+            raise AssertionError(kind)
+    if vi != len(values):
+        raise TypeError(f"{T(mtype).name} takes {vi} fields, got {len(values)}")
+    size = HEADER_SIZE + sum(len(p) for p in parts)
+    parts[0] = HEADER.pack(size, mtype, tag)
+    return b"".join(parts)
+
+
+def field_names(mtype: int) -> tuple[str, ...]:
+    """Names of a message's fields, in order."""
+    return _COMPILED[mtype].names
+
+
+def lerror(tag: int, err: int) -> bytes:
+    return _RLERROR.pack(11, T.Rlerror, tag, err)
+
+
+_RLERROR = struct.Struct("<IBHI")

@@ -1,0 +1,618 @@
+"""The 9P2000.L session: version and attach, fids, walking, opening, readdir cookies, locks, flush.
+
+``Server(fs).handle(frame) -> reply`` is the whole contract: bytes in, bytes out, nothing else.
+A transport (the v86 shim, a TCP or WebSocket listener) is a loop around it. The server decodes a
+request with :mod:`protocol`, calls the :class:`~pyninep_browser.fs.Filesystem`, and encodes the
+reply; every error becomes an ``Rlerror`` carrying the request's tag, in exactly one place
+(:meth:`Server.handle`). One ``Server`` is one client session; several may share a filesystem.
+
+A reply may be *deferred* (``handle`` returns ``None``): it is delivered later through
+``on_reply``. Tflush drops a deferred reply that has not been delivered yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import stat
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import protocol as p
+from .fs import (S_IFMT, DT_BY_TYPE, F_UNLCK, LOCK_END, O_ACCMODE, O_APPEND, O_CREAT, O_EXCL,
+                 O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, ROOT, Cred, Filesystem, Inode, _fail,
+                 XATTR_SIZE_MAX)
+from .protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
+
+log = logging.getLogger("pyninep_browser")
+
+V9FS_MAGIC = 0x01021997
+AT_REMOVEDIR = 0x200
+DEFAULT_MAX_MSIZE = 4 * 1024 * 1024
+MIN_MSIZE = 512
+DEFAULT_MAX_FIDS = 65536
+NONUNAME = 0xFFFFFFFF
+NOBODY = 65534
+
+_RGETATTR = struct.Struct("<IBHQBIQIII" + "Q" * 15)
+_RREAD_HDR = struct.Struct("<IBHI")
+_RWRITE = struct.Struct("<IBHI")
+_EMPTY = struct.Struct("<IBH")
+_QID_ENTRY = struct.Struct("<BIQQB")
+_U16 = struct.Struct("<H")
+_NS = 10**9
+
+
+def qid_of(inode: Inode) -> p.Qid:
+    kind = inode.mode & S_IFMT
+    if kind == stat.S_IFDIR:
+        qtype = p.QidType.DIR
+    elif kind == stat.S_IFLNK:
+        qtype = p.QidType.SYMLINK
+    else:
+        qtype = p.QidType.FILE
+    # qid.version stays 0: Linux keys its inode cache on (path, version), and a changing version
+    # makes it build a second inode for a file it already has. getattr's data_version carries it.
+    return p.Qid(int(qtype), 0, inode.ino)
+
+
+def encode_rdev(major: int, minor: int) -> int:
+    """Linux's new_encode_dev: what the guest decodes st_rdev with."""
+    return (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & ~0xFF) << 12)
+
+
+@dataclass(slots=True, eq=False)
+class Fid:
+    inode: Inode
+    cred: Cred
+    parent: Inode | None = None  # the directory it was walked from (for Tremove and Trename)
+    open_flags: int = -1  # -1: not open
+    xattr: bytearray | bytes | None = None  # value being read or written through an xattr fid
+    xattr_name: str | None = None  # set: an xattr fid created by Txattrcreate
+    xattr_size: int = 0
+    xattr_flags: int = 0
+    lock_owners: set = field(default_factory=set)
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_flags >= 0
+
+    @property
+    def is_xattr(self) -> bool:
+        return self.xattr is not None
+
+
+class Server:
+    """One 9P2000.L session over a :class:`Filesystem`."""
+
+    def __init__(self, fs: Filesystem | None = None, *, max_msize: int = DEFAULT_MAX_MSIZE,
+                 max_fids: int = DEFAULT_MAX_FIDS,
+                 on_reply: Callable[[bytes], None] | None = None) -> None:
+        self.fs = fs if fs is not None else Filesystem()
+        self.max_msize = max_msize
+        self.max_fids = max_fids
+        self.msize = max_msize
+        self.version: str | None = None
+        self.fids: dict[int, Fid] = {}
+        self.on_reply = on_reply
+        self.pending: set[int] = set()  # tags whose reply is deferred
+        self.session_id = id(self)
+        self._handlers: dict[int, Callable[..., bytes | None]] = {
+            T.Tversion: self.version_, T.Tauth: self.auth, T.Tattach: self.attach,
+            T.Tflush: self.flush, T.Twalk: self.walk, T.Tclunk: self.clunk,
+            T.Tremove: self.remove, T.Tlopen: self.lopen, T.Tlcreate: self.lcreate,
+            T.Tread: self.read, T.Twrite: self.write, T.Treaddir: self.readdir,
+            T.Tfsync: self.fsync, T.Tgetattr: self.getattr, T.Tsetattr: self.setattr,
+            T.Tstatfs: self.statfs, T.Treadlink: self.readlink, T.Tmkdir: self.mkdir,
+            T.Tsymlink: self.symlink, T.Tmknod: self.mknod, T.Tlink: self.link,
+            T.Trename: self.rename, T.Trenameat: self.renameat, T.Tunlinkat: self.unlinkat,
+            T.Txattrwalk: self.xattrwalk, T.Txattrcreate: self.xattrcreate,
+            T.Tlock: self.lock, T.Tgetlock: self.getlock,
+        }
+
+    # ----------------------------------------------------------------- the one entry point
+
+    def handle(self, frame: bytes | bytearray | memoryview) -> bytes | None:
+        """Answer one request frame with one reply frame (``None``: deferred or no tag to answer)."""
+        buf = memoryview(frame)
+        if buf.ndim != 1 or buf.itemsize != 1:
+            buf = buf.cast("B")
+        if len(buf) < HEADER_SIZE:
+            return None
+        size, mtype, tag = HEADER.unpack_from(buf, 0)
+        try:
+            if size < HEADER_SIZE or size > len(buf):
+                raise ProtocolError(errno.EPROTO, "size field does not match the frame")
+            if size > self.msize and mtype != T.Tversion:
+                raise ProtocolError(errno.EMSGSIZE, "frame larger than msize")
+            handler = self._handlers.get(mtype)
+            if handler is None:
+                raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} not supported")
+            fields = p.decode_body(mtype, buf, HEADER_SIZE, size)
+            return handler(tag, *fields)
+        except OSError as exc:
+            return p.lerror(tag, exc.errno or errno.EIO)
+        except ProtocolError as exc:
+            return p.lerror(tag, exc.errno)
+        except Exception:  # a bug of ours: the guest gets EIO, never a hang
+            log.exception("9P request type %s failed", mtype)
+            return p.lerror(tag, errno.EIO)
+
+    def defer(self, tag: int) -> None:
+        """Mark ``tag``'s reply as deferred: :meth:`complete` will deliver it."""
+        self.pending.add(tag)
+
+    def complete(self, tag: int, reply: bytes) -> None:
+        """Deliver a deferred reply, unless the request was flushed meanwhile."""
+        if tag in self.pending:
+            self.pending.discard(tag)
+            if self.on_reply is not None:
+                self.on_reply(reply)
+
+    # ----------------------------------------------------------------- helpers
+
+    def _fid(self, fid: int) -> Fid:
+        f = self.fids.get(fid)
+        if f is None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        return f
+
+    def _file_fid(self, fid: int) -> Fid:
+        f = self.fids.get(fid)
+        if f is None or f.xattr is not None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        return f
+
+    def _dir_fid(self, fid: int) -> Fid:
+        f = self._file_fid(fid)
+        if not f.inode.is_dir():
+            raise _fail(errno.ENOTDIR)
+        return f
+
+    def _new_fid_slot(self, newfid: int, allow: int | None = None) -> None:
+        if newfid == NOFID:
+            raise _fail(errno.EBADF, "NOFID")
+        if newfid in self.fids and newfid != allow:
+            raise _fail(errno.EBADF, f"fid {newfid} in use")
+        if newfid not in self.fids and len(self.fids) >= self.max_fids:
+            raise _fail(errno.EMFILE)
+
+    def _bind(self, newfid: int, fid: Fid) -> None:
+        old = self.fids.get(newfid)
+        self.fs.ref(fid.inode)
+        self.fids[newfid] = fid
+        if old is not None:
+            self._release(old)
+
+    def _release(self, f: Fid) -> None:
+        for owner in f.lock_owners:
+            self.fs.unlock_owner(f.inode, owner)
+        f.lock_owners.clear()
+        self.fs.unref(f.inode)
+
+    @staticmethod
+    def _empty(rtype: int, tag: int) -> bytes:
+        return _EMPTY.pack(HEADER_SIZE, rtype, tag)
+
+    def _reset(self) -> None:
+        fids, self.fids = self.fids, {}
+        for f in fids.values():
+            self._release(f)
+        self.pending.clear()
+
+    def _cred_for(self, uname: str, n_uname: int) -> Cred:
+        """uid from n_uname (or uname), gid and groups from the served /etc/passwd and /etc/group."""
+        users = self._read_table("/etc/passwd")
+        uid = n_uname
+        if uid == NONUNAME:
+            uid = NOBODY
+            for row in users:
+                if len(row) > 2 and row[0] == uname and row[2].isdigit():
+                    uid = int(row[2])
+                    break
+        gid = uid
+        name = uname
+        for row in users:
+            if len(row) > 3 and row[2] == str(uid) and row[3].isdigit():
+                gid = int(row[3])
+                name = row[0]
+                break
+        groups = set()
+        for row in self._read_table("/etc/group"):
+            if len(row) > 3 and row[2].isdigit() and name in row[3].split(","):
+                groups.add(int(row[2]))
+        return Cred(uid, gid, frozenset(groups))
+
+    def _read_table(self, path: str) -> list[list[str]]:
+        try:
+            inode = self.fs.resolve(path)
+            if not inode.is_reg() or inode.size > 1 << 20:
+                return []
+            text = self.fs.read_bytes(inode, 0, inode.size).decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+    # ----------------------------------------------------------------- session
+
+    def version_(self, tag: int, msize: int, version: str) -> bytes:
+        self._reset()
+        if msize < MIN_MSIZE:
+            raise _fail(errno.EINVAL, "msize too small")
+        self.msize = min(msize, self.max_msize)
+        if version == p.VERSION_9P2000L or version.startswith(p.VERSION_9P2000L + "."):
+            self.version = p.VERSION_9P2000L
+        else:
+            self.version = None
+            return p.encode(T.Rversion, tag, self.msize, "unknown")
+        return p.encode(T.Rversion, tag, self.msize, self.version)
+
+    def auth(self, tag: int, afid: int, uname: str, aname: str, n_uname: int) -> bytes:
+        raise _fail(errno.EOPNOTSUPP, "no authentication needed: attach with afid NOFID")
+
+    def attach(self, tag: int, fid: int, afid: int, uname: str, aname: str, n_uname: int) -> bytes:
+        if afid != NOFID:
+            raise _fail(errno.EBADF, "authentication is not used")
+        self._new_fid_slot(fid)
+        cred = self._cred_for(uname, n_uname)
+        root = self.fs.root
+        if aname and aname != "/":
+            root = self.fs.resolve(aname, cred=cred)
+            if not root.is_dir():
+                raise _fail(errno.ENOTDIR, aname)
+        self._bind(fid, Fid(root, cred))
+        return p.encode(T.Rattach, tag, qid_of(root))
+
+    def flush(self, tag: int, oldtag: int) -> bytes:
+        self.pending.discard(oldtag)
+        return self._empty(T.Rflush, tag)
+
+    def clunk(self, tag: int, fid: int) -> bytes:
+        f = self.fids.pop(fid, None)
+        if f is None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        try:
+            if f.xattr_name is not None:
+                self._commit_xattr(f)
+        finally:
+            self._release(f)
+        return self._empty(T.Rclunk, tag)
+
+    # ----------------------------------------------------------------- walking and opening
+
+    def walk(self, tag: int, fid: int, newfid: int, wnames: list[str]) -> bytes:
+        f = self._file_fid(fid)
+        if wnames and f.is_open:
+            raise _fail(errno.EBADF, "walk from an open fid")
+        self._new_fid_slot(newfid, allow=fid)
+        fs = self.fs
+        cur = f.inode
+        parent = f.parent
+        qids = []
+        for i, name in enumerate(wnames):
+            try:
+                if not cur.is_dir():
+                    raise _fail(errno.ENOTDIR)
+                if "/" in name or not name:
+                    raise _fail(errno.ENOENT, repr(name))
+                nxt = fs.lookup(cur, name, f.cred)
+            except OSError:
+                if i == 0:
+                    raise
+                return p.encode(T.Rwalk, tag, qids)
+            # ".." of the attach point stays there: the export is the client's root.
+            parent, cur = (cur, nxt)
+            qids.append(qid_of(cur))
+        self._bind(newfid, Fid(cur, f.cred, parent if wnames else f.parent))
+        return p.encode(T.Rwalk, tag, qids)
+
+    def _iounit(self) -> int:
+        return 0  # the client then uses msize - 24, the most it can
+
+    def lopen(self, tag: int, fid: int, flags: int) -> bytes:
+        f = self._file_fid(fid)
+        if f.is_open:
+            raise _fail(errno.EBADF, "fid already open")
+        self.fs.open(f.inode, flags, f.cred)
+        f.open_flags = flags
+        return p.encode(T.Rlopen, tag, qid_of(f.inode), self._iounit())
+
+    def lcreate(self, tag: int, fid: int, name: str, flags: int, mode: int, gid: int) -> bytes:
+        f = self._dir_fid(fid)
+        if f.is_open:
+            raise _fail(errno.EBADF, "fid already open")
+        inode = self.fs.create(f.inode, name, mode, f.cred, gid)
+        # The creator may write a file it just made read-only: open without permission checks.
+        parent = f.inode
+        self.fs.ref(inode)
+        self.fs.unref(parent)
+        f.inode = inode
+        f.parent = parent
+        f.open_flags = flags & ~(O_CREAT | O_EXCL | O_TRUNC)
+        return p.encode(T.Rlcreate, tag, qid_of(inode), self._iounit())
+
+    def _open_for(self, f: Fid, want_write: bool) -> None:
+        if not f.is_open:
+            raise _fail(errno.EBADF, "fid not open")
+        acc = f.open_flags & O_ACCMODE
+        if want_write and acc == O_RDONLY:
+            raise _fail(errno.EBADF, "not open for writing")
+        if not want_write and acc == O_WRONLY:
+            raise _fail(errno.EBADF, "not open for reading")
+
+    def read(self, tag: int, fid: int, offset: int, count: int) -> bytes:
+        f = self._fid(fid)
+        count = min(count, self.msize - IOHDRSZ)
+        if f.xattr is not None:
+            if f.xattr_name is not None:
+                raise _fail(errno.EBADF, "xattr fid is for writing")
+            parts = [f.xattr[offset:offset + count]]
+        else:
+            self._open_for(f, want_write=False)
+            inode = f.inode
+            if inode.is_dir():
+                raise _fail(errno.EISDIR)
+            if count <= 0 or (offset >= inode.size and inode.backend is None):
+                parts = []
+            else:
+                parts = self.fs.read(inode, offset, count)
+        n = sum(len(x) for x in parts)
+        return b"".join([_RREAD_HDR.pack(IOHDRSZ + n, T.Rread, tag, n), *parts])
+
+    def write(self, tag: int, fid: int, offset: int, data: memoryview) -> bytes:
+        f = self._fid(fid)
+        if f.xattr is not None:
+            if f.xattr_name is None:
+                raise _fail(errno.EBADF, "xattr fid is for reading")
+            buf = f.xattr
+            end = offset + len(data)
+            if end > f.xattr_size:
+                raise _fail(errno.ERANGE, "more than the announced xattr size")
+            if len(buf) < offset:
+                buf.extend(bytes(offset - len(buf)))  # type: ignore[union-attr]
+            buf[offset:end] = data  # type: ignore[index]
+            return _RWRITE.pack(11, T.Rwrite, tag, len(data))
+        self._open_for(f, want_write=True)
+        inode = f.inode
+        if inode.is_dir():
+            raise _fail(errno.EISDIR)
+        if f.open_flags & O_APPEND:
+            offset = inode.size
+        n = self.fs.write(inode, offset, data, f.cred)
+        return _RWRITE.pack(11, T.Rwrite, tag, n)
+
+    def fsync(self, tag: int, fid: int, datasync: int) -> bytes:
+        self._file_fid(fid)
+        return self._empty(T.Rfsync, tag)
+
+    def readdir(self, tag: int, fid: int, offset: int, count: int) -> bytes:
+        f = self._dir_fid(fid)
+        if not f.is_open:
+            raise _fail(errno.EBADF, "directory not open")
+        count = min(count, self.msize - IOHDRSZ)
+        parts = []
+        used = 0
+        pack = _QID_ENTRY.pack
+        for cookie, name, inode in self.fs.readdir(f.inode, offset):
+            raw = name.encode("utf-8", "surrogateescape")
+            need = 24 + len(raw)
+            if used + need > count:
+                if not parts:
+                    raise _fail(errno.EINVAL, "readdir buffer too small for an entry")
+                break
+            q = qid_of(inode)
+            parts.append(pack(q.type, q.version, q.path, cookie, DT_BY_TYPE.get(inode.type, 0)))
+            parts.append(_U16.pack(len(raw)))
+            parts.append(raw)
+            used += need
+        return b"".join([_RREAD_HDR.pack(IOHDRSZ + used, T.Rreaddir, tag, used), *parts])
+
+    # ----------------------------------------------------------------- metadata
+
+    def getattr(self, tag: int, fid: int, request_mask: int) -> bytes:
+        f = self._file_fid(fid)
+        i = f.inode
+        kind = i.mode & S_IFMT
+        size = 4096 if kind == stat.S_IFDIR else i.size
+        blocks = 8 if kind == stat.S_IFDIR else i.blocks
+        q = qid_of(i)
+        return _RGETATTR.pack(
+            _RGETATTR.size, T.Rgetattr, tag, p.GetattrMask.ALL, q.type, q.version, q.path,
+            i.mode, i.uid, i.gid, i.nlink, i.rdev, size, 4096, blocks,
+            i.atime // _NS, i.atime % _NS, i.mtime // _NS, i.mtime % _NS,
+            i.ctime // _NS, i.ctime % _NS, i.btime // _NS, i.btime % _NS, i.gen, i.version)
+
+    def setattr(self, tag: int, fid: int, valid: int, mode: int, uid: int, gid: int, size: int,
+                atime_sec: int, atime_nsec: int, mtime_sec: int, mtime_nsec: int) -> bytes:
+        f = self._file_fid(fid)
+        v = p.SetattrValid
+        if valid & ~0x1FF:
+            raise _fail(errno.EINVAL, "unknown setattr bits")
+        if valid:
+            for sec, nsec, bit in ((atime_sec, atime_nsec, v.ATIME_SET), (mtime_sec, mtime_nsec, v.MTIME_SET)):
+                if valid & bit and nsec >= _NS:
+                    raise _fail(errno.EINVAL, "nanoseconds out of range")
+            if valid & v.SIZE and size >= 1 << 63:
+                raise _fail(errno.EINVAL)
+            self.fs.setattr(
+                f.inode, f.cred,
+                mode=mode if valid & v.MODE else None,
+                uid=uid if valid & v.UID else None,
+                gid=gid if valid & v.GID else None,
+                size=size if valid & v.SIZE else None,
+                atime=_signed(atime_sec) * _NS + atime_nsec if valid & v.ATIME and valid & v.ATIME_SET else None,
+                mtime=_signed(mtime_sec) * _NS + mtime_nsec if valid & v.MTIME and valid & v.MTIME_SET else None,
+                atime_now=bool(valid & v.ATIME and not valid & v.ATIME_SET),
+                mtime_now=bool(valid & v.MTIME and not valid & v.MTIME_SET),
+                ctime=bool(valid & v.CTIME))
+        return self._empty(T.Rsetattr, tag)
+
+    def statfs(self, tag: int, fid: int) -> bytes:
+        self._file_fid(fid)
+        s = self.fs.statfs()
+        return p.encode(T.Rstatfs, tag, V9FS_MAGIC, s.bsize, s.blocks, s.bfree, s.bavail,
+                        s.files, s.ffree, s.fsid, s.namelen)
+
+    def readlink(self, tag: int, fid: int) -> bytes:
+        f = self._file_fid(fid)
+        return p.encode(T.Rreadlink, tag, self.fs.readlink(f.inode))
+
+    # ----------------------------------------------------------------- directory operations
+
+    def mkdir(self, tag: int, dfid: int, name: str, mode: int, gid: int) -> bytes:
+        f = self._dir_fid(dfid)
+        inode = self.fs.mkdir(f.inode, name, mode, f.cred, gid)
+        return p.encode(T.Rmkdir, tag, qid_of(inode))
+
+    def symlink(self, tag: int, fid: int, name: str, symtgt: str, gid: int) -> bytes:
+        f = self._dir_fid(fid)
+        inode = self.fs.symlink(f.inode, name, symtgt, f.cred, gid)
+        return p.encode(T.Rsymlink, tag, qid_of(inode))
+
+    def mknod(self, tag: int, dfid: int, name: str, mode: int, major: int, minor: int,
+              gid: int) -> bytes:
+        f = self._dir_fid(dfid)
+        inode = self.fs.mknod(f.inode, name, mode, encode_rdev(major, minor), f.cred, gid)
+        return p.encode(T.Rmknod, tag, qid_of(inode))
+
+    def link(self, tag: int, dfid: int, fid: int, name: str) -> bytes:
+        d = self._dir_fid(dfid)
+        f = self._file_fid(fid)
+        self.fs.link(d.inode, name, f.inode, d.cred)
+        return self._empty(T.Rlink, tag)
+
+    def renameat(self, tag: int, olddirfid: int, oldname: str, newdirfid: int, newname: str) -> bytes:
+        od = self._dir_fid(olddirfid)
+        nd = self._dir_fid(newdirfid)
+        self.fs.rename(od.inode, oldname, nd.inode, newname, od.cred)
+        return self._empty(T.Rrenameat, tag)
+
+    def _name_in_parent(self, f: Fid) -> tuple[Inode, str]:
+        """Where the fid's file is linked: its walk parent (or a directory's own parent)."""
+        inode = f.inode
+        parents = [inode.parent] if inode.is_dir() else [f.parent]
+        for parent in parents:
+            if parent is None or parent.entries is None or parent is inode:
+                continue
+            for name, child in parent.entries.items():
+                if child is inode:
+                    return parent, name
+        if inode is self.fs.root:
+            raise _fail(errno.EBUSY, "the root")
+        raise _fail(errno.ENOENT)
+
+    def rename(self, tag: int, fid: int, dfid: int, name: str) -> bytes:
+        f = self._file_fid(fid)
+        d = self._dir_fid(dfid)
+        parent, old = self._name_in_parent(f)
+        self.fs.rename(parent, old, d.inode, name, f.cred)
+        f.parent = d.inode
+        return self._empty(T.Rrename, tag)
+
+    def unlinkat(self, tag: int, dirfd: int, name: str, flags: int) -> bytes:
+        d = self._dir_fid(dirfd)
+        if flags & ~AT_REMOVEDIR:
+            raise _fail(errno.EINVAL, "unknown unlinkat flags")
+        self.fs.unlink(d.inode, name, d.cred, rmdir=bool(flags & AT_REMOVEDIR))
+        return self._empty(T.Runlinkat, tag)
+
+    def remove(self, tag: int, fid: int) -> bytes:
+        f = self._file_fid(fid)
+        try:
+            parent, name = self._name_in_parent(f)
+            self.fs.unlink(parent, name, f.cred, rmdir=f.inode.is_dir())
+        finally:
+            # Tremove clunks the fid even when the remove fails.
+            self.fids.pop(fid, None)
+            self._release(f)
+        return self._empty(T.Rremove, tag)
+
+    # ----------------------------------------------------------------- xattrs
+
+    def xattrwalk(self, tag: int, fid: int, newfid: int, name: str) -> bytes:
+        f = self._file_fid(fid)
+        self._new_fid_slot(newfid, allow=fid)
+        if name:
+            value = self.fs.getxattr(f.inode, name, f.cred)
+        else:
+            value = b"".join(n.encode("utf-8", "surrogateescape") + b"\0"
+                             for n in self.fs.listxattr(f.inode, f.cred))
+        self._bind(newfid, Fid(f.inode, f.cred, f.parent, xattr=bytes(value)))
+        return p.encode(T.Rxattrwalk, tag, len(value))
+
+    def xattrcreate(self, tag: int, fid: int, name: str, attr_size: int, flags: int) -> bytes:
+        f = self._file_fid(fid)
+        if flags & ~3:
+            raise _fail(errno.EINVAL, "unknown xattr flags")
+        if attr_size > XATTR_SIZE_MAX:
+            raise _fail(errno.E2BIG)
+        # Check access and CREATE/REPLACE now so the caller hears early; again at clunk.
+        self.fs._xattr_access(f.inode, name, f.cred, write=True)
+        exists = name in (f.inode.xattrs or {})
+        if flags & 1 and exists:
+            raise _fail(errno.EEXIST)
+        if flags & 2 and not exists:
+            raise _fail(errno.ENODATA)
+        if f.is_open:
+            f.open_flags = -1
+        f.xattr = bytearray()
+        f.xattr_name = name
+        f.xattr_size = attr_size
+        f.xattr_flags = flags
+        return self._empty(T.Rxattrcreate, tag)
+
+    def _commit_xattr(self, f: Fid) -> None:
+        name = f.xattr_name
+        value = bytes(f.xattr or b"")
+        if f.xattr_size == 0 and not value:
+            self.fs.removexattr(f.inode, name, f.cred)  # type: ignore[arg-type]
+            return
+        if len(value) != f.xattr_size:
+            raise _fail(errno.EINVAL, "xattr value shorter than announced")
+        self.fs.setxattr(f.inode, name, value, f.xattr_flags, f.cred)  # type: ignore[arg-type]
+
+    # ----------------------------------------------------------------- locks
+
+    @staticmethod
+    def _range(start: int, length: int) -> tuple[int, int]:
+        if length == 0:
+            return start, LOCK_END
+        end = start + length - 1
+        if end > LOCK_END:
+            raise _fail(errno.EOVERFLOW)
+        return start, end
+
+    def lock(self, tag: int, fid: int, type: int, flags: int, start: int, length: int,
+             proc_id: int, client_id: str) -> bytes:
+        f = self._file_fid(fid)
+        if type not in (0, 1, 2):
+            raise _fail(errno.EINVAL, "bad lock type")
+        if not f.is_open:
+            raise _fail(errno.EBADF, "fid not open")
+        lo, hi = self._range(start, length)
+        owner = (self.session_id, client_id, proc_id)
+        ok = self.fs.lock(f.inode, owner, type, lo, hi)
+        if ok and type != F_UNLCK:
+            f.lock_owners.add(owner)
+        status = p.LockStatus.SUCCESS if ok else p.LockStatus.BLOCKED
+        return p.encode(T.Rlock, tag, status)
+
+    def getlock(self, tag: int, fid: int, type: int, start: int, length: int, proc_id: int,
+                client_id: str) -> bytes:
+        f = self._file_fid(fid)
+        if type not in (0, 1):
+            raise _fail(errno.EINVAL, "bad lock type")
+        lo, hi = self._range(start, length)
+        owner = (self.session_id, client_id, proc_id)
+        lk = self.fs.conflict(f.inode, owner, type, lo, hi)
+        if lk is None:
+            return p.encode(T.Rgetlock, tag, F_UNLCK, start, length, proc_id, client_id)
+        owner_id = lk.owner if isinstance(lk.owner, tuple) and len(lk.owner) == 3 else (0, "", 0)
+        length_out = 0 if lk.end == LOCK_END else lk.end - lk.start + 1
+        return p.encode(T.Rgetlock, tag, lk.type, lk.start, length_out, owner_id[2], owner_id[1])
+
+
+def _signed(sec: int) -> int:
+    """Seconds arrive as u64; times before 1970 are two's-complement negatives."""
+    return sec - (1 << 64) if sec >= 1 << 63 else sec

@@ -1,0 +1,242 @@
+"""Versioned serialization of a filesystem, and of a whole server (filesystem plus session).
+
+The format is ours and stable across releases that keep ``FORMAT``: a magic, a format number, a
+JSON header describing inodes, directories and fids, then one blob holding every byte of data
+(file chunks, symlink targets, xattr values) referenced from the header by offset and length.
+Nothing in it is executed on load (no pickle), so a state file from elsewhere is only data, and
+everything read is checked before it is trusted.
+
+Directory entries keep their readdir sequence numbers and fids keep their inodes, open modes and
+locks, so a guest restored from a v86 save state carries on mid-``ls`` with its files still open.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import struct
+from typing import Any
+
+from .fs import CHUNK, DirEntries, Filesystem, Inode, Lock
+from .server import Fid, Server
+from .fs import Cred
+
+MAGIC = b"PYNINEP\0"
+FORMAT = 1
+_HEAD = struct.Struct("<8sIQ")  # magic, format, header length
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a snapshot this version can read."""
+
+
+class _Blob:
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+        self.size = 0
+
+    def put(self, data) -> list[int]:
+        n = len(data)
+        ref = [self.size, n]
+        self.parts.append(data)
+        self.size += n
+        return ref
+
+
+def _inode_record(inode: Inode, blob: _Blob) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "ino": inode.ino, "mode": inode.mode, "uid": inode.uid, "gid": inode.gid,
+        "nlink": inode.nlink, "rdev": inode.rdev, "size": inode.size, "gen": inode.gen,
+        "version": inode.version, "t": [inode.atime, inode.mtime, inode.ctime, inode.btime],
+    }
+    if inode.chunks is not None:
+        rec["chunks"] = [[ci, *blob.put(c)] for ci, c in sorted(inode.chunks.items())]
+    if inode.target is not None:
+        rec["target"] = blob.put(inode.target)
+    if inode.xattrs:
+        rec["xattrs"] = [[k, *blob.put(v)] for k, v in inode.xattrs.items()]
+    if inode.entries is not None:
+        e = inode.entries
+        rec["entries"] = [[name, seq, child.ino] for name, (seq, child) in e.by_name.items()]
+        rec["next"] = e._next
+        rec["parent"] = inode.parent.ino if inode.parent is not None else inode.ino
+    if inode.refs:
+        rec["refs"] = inode.refs
+    return rec
+
+
+def _fs_header(fs: Filesystem, blob: _Blob) -> dict[str, Any]:
+    return {
+        "root": fs.root.ino, "next_ino": fs.next_ino, "fsid": fs.fsid,
+        "quota_bytes": fs.quota_bytes, "quota_inodes": fs.quota_inodes,
+        "user_quota_bytes": fs.user_quota_bytes, "max_file_size": fs.max_file_size,
+        "inodes": [_inode_record(i, blob) for i in fs.inodes.values()],
+        "locks": [[ino, [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner]
+                         for lk in locks]] for ino, locks in fs.locks.items()],
+    }
+
+
+def _pack(kind: str, header: dict[str, Any], blob: _Blob) -> bytes:
+    header["kind"] = kind
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([_HEAD.pack(MAGIC, FORMAT, len(raw)), raw, *blob.parts])
+
+
+def _unpack(data: bytes | bytearray | memoryview, kind: str) -> tuple[dict[str, Any], memoryview]:
+    buf = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    if len(buf) < _HEAD.size:
+        raise SnapshotError("not a pyninep snapshot: too short")
+    magic, fmt, hlen = _HEAD.unpack_from(buf, 0)
+    if magic != MAGIC:
+        raise SnapshotError("not a pyninep snapshot: bad magic")
+    if fmt != FORMAT:
+        raise SnapshotError(f"snapshot format {fmt} is not supported (this version reads {FORMAT})")
+    if _HEAD.size + hlen > len(buf):
+        raise SnapshotError("snapshot truncated")
+    try:
+        header = json.loads(bytes(buf[_HEAD.size:_HEAD.size + hlen]))
+    except ValueError as exc:
+        raise SnapshotError(f"snapshot header is corrupt: {exc}") from None
+    if not isinstance(header, dict) or header.get("kind") != kind:
+        raise SnapshotError(f"snapshot is not a {kind} snapshot")
+    return header, buf[_HEAD.size + hlen:]
+
+
+def _take(blob: memoryview, ref: list[int]) -> bytes:
+    off, n = int(ref[0]), int(ref[1])
+    if off < 0 or n < 0 or off + n > len(blob):
+        raise SnapshotError("snapshot data reference out of range")
+    return blob[off:off + n]
+
+
+def _build_fs(h: dict[str, Any], blob: memoryview) -> Filesystem:
+    fs = Filesystem.__new__(Filesystem)
+    Filesystem.__init__(fs, quota_bytes=int(h["quota_bytes"]), quota_inodes=int(h["quota_inodes"]),
+                        user_quota_bytes=h.get("user_quota_bytes"),
+                        max_file_size=int(h["max_file_size"]), fsid=int(h["fsid"]))
+    fs.inodes = {}
+    fs.used_inodes = 0
+    fs.used_bytes = 0
+    fs.user_bytes = {}
+    recs = h["inodes"]
+    for r in recs:
+        at, mt, ct, bt = (int(x) for x in r["t"])
+        inode = Inode(ino=int(r["ino"]), mode=int(r["mode"]), uid=int(r["uid"]), gid=int(r["gid"]),
+                      atime=at, mtime=mt, ctime=ct, btime=bt, nlink=int(r["nlink"]),
+                      rdev=int(r["rdev"]), size=int(r["size"]), gen=int(r["gen"]),
+                      version=int(r["version"]), refs=int(r.get("refs", 0)))
+        if "chunks" in r:
+            inode.chunks = {}
+            for ci, off, n in r["chunks"]:
+                if n > CHUNK:
+                    raise SnapshotError("chunk larger than the chunk size")
+                inode.chunks[int(ci)] = bytearray(_take(blob, [off, n]))
+        if "target" in r:
+            inode.target = bytes(_take(blob, r["target"]))
+        if "xattrs" in r:
+            inode.xattrs = {str(k): bytes(_take(blob, [off, n])) for k, off, n in r["xattrs"]}
+        fs.inodes[inode.ino] = inode
+        fs.used_inodes += 1
+        used = inode.allocated + fs._xattr_bytes(inode)
+        fs.used_bytes += used
+        fs.user_bytes[inode.uid] = fs.user_bytes.get(inode.uid, 0) + used
+    for r in recs:
+        if "entries" not in r:
+            continue
+        inode = fs.inodes[int(r["ino"])]
+        entries = DirEntries()
+        for name, seq, child in sorted(r["entries"], key=lambda e: e[1]):
+            if int(child) not in fs.inodes:
+                raise SnapshotError("directory entry names a missing inode")
+            entries.by_name[str(name)] = (int(seq), fs.inodes[int(child)])
+            entries._seqs.append(int(seq))
+            entries._names.append(str(name))
+        entries._next = int(r["next"])
+        inode.entries = entries
+        inode.parent = fs.inodes.get(int(r["parent"]), inode)
+    root = fs.inodes.get(int(h["root"]))
+    if root is None or root.entries is None:
+        raise SnapshotError("snapshot has no root directory")
+    fs.root = root
+    fs.next_ino = int(h["next_ino"])
+    for ino, locks in h.get("locks", []):
+        fs.locks[int(ino)] = [Lock(int(a), int(b), int(t), tuple(o) if isinstance(o, list) else o)
+                              for a, b, t, o in locks]
+    fs.dirty = set(fs.inodes)
+    return fs
+
+
+def save_filesystem(fs: Filesystem) -> bytes:
+    """The whole filesystem as bytes (an image to boot from, or a backup)."""
+    blob = _Blob()
+    return _pack("filesystem", _fs_header(fs, blob), blob)
+
+
+def load_filesystem(data: bytes | bytearray | memoryview) -> Filesystem:
+    header, blob = _unpack(data, "filesystem")
+    try:
+        fs = _build_fs(header, blob)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
+    # An image starts a fresh life: nothing holds its inodes open.
+    for inode in list(fs.inodes.values()):
+        inode.refs = 0
+        fs._maybe_free(inode)
+    fs.locks.clear()
+    return fs
+
+
+def save(server: Server) -> bytes:
+    """The server's whole state (filesystem, negotiated session, fids) as bytes.
+
+    Take it with no request in flight (v86 is paused, or between two requests); deferred replies
+    still pending are recorded by tag so a restored server answers them.
+    """
+    blob = _Blob()
+    header = _fs_header(server.fs, blob)
+    header["session"] = {
+        "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
+        "version": server.version, "pending": sorted(server.pending),
+        "session_id": server.session_id,
+        "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups)],
+                  f.parent.ino if f.parent is not None else None, f.open_flags,
+                  blob.put(bytes(f.xattr)) if f.xattr is not None else None, f.xattr_name,
+                  f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners]]
+                 for n, f in server.fids.items()],
+    }
+    return _pack("server", header, blob)
+
+
+def restore(data: bytes | bytearray | memoryview) -> Server:
+    """A server exactly as :func:`save` found it."""
+    header, blob = _unpack(data, "server")
+    try:
+        fs = _build_fs(header, blob)
+        s = header["session"]
+        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]))
+        server.msize = int(s["msize"])
+        server.version = s["version"]
+        server.pending = set(int(t) for t in s["pending"])
+        server.session_id = s["session_id"]
+        for n, ino, cred, parent, flags, xattr, xname, xsize, xflags, owners in s["fids"]:
+            inode = fs.inodes.get(int(ino))
+            if inode is None:
+                raise SnapshotError("fid names a missing inode")
+            f = Fid(inode, Cred(int(cred[0]), int(cred[1]), frozenset(int(g) for g in cred[2])),
+                    fs.inodes.get(parent) if parent is not None else None, int(flags))
+            if xattr is not None:
+                value = _take(blob, xattr)
+                f.xattr = bytearray(value) if xname is not None else bytes(value)
+            f.xattr_name = xname
+            f.xattr_size = int(xsize)
+            f.xattr_flags = int(xflags)
+            f.lock_owners = {tuple(o) for o in owners}
+            server.fids[int(n)] = f
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, SnapshotError):
+            raise
+        raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
+    return server
+
+
+__all__ = ["SnapshotError", "save", "restore", "save_filesystem", "load_filesystem"]
