@@ -28,6 +28,7 @@ XATTR_TOTAL_MAX = 256 * 1024
 LINK_MAX = 65000
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: well past anything a page holds, below 2**63
 MAX_SYMLINK_DEPTH = 40
+MAX_LOCKS_PER_INODE = 4096  # past this a lock request gets ENOLCK: clients cannot grow memory without bound
 ROOT_INO = 1
 
 S_IFMT = 0o170000
@@ -221,7 +222,7 @@ class Filesystem:
     """
 
     def __init__(self, *, clock: Callable[[], int] | None = None,
-                 quota_bytes: int = 1 << 32, quota_inodes: int = 1 << 20,
+                 quota_bytes: int = 1 << 30, quota_inodes: int = 1 << 20,
                  user_quota_bytes: int | None = None, max_file_size: int = MAX_FILE_SIZE,
                  root_mode: int = 0o755, root_uid: int = 0, root_gid: int = 0,
                  fsid: int | None = None) -> None:
@@ -903,6 +904,8 @@ class Filesystem:
             merged.append(new)
             kept = merged
         kept.sort(key=lambda lk: lk.start)
+        if len(kept) > MAX_LOCKS_PER_INODE:
+            raise _fail(errno.ENOLCK)
         if kept:
             self.locks[inode.ino] = kept
         else:
@@ -970,11 +973,14 @@ class Filesystem:
             i += 1
         return cur, depth
 
-    def _parent_of(self, path: str, cred: Cred = ROOT) -> tuple[Inode, str]:
+    def _parent_of(self, path: str, *, create: bool = False) -> tuple[Inode, str]:
+        """The directory holding ``path`` and the last name; ``create`` makes missing parents."""
         parts = self._split(path)
         if not parts:
             raise _fail(errno.EEXIST, "/")
-        parent, _ = self._walk_path(parts[:-1], True, cred, 0)
+        if create:
+            return self.makedirs("/" + "/".join(parts[:-1])), parts[-1]
+        parent, _ = self._walk_path(parts[:-1], True, ROOT, 0)
         return parent, parts[-1]
 
     def makedirs(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> Inode:
@@ -996,8 +1002,7 @@ class Filesystem:
         """Create or replace a regular file's content (parents are created)."""
         if isinstance(data, str):
             data = data.encode()
-        parent_path, _, name = path.rstrip("/").rpartition("/")
-        parent = self.makedirs(parent_path or "/")
+        parent, name = self._parent_of(path, create=True)
         inode = parent.entries.get(name)  # type: ignore[union-attr]
         if inode is not None and inode.is_symlink():
             inode = self.resolve(path)
@@ -1017,18 +1022,18 @@ class Filesystem:
         return b"".join(self.read(inode, 0, inode.size))
 
     def add_symlink(self, path: str, target: str, uid: int = 0, gid: int = 0) -> Inode:
-        parent, name = self._parent_of(path)
+        parent, name = self._parent_of(path, create=True)
         return self.symlink(parent, name, target, Cred(uid, gid), gid)
 
     def add_node(self, path: str, mode: int, rdev: int = 0, uid: int = 0, gid: int = 0) -> Inode:
-        parent, name = self._parent_of(path)
+        parent, name = self._parent_of(path, create=True)
         inode = self.mknod(parent, name, mode, rdev, ROOT, gid)
         inode.uid = uid
         return inode
 
     def add_hardlink(self, path: str, existing_path: str) -> Inode:
         inode = self.resolve(existing_path, follow=False)
-        parent, name = self._parent_of(path)
+        parent, name = self._parent_of(path, create=True)
         self.link(parent, name, inode)
         return inode
 
