@@ -31,8 +31,40 @@ P9_IOHDRSZ = 24
 MAX_WALK = 16
 
 
+# Linux's errno numbers, which is what Rlerror carries. The host's ``errno`` module may differ:
+# Pyodide has Emscripten's numbers (ENOENT is 44 there), macOS has BSD's. Errors are raised with
+# the host's names and translated here, once, on the way to the wire.
+LINUX_ERRNO = {
+    "EPERM": 1, "ENOENT": 2, "ESRCH": 3, "EINTR": 4, "EIO": 5, "ENXIO": 6, "E2BIG": 7,
+    "ENOEXEC": 8, "EBADF": 9, "ECHILD": 10, "EAGAIN": 11, "ENOMEM": 12, "EACCES": 13,
+    "EFAULT": 14, "ENOTBLK": 15, "EBUSY": 16, "EEXIST": 17, "EXDEV": 18, "ENODEV": 19,
+    "ENOTDIR": 20, "EISDIR": 21, "EINVAL": 22, "ENFILE": 23, "EMFILE": 24, "ENOTTY": 25,
+    "ETXTBSY": 26, "EFBIG": 27, "ENOSPC": 28, "ESPIPE": 29, "EROFS": 30, "EMLINK": 31,
+    "EPIPE": 32, "EDOM": 33, "ERANGE": 34, "EDEADLK": 35, "ENAMETOOLONG": 36, "ENOLCK": 37,
+    "ENOSYS": 38, "ENOTEMPTY": 39, "ELOOP": 40, "ENOMSG": 42, "EIDRM": 43, "ENOSTR": 60,
+    "ENODATA": 61, "ETIME": 62, "ENOSR": 63, "ENOLINK": 67, "EPROTO": 71, "EBADMSG": 74,
+    "EOVERFLOW": 75, "EILSEQ": 84, "EUSERS": 87, "ENOTSOCK": 88, "EDESTADDRREQ": 89,
+    "EMSGSIZE": 90, "EPROTOTYPE": 91, "ENOPROTOOPT": 92, "EPROTONOSUPPORT": 93,
+    "EOPNOTSUPP": 95, "ENOTSUP": 95, "EAFNOSUPPORT": 97, "EADDRINUSE": 98,
+    "EADDRNOTAVAIL": 99, "ENETDOWN": 100, "ENETUNREACH": 101, "ECONNABORTED": 103,
+    "ECONNRESET": 104, "ENOBUFS": 105, "EISCONN": 106, "ENOTCONN": 107, "ETIMEDOUT": 110,
+    "ECONNREFUSED": 111, "EHOSTUNREACH": 113, "EALREADY": 114, "EINPROGRESS": 115,
+    "ESTALE": 116, "EDQUOT": 122, "ECANCELED": 125, "EOWNERDEAD": 130,
+    "ENOTRECOVERABLE": 131,
+}
+_HOST_TO_LINUX = {getattr(errno, name): num for name, num in LINUX_ERRNO.items()
+                  if isinstance(getattr(errno, name, None), int)}
+
+
+def linux_errno(host_errno: int | None) -> int:
+    """The Linux errno for a number from this host's ``errno`` module (EIO if it has none)."""
+    if host_errno is None:
+        return LINUX_ERRNO["EIO"]
+    return _HOST_TO_LINUX.get(host_errno, LINUX_ERRNO["EIO"])
+
+
 class ProtocolError(Exception):
-    """A frame that cannot be decoded; ``errno`` is what the server answers with."""
+    """A frame that cannot be decoded; ``errno`` (the host's number) is what the server answers with."""
 
     def __init__(self, err: int, message: str) -> None:
         super().__init__(message)
@@ -443,8 +475,9 @@ def field_names(mtype: int) -> tuple[str, ...]:
     return _COMPILED[mtype].names
 
 
-def lerror(tag: int, err: int) -> bytes:
-    return _RLERROR.pack(11, T.Rlerror, tag, err)
+def lerror(tag: int, host_errno: int | None) -> bytes:
+    """An Rlerror frame for an error raised on this host (translated to Linux's number)."""
+    return _RLERROR.pack(11, T.Rlerror, tag, linux_errno(host_errno))
 
 
 _RLERROR = struct.Struct("<IBHI")

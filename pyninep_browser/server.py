@@ -115,9 +115,13 @@ class Server:
 
     def handle(self, frame: bytes | bytearray | memoryview) -> bytes | None:
         """Answer one request frame with one reply frame (``None``: deferred or no tag to answer)."""
-        buf = memoryview(frame)
-        if buf.ndim != 1 or buf.itemsize != 1:
-            buf = buf.cast("B")
+        try:
+            buf = memoryview(frame)
+            if buf.ndim != 1 or buf.itemsize != 1:
+                buf = buf.cast("B")
+        except (TypeError, ValueError):
+            log.error("9P frame is not a bytes-like object: %s", type(frame).__name__)
+            return None
         if len(buf) < HEADER_SIZE:
             return None
         size, mtype, tag = HEADER.unpack_from(buf, 0)
@@ -132,7 +136,7 @@ class Server:
             fields = p.decode_body(mtype, buf, HEADER_SIZE, size)
             return handler(tag, *fields)
         except OSError as exc:
-            return p.lerror(tag, exc.errno or errno.EIO)
+            return p.lerror(tag, exc.errno)
         except ProtocolError as exc:
             return p.lerror(tag, exc.errno)
         except Exception:  # a bug of ours: the guest gets EIO, never a hang

@@ -412,3 +412,12 @@ def test_path_helpers_author_a_tree(fs):
     assert errno_of(fs.resolve, "/loop") == errno.ELOOP
     fs.remove("/etc/motd")
     assert errno_of(fs.read_file, "/etc/motd") == errno.ENOENT
+
+
+def test_wire_errnos_are_linux_numbers_whatever_the_host():
+    import errno as host
+    from pyninep_browser.protocol import LINUX_ERRNO, linux_errno
+    # Pyodide's errno module has Emscripten's numbers; the guest needs Linux's.
+    assert LINUX_ERRNO["ENODATA"] == 61 and LINUX_ERRNO["ENOENT"] == 2 and LINUX_ERRNO["ESTALE"] == 116
+    assert linux_errno(host.ENODATA) == 61 and linux_errno(host.ENOTEMPTY) == 39
+    assert linux_errno(None) == 5 and linux_errno(-12345) == 5
