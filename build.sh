@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# pyninep-browser build: ./build.sh [build] | serve | test | bench | clean
+#   build  make dist/: a self-contained static site (v86, Pyodide, our wheel, the guest, the image)
+#   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
+#   test   install what is missing, build, run the whole suite (pytest)
+#   bench  build, then run the benchmarks (guest workloads, dispatcher, JS<->Python crossing)
+#   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
+# Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+CACHE=${PYNINEP_CACHE:-$HOME/.cache/pyninep-browser}
+VENV=$ROOT/.venv
+PY=$VENV/bin/python
+DIST=$ROOT/dist
+KERNEL_SERIES=6.1.0
+CMDLINE="console=ttyS0 quiet tsc=reliable mitigations=off random.trust_cpu=on"
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+say() { echo "build.sh: $*" >&2; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is missing: $2"; }
+
+# A stamp holds the hash of its inputs; a step reruns only when they change.
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+apt_install() { # apt_install PACKAGE… (root, Debian): only what is missing
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    [ "$(id -u)" = 0 ] || die "need Debian packages ${missing[*]}: run 'sudo apt-get install ${missing[*]}'"
+    say "installing ${missing[*]}"
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+setup_venv() {
+    need python3 "install Python 3.11 or newer"
+    [ -x "$PY" ] || python3 -m venv "$VENV" || die "python3 -m venv failed: install python3-venv"
+    local h; h=$(hash_of pyproject.toml)
+    if ! stamp_ok "$VENV/.stamp" "$h"; then
+        say "installing Python dependencies into .venv"
+        "$PY" -m pip install -q --upgrade pip >/dev/null
+        "$PY" -m pip install -q -e ".[test]" flit_core || die "pip install failed (is PyPI reachable?)"
+        echo "$h" > "$VENV/.stamp"
+    fi
+}
+
+setup_npm() {
+    need node "install Node.js 20 or newer"
+    need npm "install npm"
+    local h; h=$(hash_of web/package.json web/package-lock.json)
+    if ! stamp_ok web/node_modules/.stamp "$h"; then
+        say "installing npm packages (v86, pyodide)"
+        (cd web && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed (is the npm registry reachable?)"
+        echo "$h" > web/node_modules/.stamp
+    fi
+}
+
+# The guest: Debian's i386 kernel, busybox, SeaBIOS, and the few tools busybox lacks
+# (flock, getfattr/setfattr with the libc they load), fetched with a private package list.
+GUEST_PACKAGES="seabios busybox-static util-linux attr libc6"
+fetch_guest() {
+    need dpkg-deb "this build needs Debian's dpkg tools"
+    local debs=$CACHE/debs lists=$CACHE/lists
+    mkdir -p "$debs" "$lists/partial"
+    if [ -f "$debs/SHA256SUMS" ] && (cd "$debs" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+        return 0
+    fi
+    say "fetching the i386 guest packages from Debian"
+    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
+             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
+    # A mirror mid-sync fails some indexes; what is listed is still usable.
+    apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
+    local kernel
+    kernel=$(apt-cache "${o[@]}" pkgnames "linux-image-$KERNEL_SERIES-" 2>/dev/null \
+             | grep -E "^linux-image-$KERNEL_SERIES-[0-9]+-686-unsigned$" | sort -V | tail -1)
+    [ -n "$kernel" ] || die "no linux-image-$KERNEL_SERIES-*-686-unsigned in Debian's i386 lists (network? see $lists)"
+    rm -f "$debs"/*.deb "$debs/SHA256SUMS"
+    (cd "$debs" && apt-get "${o[@]}" download $GUEST_PACKAGES "$kernel" >/dev/null 2>&1) \
+        || die "apt-get download of $GUEST_PACKAGES $kernel failed"
+    # apt checked each file against the signed index; keep their sums to check the cache later.
+    (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
+    rm -rf "$CACHE/root"
+}
+
+extract_guest() {
+    local h; h=$(hash_of "$CACHE/debs/SHA256SUMS")
+    stamp_ok "$CACHE/root/.stamp" "$h" && return 0
+    rm -rf "$CACHE/root"; mkdir -p "$CACHE/root"
+    for deb in "$CACHE"/debs/*.deb; do dpkg-deb -x "$deb" "$CACHE/root" || die "cannot unpack $deb"; done
+    echo "$h" > "$CACHE/root/.stamp"
+}
+
+build_guest() {
+    local r=$CACHE/root g=$DIST/guest
+    mkdir -p "$g" "$DIST/images"
+    local kernel; kernel=$(ls "$r"/boot/vmlinuz-* | sort -V | tail -1)
+    [ -f "$kernel" ] || die "no kernel in $r/boot"
+    cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
+    cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
+    cp -u "$kernel" "$g/vmlinuz"
+    local src; src=$(hash_of pyninep_browser/*.py "$CACHE/debs/SHA256SUMS")
+    if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ]; then
+        say "writing the initramfs and the default image"
+        "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
+            --out "$g/initramfs.img" >/dev/null
+        local lib=lib/i386-linux-gnu
+        "$PY" -m pyninep_browser image --busybox "$r/bin/busybox" --out "$DIST/images/default.img" \
+            --extra "/usr/bin/flock=$r/usr/bin/flock" \
+            --extra "/usr/bin/getfattr=$r/usr/bin/getfattr" \
+            --extra "/usr/bin/setfattr=$r/usr/bin/setfattr" \
+            --extra "/lib/ld-linux.so.2=$r/lib/ld-linux.so.2" \
+            --extra "/$lib/ld-linux.so.2=$r/$lib/ld-linux.so.2" \
+            --extra "/$lib/libc.so.6=$r/$lib/libc.so.6" >/dev/null
+        echo "$src" > "$g/.stamp"
+    fi
+}
+
+build_wheel() {
+    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py README.md)
+    if ! stamp_ok "$DIST/wheels/.stamp" "$h"; then
+        rm -rf "$DIST/wheels"; mkdir -p "$DIST/wheels"
+        # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See README.
+        "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DIST/wheels" . >/dev/null \
+            || die "building the wheel failed"
+        echo "$h" > "$DIST/wheels/.stamp"
+    fi
+}
+
+build_site() {
+    local nm=web/node_modules
+    mkdir -p "$DIST/pyodide" "$DIST/v86"
+    for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json; do
+        cp -u "$nm/pyodide/$f" "$DIST/pyodide/$f"
+    done
+    cp -u "$nm/v86/build/libv86.mjs" "$nm/v86/build/v86.wasm" "$DIST/v86/"
+    cp web/pyninep.js web/index.html "$DIST/"
+    local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
+    cat > "$DIST/manifest.json.tmp" <<EOF
+{
+  "wheel": "$wheel",
+  "image": "images/default.img",
+  "pyodide": "pyodide/",
+  "v86": "v86/",
+  "guest": {
+    "bios": "guest/bios.bin",
+    "vgabios": "guest/vgabios.bin",
+    "kernel": "guest/vmlinuz",
+    "initrd": "guest/initramfs.img",
+    "cmdline": "$CMDLINE",
+    "memory": 268435456
+  }
+}
+EOF
+    mv "$DIST/manifest.json.tmp" "$DIST/manifest.json"
+}
+
+build() {
+    setup_venv
+    setup_npm
+    fetch_guest
+    extract_guest
+    build_guest
+    build_wheel
+    build_site
+    say "dist/ ready ($(du -sh "$DIST" | cut -f1))"
+}
+
+verb=${1:-build}
+case "$verb" in
+    build) build ;;
+    serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
+    test)
+        apt_install chromium
+        build
+        shift || true
+        exec "$PY" -m pytest "$@" ;;
+    bench)
+        build
+        shift || true
+        "$PY" bench/dispatch.py
+        node bench/crossing.mjs
+        node bench/guest.mjs "$@" ;;
+    clean) rm -rf "$DIST" ;;
+    *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
+esac

@@ -1,0 +1,52 @@
+"""Pyodide glue used by ``web/pyninep.js``: the only module that imports ``js``/``pyodide``.
+
+It stays thin: one :class:`PageServer` wraps a :class:`~pyninep_browser.server.Server` and converts
+at the JS boundary (a Uint8Array in, bytes out). Everything it does is available, and tested, on
+CPython through the classes it wraps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
+
+from . import snapshot
+from .fs import Filesystem
+from .server import Server
+
+
+class PageServer:
+    """One 9P session for the page's v86, plus state and file access for the page's scripts."""
+
+    def __init__(self, image: Any = None, on_reply: Any = None) -> None:
+        fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
+        self._on_reply = on_reply
+        self.server = self._attach(Server(fs))
+
+    def _attach(self, server: Server) -> Server:
+        if self._on_reply is not None:
+            js_reply = self._on_reply
+            server.on_reply = lambda frame: js_reply(to_js(frame))
+        return server
+
+    def handle(self, frame: Any) -> bytes | None:
+        return self.server.handle(_bytes(frame))
+
+    def save_state(self) -> bytes:
+        return snapshot.save(self.server)
+
+    def restore_state(self, data: Any) -> None:
+        self.server = self._attach(snapshot.restore(_bytes(data)))
+
+    def read_file(self, path: str) -> bytes:
+        return self.server.fs.read_file(path)
+
+    def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
+        self.server.fs.write_file(path, _bytes(data), mode=mode)
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, JsProxy):
+        return value.to_bytes()
+    return bytes(value)

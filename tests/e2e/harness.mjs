@@ -1,0 +1,141 @@
+// Boots the real guest in real v86 under Node, its root served by dist/pyninep.js (our Python in
+// Pyodide), and runs shell scripts in it for pytest. One JSON object per line each way:
+//   ← {"ready": true, "boot_ms": N, "pyodide_ms": N}
+//   → {"id": 1, "op": "run", "script": "…", "timeout": 60000}   ← {"id": 1, "status": 0, "output": "…"}
+//   → {"id": 2, "op": "save"}      ← {"id": 2, "ok": true, "v86_bytes": N, "fs_bytes": N}
+//   → {"id": 3, "op": "restore"}   ← {"id": 3, "ok": true, "restore_ms": N}  (the last save)
+//   → {"id": 4, "op": "readFile", "path": "/etc/hostname"}   ← {"id": 4, "data": "<base64>"}
+//   → {"id": 5, "op": "writeFile", "path": "…", "data": "<base64>"}   ← {"id": 5, "ok": true}
+// Scripts are handed to the guest as files written through writeFile, so any length works.
+// Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
+import path from "node:path";
+import readline from "node:readline";
+import { pathToFileURL } from "node:url";
+
+const args = process.argv.slice(2);
+const dist = path.resolve(args[0] || "dist");
+const builtin = args.includes("--builtin");
+const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+const send = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+const fail = (message) => { send({ fatal: message }); process.exit(1); };
+
+const manifest = JSON.parse(await (await import("node:fs/promises")).readFile(path.join(dist, "manifest.json"), "utf8"));
+const { V86 } = await import(pathToFileURL(path.join(dist, manifest.v86, "libv86.mjs")).href);
+const { createServer } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
+
+const t0 = Date.now();
+let server = null;
+let pyodideMs = 0;
+if (!builtin) {
+    server = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/") });
+    pyodideMs = Date.now() - t0;
+}
+const g = manifest.guest;
+let cmdline = g.cmdline;
+if (opt("--root")) cmdline += ` pyninep.root=${opt("--root")}`;
+if (opt("--mount")) cmdline += ` pyninep.mount=${opt("--mount")}`;
+const file = (p) => ({ url: path.join(dist, p) });
+const emulator = new V86({
+    wasm_path: path.join(dist, manifest.v86, "v86.wasm"),
+    bios: file(g.bios), vga_bios: file(g.vgabios), bzimage: file(g.kernel), initrd: file(g.initrd),
+    cmdline, memory_size: g.memory,
+    filesystem: builtin ? {} : { handle9p: server.handle9p },
+    autostart: true, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+});
+
+let buffer = "";
+let waiter = null; // { pattern, resolve, timer }
+emulator.add_listener("serial0-output-byte", (byte) => {
+    buffer += String.fromCharCode(byte);
+    if (buffer.length > 64 << 20) buffer = buffer.slice(-(32 << 20));
+    checkWaiter();
+});
+function checkWaiter() {
+    if (!waiter) return;
+    const m = waiter.pattern.exec(buffer);
+    if (m) {
+        const w = waiter;
+        waiter = null;
+        clearTimeout(w.timer);
+        const before = buffer.slice(0, m.index);
+        buffer = buffer.slice(m.index + m[0].length);
+        w.resolve({ before, match: m });
+    }
+}
+function waitFor(pattern, timeout) {
+    return new Promise((resolve, reject) => {
+        waiter = { pattern, resolve, timer: setTimeout(() => {
+            waiter = null;
+            reject(new Error(`timeout after ${timeout} ms waiting for ${pattern}; last output: ${JSON.stringify(buffer.slice(-400))}`));
+        }, timeout) };
+        checkWaiter();
+    });
+}
+
+try {
+    await waitFor(/[#$] $/, 120000);
+} catch (e) {
+    fail(e.message);
+}
+const bootMs = Date.now() - t0;
+// A quiet shell: no echo, no prompt, so output is exactly what commands print.
+// (The marker is split in the typed line so that the line's own echo cannot match it.)
+emulator.serial0_send("stty -echo; PS1=''; PS2=''; echo __READ\"\"Y__\n");
+await waitFor(/__READY__\r?\n/, 30000);
+send({ ready: true, boot_ms: bootMs, pyodide_ms: pyodideMs });
+
+let counter = 0;
+let saved = null;
+async function run(req) {
+    const n = ++counter;
+    const marker = `__END_${n}__`;
+    const timeout = req.timeout ?? 60000;
+    if (server && req.via_serial !== true) {
+        server.writeFile(`/tmp/.e2e-${n}.sh`, new TextEncoder().encode(req.script + "\n"));
+        emulator.serial0_send(`sh /tmp/.e2e-${n}.sh </dev/null 2>&1; echo "${marker}$?"; rm -f /tmp/.e2e-${n}.sh\n`);
+    } else {
+        emulator.serial0_send(`{ ${req.script}\n} </dev/null 2>&1; echo "${marker}$?"\n`);
+    }
+    const { before, match } = await waitFor(new RegExp(`${marker}(\\d+)\\r?\\n`), timeout);
+    return { before, status: Number(match[1]) };
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+for await (const line of rl) {
+    if (!line.trim()) continue;
+    const req = JSON.parse(line);
+    try {
+        if (req.op === "run") {
+            const { before, status } = await run(req);
+            send({ id: req.id, status, output: before.replace(/\r/g, "") });
+        } else if (req.op === "save") {
+            emulator.stop();
+            const v86State = await emulator.save_state();
+            const fsState = server.saveState();
+            saved = { v86State, fsState };
+            emulator.run();
+            send({ id: req.id, ok: true, v86_bytes: v86State.byteLength, fs_bytes: fsState.byteLength });
+        } else if (req.op === "restore") {
+            const t = Date.now();
+            emulator.stop();
+            server.restoreState(saved.fsState);
+            await emulator.restore_state(saved.v86State);
+            emulator.run();
+            buffer = "";
+            emulator.serial0_send("echo __RESTORED__\n");
+            await waitFor(/__RESTORED__\r?\n/, 30000);
+            send({ id: req.id, ok: true, restore_ms: Date.now() - t });
+        } else if (req.op === "readFile") {
+            send({ id: req.id, data: Buffer.from(server.readFile(req.path)).toString("base64") });
+        } else if (req.op === "writeFile") {
+            server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
+            send({ id: req.id, ok: true });
+        } else {
+            send({ id: req.id, error: `unknown op ${req.op}` });
+        }
+    } catch (e) {
+        send({ id: req.id, error: String(e.message || e) });
+    }
+}
+emulator.destroy?.();
+process.exit(0);
