@@ -1,0 +1,211 @@
+"""End to end: the real Linux guest in real v86 (Node), its root filesystem served by our Python in
+Pyodide through dist/pyninep.js. One boot for the whole module; each test is a scenario a user of
+the guest would run. The scenarios of v86's own 9p device tests come first, then ours.
+"""
+
+import hashlib
+
+import pytest
+
+from guest import Guest
+
+
+@pytest.fixture(scope="module")
+def guest():
+    g = Guest()
+    yield g
+    g.close()
+
+
+def test_boots_to_a_shell_with_root_on_host9p(guest):
+    out = guest.sh("mount; cat /etc/hostname")
+    assert "host9p on / type 9p" in out and "trans=virtio" in out
+    assert "pyninep" in out
+    assert guest.info["boot_ms"] < 60000
+
+
+# ----------------------------------------------------------------- v86's 9p scenarios
+
+
+def test_read_existing_file(guest):
+    assert guest.sh("cat /etc/passwd").startswith("root:x:0:0:")
+
+
+def test_read_new_file_written_from_the_page(guest):
+    guest.write_file("/root/from-page.txt", b"written by the page\n")
+    assert guest.sh("cat /root/from-page.txt") == "written by the page\n"
+
+
+def test_write_new_file_read_by_the_page(guest):
+    guest.sh("printf 'from the guest\\n' > /root/from-guest.txt")
+    assert guest.read_file("/root/from-guest.txt") == b"from the guest\n"
+
+
+def test_timestamps_of_a_new_file(guest):
+    out = guest.sh("date +%s; touch /root/ts; stat -c '%X %Y %Z' /root/ts")
+    now = int(out.split()[0])
+    a, m, c = (int(x) for x in out.split()[1:4])
+    assert a == m == c and abs(m - now) <= 2
+
+
+def test_move(guest):
+    guest.sh("echo moving > /root/m1; mkdir -p /root/mdir; mv /root/m1 /root/mdir/m2")
+    assert guest.sh("cat /root/mdir/m2; ls /root/m1 2>&1 || true") == (
+        "moving\nls: /root/m1: No such file or directory\n")
+
+
+def test_unlink(guest):
+    guest.sh("echo x > /root/gone; rm /root/gone")
+    status, out = guest.run("cat /root/gone")
+    assert status != 0 and "No such file" in out
+
+
+def test_hard_links(guest):
+    out = guest.sh("echo shared > /root/h1; ln /root/h1 /root/h2; echo more >> /root/h2;"
+                   "cat /root/h1; stat -c '%h %i' /root/h1 /root/h2")
+    lines = out.splitlines()
+    assert lines[:2] == ["shared", "more"]
+    assert lines[2] == lines[3] and lines[2].startswith("2 ")
+
+
+def test_symlinks(guest):
+    out = guest.sh("echo target > /root/t; ln -s /root/t /root/s; cat /root/s; ls -l /root/s")
+    assert out.startswith("target\n") and "/root/s -> /root/t" in out
+
+
+def test_mknod_fifo(guest):
+    out = guest.sh("mkfifo /root/fifo; (echo through-the-fifo > /root/fifo &); cat /root/fifo;"
+                   "stat -c %F /root/fifo")
+    assert out == "through-the-fifo\nfifo\n"
+
+
+def test_readlink(guest):
+    assert guest.sh("ln -s some/relative/target /root/rl; readlink /root/rl") == "some/relative/target\n"
+
+
+def test_mkdir(guest):
+    assert guest.sh("mkdir -p /root/a/b/c; stat -c %F /root/a/b/c") == "directory\n"
+
+
+def test_walk(guest):
+    guest.sh("mkdir -p /root/w/x/y/z; echo deep > /root/w/x/y/z/file")
+    assert guest.sh("cd /root/w/x/y/z && cat ./file ../z/file ../../y/z/file") == "deep\n" * 3
+
+
+def test_statfs(guest):
+    out = guest.sh("stat -f -c '%l %b %a %c' /")
+    namelen, blocks, avail, files = (int(x) for x in out.split())
+    assert namelen == 255 and blocks > 0 and 0 < avail <= blocks and files > 0
+
+
+def test_file_attributes(guest):
+    out = guest.sh("touch /root/attr; chmod 640 /root/attr; chown 1000:100 /root/attr;"
+                   "stat -c '%a %u %g %s' /root/attr")
+    assert out == "640 1000 100 0\n"
+
+
+def test_xattr_list_and_create(guest):
+    out = guest.sh("touch /root/xa; setfattr -n user.colour -v blue /root/xa;"
+                   "setfattr -n user.size -v 42 /root/xa; getfattr -d --absolute-names /root/xa;"
+                   "setfattr -x user.colour /root/xa; getfattr --absolute-names -d /root/xa")
+    assert 'user.colour="blue"' in out and 'user.size="42"' in out
+    assert out.count("user.colour") == 1  # removed the second time
+    assert guest.run("getfattr -n user.missing /root/xa")[0] != 0
+
+
+def test_file_locks_with_flock(guest):
+    out = guest.sh("touch /root/lockfile;"
+                   "flock -x /root/lockfile sleep 3 & sleep 1;"
+                   "flock -n -x /root/lockfile true && echo got-it || echo busy;"
+                   "wait; flock -n -x /root/lockfile true && echo free-again", timeout=60)
+    assert out.split() == ["busy", "free-again"]
+
+
+def test_stress_many_files(guest):
+    out = guest.sh("mkdir /root/many && cd /root/many && i=0;"
+                   "while [ $i -lt 400 ]; do echo $i > f$i; i=$((i+1)); done;"
+                   "ls | wc -l; cat f123 f399", timeout=180)
+    assert out.split() == ["400", "123", "399"]
+
+
+def test_stress_many_directories(guest):
+    out = guest.sh("mkdir /root/dirs && cd /root/dirs && i=0;"
+                   "while [ $i -lt 200 ]; do mkdir d$i/ 2>/dev/null || mkdir d$i; i=$((i+1)); done;"
+                   "ls -d d* | wc -l; find /root/dirs -type d | wc -l", timeout=180)
+    assert out.split() == ["200", "201"]
+
+
+def test_read_past_end(guest):
+    out = guest.sh("printf 12345 > /root/short; dd if=/root/short bs=1 skip=10 count=5 2>/dev/null | wc -c;"
+                   "dd if=/root/short bs=4 skip=1 2>/dev/null")
+    assert out == "0\n5"
+
+
+# ----------------------------------------------------------------- beyond v86's tests
+
+
+def test_16_mib_file_round_trips_with_the_same_checksum(guest):
+    out = guest.sh("dd if=/dev/urandom of=/root/big bs=1M count=16 2>/dev/null;"
+                   "sha256sum /root/big; sync; echo 3 > /proc/sys/vm/drop_caches;"
+                   "sha256sum /root/big; stat -c %s /root/big", timeout=240)
+    first, second, size = out.splitlines()
+    assert first.split()[0] == second.split()[0] and size == str(16 << 20)
+    assert hashlib.sha256(guest.read_file("/root/big")).hexdigest() == first.split()[0]
+
+
+def test_unlinked_file_stays_readable_through_its_descriptor(guest):
+    out = guest.sh("echo still-readable > /root/open-then-gone;"
+                   "exec 3</root/open-then-gone; rm /root/open-then-gone;"
+                   "ls /root/open-then-gone 2>/dev/null || echo name-gone; cat <&3; exec 3<&-")
+    assert out == "name-gone\nstill-readable\n"
+
+
+def test_255_byte_names_work_and_256_fail(guest):
+    name = "n" * 255
+    out = guest.sh(f"touch /root/{name} && ls /root | grep -c '^n\\{{255\\}}$'")
+    assert out == "1\n"
+    status, out = guest.run(f"touch /root/{'n' * 256}")
+    assert status != 0 and "too long" in out.lower()
+
+
+def test_touch_d_and_chmod_4755_seen_by_stat(guest):
+    out = guest.sh("touch /root/when; touch -d '2001-02-03 04:05:06' /root/when;"
+                   "chmod 4755 /root/when; stat -c '%a %Y' /root/when; date -d @$(stat -c %Y /root/when) -u +%F")
+    mode, mtime = out.split()[:2]
+    assert mode == "4755"
+    assert out.split()[2] == "2001-02-03"
+
+
+def test_rm_rf_of_a_tree(guest):
+    out = guest.sh("mkdir -p /root/tree/a/b/c /root/tree/d; i=0;"
+                   "while [ $i -lt 50 ]; do echo $i > /root/tree/a/b/c/f$i; ln -s f$i /root/tree/d/l$i;"
+                   " i=$((i+1)); done; rm -rf /root/tree; ls /root/tree 2>&1 || true", timeout=120)
+    assert "No such file" in out
+
+
+def test_df_of_the_mount(guest):
+    out = guest.sh("df -k / | tail -1")
+    fields = out.split()
+    assert fields[0] == "host9p" and int(fields[1]) > 0 and fields[-1] == "/"
+
+
+def test_rename_over_a_non_empty_directory_fails(guest):
+    out = guest.sh("mkdir -p /root/r1 /root/r2/x; mv -T /root/r1 /root/r2 2>&1; echo $?")
+    assert out.strip().endswith("1") and ("not empty" in out.lower() or "exists" in out.lower())
+
+
+def test_non_root_user_permissions(guest):
+    out = guest.sh("echo secret > /root/secret; chmod 600 /root/secret;"
+                   "su user -c 'cat /root/secret' 2>&1 || echo denied;"
+                   "su user -c 'echo mine > /home/user/mine && ls -n /home/user/mine'")
+    assert "denied" in out and "secret\n" not in out.split("denied")[0].split("\n", 1)[-1]
+    assert " 1000 " in out
+
+
+def test_saved_machine_restores_guest_and_files_together(guest):
+    guest.sh("echo before-save > /root/state; exec 4>/root/held; echo keep >&4")
+    info = guest.request("save", wait=180)
+    assert info["fs_bytes"] > 0 and info["v86_bytes"] > 0
+    guest.sh("echo after-save > /root/state; rm /root/held")
+    guest.request("restore", wait=180)
+    assert guest.sh("cat /root/state; cat /root/held") == "before-save\nkeep\n"
