@@ -42,6 +42,7 @@ _EMPTY = struct.Struct("<IBH")
 _QID_ENTRY = struct.Struct("<BIQQB")
 _U16 = struct.Struct("<H")
 _NS = 10**9
+_U64 = (1 << 64) - 1  # times before 1970 travel as two's-complement seconds
 
 
 def qid_of(inode: Inode) -> p.Qid:
@@ -67,6 +68,7 @@ class Fid:
     inode: Inode
     cred: Cred
     parent: Inode | None = None  # the directory it was walked from (for Tremove and Trename)
+    name: str | None = None  # the name it was walked by there (hard links have several)
     open_flags: int = -1  # -1: not open
     xattr: bytearray | bytes | None = None  # value being read or written through an xattr fid
     xattr_name: str | None = None  # set: an xattr fid created by Txattrcreate
@@ -292,7 +294,7 @@ class Server:
         self._new_fid_slot(newfid, allow=fid)
         fs = self.fs
         cur = f.inode
-        parent = f.parent
+        parent, last = f.parent, f.name
         qids = []
         for i, name in enumerate(wnames):
             try:
@@ -306,9 +308,9 @@ class Server:
                     raise
                 return p.encode(T.Rwalk, tag, qids)
             # ".." of the attach point stays there: the export is the client's root.
-            parent, cur = (cur, nxt)
+            parent, cur, last = cur, nxt, name
             qids.append(qid_of(cur))
-        self._bind(newfid, Fid(cur, f.cred, parent if wnames else f.parent))
+        self._bind(newfid, Fid(cur, f.cred, parent, last))
         return p.encode(T.Rwalk, tag, qids)
 
     def _iounit(self) -> int:
@@ -333,6 +335,7 @@ class Server:
         self.fs.unref(parent)
         f.inode = inode
         f.parent = parent
+        f.name = name
         f.open_flags = flags & ~(O_CREAT | O_EXCL | O_TRUNC)
         return p.encode(T.Rlcreate, tag, qid_of(inode), self._iounit())
 
@@ -424,8 +427,9 @@ class Server:
         return _RGETATTR.pack(
             _RGETATTR.size, T.Rgetattr, tag, p.GetattrMask.ALL, q.type, q.version, q.path,
             i.mode, i.uid, i.gid, i.nlink, i.rdev, size, 4096, blocks,
-            i.atime // _NS, i.atime % _NS, i.mtime // _NS, i.mtime % _NS,
-            i.ctime // _NS, i.ctime % _NS, i.btime // _NS, i.btime % _NS, i.gen, i.version)
+            (i.atime // _NS) & _U64, i.atime % _NS, (i.mtime // _NS) & _U64, i.mtime % _NS,
+            (i.ctime // _NS) & _U64, i.ctime % _NS, (i.btime // _NS) & _U64, i.btime % _NS,
+            i.gen, i.version)
 
     def setattr(self, tag: int, fid: int, valid: int, mode: int, uid: int, gid: int, size: int,
                 atime_sec: int, atime_nsec: int, mtime_sec: int, mtime_nsec: int) -> bytes:
@@ -495,10 +499,10 @@ class Server:
     def _name_in_parent(self, f: Fid) -> tuple[Inode, str]:
         """Where the fid's file is linked: its walk parent (or a directory's own parent)."""
         inode = f.inode
-        parents = [inode.parent] if inode.is_dir() else [f.parent]
-        for parent in parents:
-            if parent is None or parent.entries is None or parent is inode:
-                continue
+        parent = inode.parent if inode.is_dir() else f.parent
+        if parent is not None and parent.entries is not None and parent is not inode:
+            if f.name is not None and parent.entries.get(f.name) is inode:
+                return parent, f.name
             for name, child in parent.entries.items():
                 if child is inode:
                     return parent, name
@@ -511,7 +515,7 @@ class Server:
         d = self._dir_fid(dfid)
         parent, old = self._name_in_parent(f)
         self.fs.rename(parent, old, d.inode, name, f.cred)
-        f.parent = d.inode
+        f.parent, f.name = d.inode, name
         return self._empty(T.Rrename, tag)
 
     def unlinkat(self, tag: int, dirfd: int, name: str, flags: int) -> bytes:
@@ -542,7 +546,7 @@ class Server:
         else:
             value = b"".join(n.encode("utf-8", "surrogateescape") + b"\0"
                              for n in self.fs.listxattr(f.inode, f.cred))
-        self._bind(newfid, Fid(f.inode, f.cred, f.parent, xattr=bytes(value)))
+        self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name, xattr=bytes(value)))
         return p.encode(T.Rxattrwalk, tag, len(value))
 
     def xattrcreate(self, tag: int, fid: int, name: str, attr_size: int, flags: int) -> bytes:

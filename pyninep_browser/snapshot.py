@@ -22,7 +22,7 @@ from .server import Fid, Server
 from .fs import Cred
 
 MAGIC = b"PYNINEP\0"
-FORMAT = 1
+FORMAT = 1  # bump when the layout changes; load refuses other formats
 _HEAD = struct.Struct("<8sIQ")  # magic, format, header length
 
 
@@ -199,7 +199,7 @@ def save(server: Server) -> bytes:
         "version": server.version, "pending": sorted(server.pending),
         "session_id": server.session_id,
         "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups)],
-                  f.parent.ino if f.parent is not None else None, f.open_flags,
+                  f.parent.ino if f.parent is not None else None, f.name, f.open_flags,
                   blob.put(bytes(f.xattr)) if f.xattr is not None else None, f.xattr_name,
                   f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners]]
                  for n, f in server.fids.items()],
@@ -218,12 +218,12 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
         server.version = s["version"]
         server.pending = set(int(t) for t in s["pending"])
         server.session_id = s["session_id"]
-        for n, ino, cred, parent, flags, xattr, xname, xsize, xflags, owners in s["fids"]:
+        for n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners in s["fids"]:
             inode = fs.inodes.get(int(ino))
             if inode is None:
                 raise SnapshotError("fid names a missing inode")
             f = Fid(inode, Cred(int(cred[0]), int(cred[1]), frozenset(int(g) for g in cred[2])),
-                    fs.inodes.get(parent) if parent is not None else None, int(flags))
+                    fs.inodes.get(parent) if parent is not None else None, name, int(flags))
             if xattr is not None:
                 value = _take(blob, xattr)
                 f.xattr = bytearray(value) if xname is not None else bytes(value)
