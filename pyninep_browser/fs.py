@@ -445,9 +445,9 @@ class Filesystem:
         return inode
 
     def link(self, directory: Inode, name: str, inode: Inode, cred: Cred = ROOT) -> None:
+        self._may_create(directory, name, cred)  # EEXIST comes before EPERM, as in Linux
         if inode.is_dir():
             raise _fail(errno.EPERM, "hard link to a directory")
-        self._may_create(directory, name, cred)
         if inode.nlink == 0:
             raise _fail(errno.ENOENT, "file was removed")
         if inode.nlink >= LINK_MAX:
@@ -512,14 +512,11 @@ class Filesystem:
                 raise _fail(errno.ENAMETOOLONG)
         if src is dst:
             return
+        if dst is not None and dst.is_dir() and self._is_ancestor(dst, old_dir):
+            raise _fail(errno.ENOTEMPTY, "target is an ancestor of the source")
         if src.is_dir():
-            ancestor: Inode | None = new_dir
-            while True:
-                if ancestor is src:
-                    raise _fail(errno.EINVAL, "directory into its own subtree")
-                if ancestor is None or ancestor.parent is ancestor:
-                    break
-                ancestor = ancestor.parent
+            if self._is_ancestor(src, new_dir):
+                raise _fail(errno.EINVAL, "directory into its own subtree")
             if new_dir is not old_dir and not self.permitted(src, cred, W_OK):
                 raise _fail(errno.EACCES)
             if dst is not None:
@@ -544,6 +541,18 @@ class Filesystem:
         self._touch(old_dir, now)
         self._touch(new_dir, now)
         self._touch(src, now, m=False)
+
+    @staticmethod
+    def _is_ancestor(ancestor: Inode, inode: Inode) -> bool:
+        """Whether ``ancestor`` is ``inode`` or one of its parent directories."""
+        cur: Inode | None = inode
+        while cur is not None:
+            if cur is ancestor:
+                return True
+            if cur.parent is cur:
+                return False
+            cur = cur.parent
+        return False
 
     # ----------------------------------------------------------------- data
 

@@ -421,3 +421,10 @@ def test_wire_errnos_are_linux_numbers_whatever_the_host():
     assert LINUX_ERRNO["ENODATA"] == 61 and LINUX_ERRNO["ENOENT"] == 2 and LINUX_ERRNO["ESTALE"] == 116
     assert linux_errno(host.ENODATA) == 61 and linux_errno(host.ENOTEMPTY) == 39
     assert linux_errno(None) == 5 and linux_errno(-12345) == 5
+
+
+def test_rename_over_an_ancestor_of_the_source_is_enotempty(fs):
+    d = fs.mkdir(fs.root, "d", 0o755)
+    fs.create(d, "a", 0o644)
+    assert errno_of(fs.rename, d, "a", fs.root, "d") == errno.ENOTEMPTY  # found by the differential test
+    assert errno_of(fs.link, fs.root, "d", d) == errno.EEXIST  # EEXIST before EPERM, as Linux

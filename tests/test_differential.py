@@ -1,0 +1,323 @@
+"""Differential test: the same random operations through 9P frames against our server and through
+``os.*`` against a real directory on the host; results and errnos must agree.
+
+The 9P side behaves like the Linux client: it resolves a path one component per Twalk, does not
+follow symlinks (operations here never go through one), and turns each syscall into the messages
+the kernel would send. Runs as whatever user runs the suite; permission differences are avoided by
+comparing operations whose outcome does not depend on being root.
+"""
+
+import errno
+import os
+import stat
+import tempfile
+
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from ninep_client import Client, NinePError
+from pyninep_browser import Server
+
+PATHS = ["a", "b", "c", "d", "d/a", "d/e", "d/e/f", "g"]
+O_WRONLY, O_RDONLY, O_RDWR, O_EXCL, O_TRUNC, AT_REMOVEDIR = 1, 0, 2, 0o200, 0o1000, 0x200
+paths = st.sampled_from(PATHS)
+data = st.binary(max_size=300)
+offsets = st.sampled_from([0, 1, 7, 100, 4095, 65535, 65536, 70000])
+
+
+class Outcome:
+    """What an operation did: a value, or an errno."""
+
+    @staticmethod
+    def of(fn, *args):
+        try:
+            return ("ok", fn(*args))
+        except NinePError as exc:
+            return ("err", errno.errorcode.get(exc.errno, exc.errno))
+        except OSError as exc:
+            return ("err", errno.errorcode.get(exc.errno, exc.errno))
+
+
+class NineP:
+    """POSIX-ish calls spoken as 9P2000.L, one Twalk per path component like the kernel."""
+
+    def __init__(self) -> None:
+        self.c = Client(Server())
+
+    def _walk(self, path: str) -> int:
+        fid = self.c.fid()
+        self.c.walk(0, fid, [])
+        for name in [p for p in path.split("/") if p]:
+            nxt = self.c.fid()
+            try:
+                self.c.walk(fid, nxt, [name])
+            finally:
+                self.c.clunk(fid)
+            fid = nxt
+        return fid
+
+    def _parent(self, path: str) -> tuple[int, str]:
+        head, _, name = path.rpartition("/")
+        return self._walk(head), name
+
+    def _with(self, fid, fn):
+        try:
+            return fn(fid)
+        finally:
+            self.c.clunk(fid)
+
+    def create(self, path, payload):
+        d, name = self._parent(path)
+
+        def go(f):
+            self.c.lcreate(f, name, O_WRONLY | O_EXCL, 0o644)
+            return self.c.write(f, 0, payload) if payload else 0
+        return self._with(d, go)
+
+    def mkdir(self, path):
+        d, name = self._parent(path)
+        return self._with(d, lambda f: self.c.mkdir(f, name, 0o755) and None)
+
+    def pwrite(self, path, offset, payload):
+        def go(f):
+            self.c.lopen(f, O_WRONLY)
+            return self.c.write(f, offset, payload)
+        return self._with(self._walk(path), go)
+
+    def read(self, path):
+        def go(f):
+            self.c.lopen(f, O_RDONLY)
+            out, pos = b"", 0
+            while True:
+                chunk = self.c.read(f, pos, 65536)
+                if not chunk:
+                    return out
+                out += chunk
+                pos += len(chunk)
+        return self._with(self._walk(path), go)
+
+    def truncate(self, path, size):
+        return self._with(self._walk(path), lambda f: self.c.setattr(f, 0x8 | 0x20 | 0x40, size=size))
+
+    def unlink(self, path):
+        d, name = self._parent(path)
+        return self._with(d, lambda f: self.c.unlinkat(f, name, 0))
+
+    def rmdir(self, path):
+        d, name = self._parent(path)
+        return self._with(d, lambda f: self.c.unlinkat(f, name, AT_REMOVEDIR))
+
+    def rename(self, src, dst):
+        sd, sname = self._parent(src)
+        try:
+            dd, dname = self._parent(dst)
+        except NinePError:
+            self.c.clunk(sd)
+            raise
+        try:
+            return self.c.renameat(sd, sname, dd, dname)
+        finally:
+            self.c.clunk(sd)
+            self.c.clunk(dd)
+
+    def link(self, src, dst):
+        target = self._walk(src)
+        try:
+            dd, dname = self._parent(dst)
+        except NinePError:
+            self.c.clunk(target)
+            raise
+        try:
+            return self.c.link(dd, target, dname)
+        finally:
+            self.c.clunk(target)
+            self.c.clunk(dd)
+
+    def symlink(self, path, target):
+        d, name = self._parent(path)
+        return self._with(d, lambda f: self.c.symlink(f, name, target) and None)
+
+    def readlink(self, path):
+        return self._with(self._walk(path), self.c.readlink)
+
+    def chmod(self, path, mode):
+        return self._with(self._walk(path), lambda f: self.c.setattr(f, 0x1 | 0x40, mode=mode))
+
+    def lstat(self, path):
+        s = self._with(self._walk(path), self.c.getattr)
+        return (stat.S_IFMT(s.mode), stat.S_IMODE(s.mode),
+                None if stat.S_ISDIR(s.mode) else s.size, None if stat.S_ISDIR(s.mode) else s.nlink)
+
+    def listdir(self, path):
+        def go(f):
+            self.c.lopen(f, O_RDONLY)
+            return sorted(n for n in self.c.readdir_all(f) if n not in (".", ".."))
+        return self._with(self._walk(path), go)
+
+
+class Host:
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def p(self, path):
+        return os.path.join(self.root, path)
+
+    def create(self, path, payload):
+        fd = os.open(self.p(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            return os.write(fd, payload) if payload else 0
+        finally:
+            os.close(fd)
+
+    def mkdir(self, path):
+        os.mkdir(self.p(path), 0o755)
+
+    def pwrite(self, path, offset, payload):
+        fd = os.open(self.p(path), os.O_WRONLY | os.O_NOFOLLOW)
+        try:
+            return os.pwrite(fd, payload, offset)
+        finally:
+            os.close(fd)
+
+    def read(self, path):
+        fd = os.open(self.p(path), os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            out = b""
+            while chunk := os.read(fd, 65536):
+                out += chunk
+            return out
+        finally:
+            os.close(fd)
+
+    def truncate(self, path, size):
+        if os.path.islink(self.p(path)):
+            raise OSError(errno.EINVAL, "truncate of a symlink itself")  # what Tsetattr gives
+        os.truncate(self.p(path), size)
+
+    def unlink(self, path):
+        os.unlink(self.p(path))
+
+    def rmdir(self, path):
+        os.rmdir(self.p(path))
+
+    def rename(self, src, dst):
+        os.rename(self.p(src), self.p(dst))
+
+    def link(self, src, dst):
+        os.link(self.p(src), self.p(dst), follow_symlinks=False)
+
+    def symlink(self, path, target):
+        os.symlink(target, self.p(path))
+
+    def readlink(self, path):
+        return os.readlink(self.p(path))
+
+    def chmod(self, path, mode):
+        os.chmod(self.p(path), mode)
+
+    def lstat(self, path):
+        s = os.lstat(self.p(path))
+        isdir = stat.S_ISDIR(s.st_mode)
+        return (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode),
+                None if isdir else s.st_size, None if isdir else s.st_nlink)
+
+    def listdir(self, path):
+        return sorted(os.listdir(self.p(path)))
+
+
+class SameAsHost(RuleBasedStateMachine):
+    @initialize()
+    def setup(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.host = Host(self.tmp.name)
+        self.ours = NineP()
+
+    def teardown(self):
+        if hasattr(self, "tmp"):
+            self.tmp.cleanup()
+
+    def both(self, op, *args):
+        for arg in args:
+            if isinstance(arg, str) and arg in PATHS and self._through_symlink(arg):
+                return  # the kernel would resolve that link itself before any 9P: not comparable
+        mine = Outcome.of(getattr(self.ours, op), *args)
+        theirs = Outcome.of(getattr(self.host, op), *args)
+        assert mine == theirs, f"{op}{args}: 9P gave {mine}, host gave {theirs}"
+
+    @rule(path=paths, payload=data)
+    def create(self, path, payload):
+        self.both("create", path, payload)
+
+    @rule(path=paths)
+    def mkdir(self, path):
+        self.both("mkdir", path)
+
+    @rule(path=paths, offset=offsets, payload=data)
+    def pwrite(self, path, offset, payload):
+        if self._is_symlink(path):
+            return  # open(2) follows the link; the 9P client resolves it first: not comparable
+        self.both("pwrite", path, offset, payload)
+
+    @rule(path=paths)
+    def read(self, path):
+        if not self._is_symlink(path):
+            self.both("read", path)
+
+    @rule(path=paths, size=st.sampled_from([0, 1, 50, 70000]))
+    def truncate(self, path, size):
+        self.both("truncate", path, size)
+
+    @rule(path=paths)
+    def unlink(self, path):
+        self.both("unlink", path)
+
+    @rule(path=paths)
+    def rmdir(self, path):
+        self.both("rmdir", path)
+
+    @rule(src=paths, dst=paths)
+    def rename(self, src, dst):
+        self.both("rename", src, dst)
+
+    @rule(src=paths, dst=paths)
+    def link(self, src, dst):
+        self.both("link", src, dst)
+
+    @rule(path=paths, to=st.sampled_from(["a", "../x", "/abs/path", "d/e"]))
+    def symlink(self, path, to):
+        self.both("symlink", path, to)
+
+    @rule(path=paths)
+    def readlink(self, path):
+        self.both("readlink", path)
+
+    @rule(path=paths, mode=st.sampled_from([0o600, 0o755, 0o4755, 0o1777, 0o2750]))
+    def chmod(self, path, mode):
+        if not self._is_symlink(path):
+            self.both("chmod", path, mode)
+
+    @rule(path=paths)
+    def lstat(self, path):
+        self.both("lstat", path)
+
+    def _is_symlink(self, path):
+        return os.path.islink(self.host.p(path))
+
+    def _through_symlink(self, path):
+        parts = path.split("/")
+        return any(self._is_symlink("/".join(parts[:i])) for i in range(1, len(parts)))
+
+    @invariant()
+    def trees_match(self):
+        if not hasattr(self, "tmp"):
+            return
+        for path in ["", "d", "d/e"]:
+            # Through a symlink the kernel resolves the link before any 9P: compare the link.
+            self.both("lstat" if self._is_symlink(path) else "listdir", path)
+
+
+SameAsHost.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DIFF_EXAMPLES", 300)), stateful_step_count=50, deadline=None,
+    derandomize=not os.environ.get("DIFF_RANDOM"),
+    suppress_health_check=list(HealthCheck), database=None)
+test_same_results_and_errnos_as_the_host = SameAsHost.TestCase
