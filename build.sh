@@ -181,8 +181,8 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
-        node bench/crossing.mjs
-        node bench/guest.mjs "$@" ;;
+        node bench/crossing.mjs dist
+        "$PY" bench/guest.py "$@" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
 esac

@@ -87,7 +87,8 @@ export async function createServer(options = {}) {
             : fetchBytes(new URL(options.image ?? manifest.image, baseUrl)),
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
-    pyodide.unpackArchive(wheel, "wheel");
+    const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
+    pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
 
     const pending = new Map(); // tag -> v86's reply callback, for replies Python defers
     const deliver = (frame) => {
@@ -99,7 +100,7 @@ export async function createServer(options = {}) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
-    const page = glue.PageServer(image, deliver);
+    const page = glue.PageServer(image ?? undefined, deliver); // undefined, not null: Python's None
     glue.destroy();
     const handle = page.handle;
 

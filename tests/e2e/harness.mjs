@@ -91,8 +91,11 @@ async function run(req) {
     const marker = `__END_${n}__`;
     const timeout = req.timeout ?? 60000;
     if (server && req.via_serial !== true) {
-        server.writeFile(`/tmp/.e2e-${n}.sh`, new TextEncoder().encode(req.script + "\n"));
-        emulator.serial0_send(`sh /tmp/.e2e-${n}.sh </dev/null 2>&1; echo "${marker}$?"; rm -f /tmp/.e2e-${n}.sh\n`);
+        // Our filesystem is the guest's / (or its /mnt with --root none).
+        const guestPath = `${opt("--root") === "none" ? "/mnt" : "/tmp"}/.e2e-${n}.sh`;
+        const ourPath = opt("--root") === "none" ? `/.e2e-${n}.sh` : guestPath;
+        server.writeFile(ourPath, new TextEncoder().encode(req.script + "\n"));
+        emulator.serial0_send(`sh ${guestPath} </dev/null 2>&1; echo "${marker}$?"; rm -f ${guestPath}\n`);
     } else {
         emulator.serial0_send(`{ ${req.script}\n} </dev/null 2>&1; echo "${marker}$?"\n`);
     }

@@ -1,0 +1,106 @@
+"""Guest workloads on v86's built-in JavaScript 9p and on ours, same guest, same run (not a test).
+
+    .venv/bin/python bench/guest.py [--rounds N] [--variants builtin,none,loose]
+
+Each variant boots the same kernel and initramfs with ``pyninep.root=none``: host9p is mounted on
+/mnt and the shell stays in the initramfs, so the workload binaries are identical everywhere; the
+guest's own tmpfs (/tmp) is the floor. Times are measured inside the guest (/proc/uptime, 10 ms
+resolution) and the best of N rounds is kept. Prints a table of ms and ratios against v86's 9p.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from guest import Guest  # noqa: E402
+
+MOUNT = "trans=virtio,version=9p2000.L,msize=524288,access=client,cache={cache}"
+
+SETUP = """
+mkdir -p /tmp/src; i=0
+while [ $i -lt 300 ]; do echo "file $i $(seq $i $((i+20)))" > /tmp/src/f$i; i=$((i+1)); done
+mkdir -p /tmp/src/sub/deeper; cp /tmp/src/f1* /tmp/src/sub/deeper/
+tar cf /tmp/src.tar -C /tmp src
+"""
+
+# name, shell (D is the directory under test)
+WORKLOADS = [
+    ("write 16 MiB", "dd if=/dev/zero of=$D/big bs=1M count=16 2>/dev/null; sync"),
+    ("read 16 MiB", "echo 3 > /proc/sys/vm/drop_caches; cat $D/big > /dev/null"),
+    ("untar 300 files", "tar xf /tmp/src.tar -C $D"),
+    ("find", "find $D/src > /dev/null"),
+    ("ls -lR", "ls -lR $D/src > /dev/null"),
+    ("stat x1000", "i=0; while [ $i -lt 1000 ]; do stat -t $D/src/f1 > /dev/null; i=$((i+1)); done"),
+    ("create x500", "mkdir $D/c; i=0; while [ $i -lt 500 ]; do : > $D/c/f$i; i=$((i+1)); done"),
+    ("rm -rf", "rm -rf $D/src $D/c $D/big"),
+]
+
+TIMED = """
+now() {{ set -- $(cat /proc/uptime); c=${{1%.*}}${{1#*.}}; echo $((c * 10)); }}
+D={d}; mkdir -p $D; rm -rf $D/*
+{body}
+"""
+
+
+def run_variant(args: list[str], directories: list[str], rounds: int) -> dict[str, dict[str, int]]:
+    g = Guest(*args)
+    try:
+        g.sh(SETUP, timeout=300)
+        results: dict[str, dict[str, int]] = {d: {} for d in directories}
+        for _ in range(rounds):
+            for d in directories:
+                body = "\n".join(f't=$(now); {cmd}; echo "{name}=$(( $(now) - t ))"'
+                                 for name, cmd in WORKLOADS)
+                out = g.sh(TIMED.format(d=d, body=body), timeout=900)
+                for line in out.splitlines():
+                    if "=" in line:
+                        name, ms = line.rsplit("=", 1)
+                        prev = results[d].get(name)
+                        results[d][name] = int(ms) if prev is None else min(prev, int(ms))
+        return results
+    finally:
+        g.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--variants", default="builtin,none,loose")
+    opts = ap.parse_args()
+    variants = opts.variants.split(",")
+    columns: dict[str, dict[str, int]] = {}
+    started = time.time()
+    if "builtin" in variants:
+        r = run_variant(["--builtin", "--root", "none", "--mount", MOUNT.format(cache="none")],
+                        ["/mnt/bench", "/tmp/bench"], opts.rounds)
+        columns["v86 9p"] = r["/mnt/bench"]
+        columns["tmpfs"] = r["/tmp/bench"]
+    for cache in ("none", "loose", "mmap"):
+        if cache in variants:
+            r = run_variant(["--root", "none", "--mount", MOUNT.format(cache=cache)],
+                            ["/mnt/bench"], opts.rounds)
+            columns[f"ours cache={cache}"] = r["/mnt/bench"]
+    names = [n for n, _ in WORKLOADS]
+    heads = list(columns)
+    print(f"guest workloads, best of {opts.rounds}, ms (10 ms resolution); ratio = ours / v86 9p")
+    print(f"{'workload':<17}" + "".join(f"{h:>18}" for h in heads) + "".join(
+        f"{'ratio ' + h.split()[-1]:>15}" for h in heads if h.startswith("ours")))
+    for n in names:
+        row = f"{n:<17}" + "".join(f"{columns[h].get(n, -1):>18}" for h in heads)
+        base = columns.get("v86 9p", {}).get(n)
+        for h in heads:
+            if h.startswith("ours"):
+                mine = columns[h].get(n)
+                row += f"{(mine / base if base else float('nan')):>15.2f}" if mine is not None else f"{'-':>15}"
+        print(row)
+    print(f"(bench took {time.time() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+// The shim (dist/pyninep.js) in Node with real Pyodide and the real wheel: node --test tests/js/
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { T, call, rtype, rtag, ecode } from "./frames.mjs";
+
+const dist = path.resolve(process.env.PYNINEP_DIST || "dist");
+const { createServer } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
+const server = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"), image: null });
+
+test("a session through handle9p writes a file the page can read", () => {
+    assert.equal(rtype(call(server, T.version(0xffff, 65536))), 101);
+    assert.equal(rtype(call(server, T.attach(1, 0))), 105);
+    assert.equal(rtype(call(server, T.walk(2, 0, 1, []))), 111);
+    assert.equal(rtype(call(server, T.lcreate(3, 1, "hello"))), 15);
+    const w = call(server, T.write(4, 1, 0, new TextEncoder().encode("hi from js")));
+    assert.equal(rtype(w), 119);
+    const r = call(server, T.read(5, 1, 3, 100));
+    assert.equal(new TextDecoder().decode(r.subarray(11)), "from js");
+    assert.equal(new TextDecoder().decode(server.readFile("/hello")), "hi from js");
+    server.writeFile("/from-page", new TextEncoder().encode("page"));
+    assert.equal(new TextDecoder().decode(server.readFile("/from-page")), "page");
+});
+
+test("handle9p works detached from its object (as v86 calls it)", () => {
+    const { handle9p } = server;
+    let reply = null;
+    handle9p(T.getattr(9, 0), (r) => { reply = r; });
+    assert.equal(rtype(reply), 25);
+    assert.equal(rtag(reply), 9);
+});
+
+test("a Python exception inside a request is Rlerror EIO and one console error", async () => {
+    // Break the glue's Python side: its handle raises. A server made now picks the break up
+    // (each server binds its handle method when it is created).
+    server.pyodide.runPython(`
+import pyninep_browser.browser as b
+b.PageServer._saved_handle = b.PageServer.handle
+def broken(self, frame):
+    raise MemoryError("simulated")
+b.PageServer.handle = broken
+`);
+    const broken = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
+                                        image: null, pyodide: server.pyodide });
+    const seen = [];
+    const original = console.error;
+    console.error = (...args) => seen.push(args.map(String).join(" "));
+    try {
+        const a = call(broken, T.statfs(42, 0));
+        const b = call(broken, T.statfs(43, 0));
+        assert.deepEqual([rtype(a), rtag(a), ecode(a)], [7, 42, 5]);
+        assert.deepEqual([rtype(b), rtag(b), ecode(b)], [7, 43, 5]);
+        assert.equal(seen.length, 1, "one console error for a repeated failure");
+        assert.match(seen[0], /EIO/);
+    } finally {
+        console.error = original;
+        server.pyodide.runPython("b.PageServer.handle = b.PageServer._saved_handle");
+        broken.close();
+    }
+});
+
+test("saveState and restoreState keep files and open fids", () => {
+    const state = server.saveState();
+    assert.ok(state instanceof Uint8Array && state.length > 0);
+    call(server, T.write(20, 1, 0, new TextEncoder().encode("CHANGED!!!")));
+    server.restoreState(state);
+    const r = call(server, T.read(21, 1, 0, 100)); // fid 1 is still open after the restore
+    assert.equal(new TextDecoder().decode(r.subarray(11)), "hi from js");
+});
+
+test("unknown storage is refused with a clear error", async () => {
+    await assert.rejects(createServer({ storage: "floppy", baseUrl: pathToFileURL(dist + "/") }), /storage/);
+});
