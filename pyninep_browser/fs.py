@@ -158,6 +158,7 @@ class Inode:
     parent: Inode | None = None
     target: bytes | None = None
     xattrs: dict[str, bytes] | None = None
+    data_bytes: int = 0  # sum of the chunks' lengths, kept up to date (getattr reads it often)
     refs: int = 0  # fids (or other holders) keeping the inode alive after its last unlink
     backend: object | None = None  # a live file's Python object (see authoring)
 
@@ -178,7 +179,7 @@ class Inode:
     def allocated(self) -> int:
         """Bytes of storage the inode uses (data chunks, symlink target)."""
         if self.chunks:
-            return sum(len(c) for c in self.chunks.values())
+            return self.data_bytes
         if self.target is not None:
             return len(self.target)
         return 0
@@ -278,6 +279,7 @@ class Filesystem:
             return
         self._charge(inode, -inode.allocated - self._xattr_bytes(inode))
         inode.chunks = None
+        inode.data_bytes = 0
         inode.target = None
         inode.xattrs = None
         del self.inodes[inode.ino]
@@ -649,6 +651,7 @@ class Filesystem:
             pos += take
         if grow:
             self._charge(inode, grow)
+            inode.data_bytes += grow
         pos = offset
         src = 0
         while pos < end:
@@ -706,6 +709,7 @@ class Filesystem:
                 freed += len(chunk) - rem
                 del chunk[rem:]
             self._charge(inode, -freed)
+            inode.data_bytes -= freed
         inode.size = size
         inode.version += 1
         now = self.clock()

@@ -131,6 +131,7 @@ def _build_fs(h: dict[str, Any], blob: memoryview) -> Filesystem:
                 if n > CHUNK:
                     raise SnapshotError("chunk larger than the chunk size")
                 inode.chunks[int(ci)] = bytearray(_take(blob, [off, n]))
+                inode.data_bytes += int(n)
         if "target" in r:
             inode.target = bytes(_take(blob, r["target"]))
         if "xattrs" in r:

@@ -428,3 +428,15 @@ def test_rename_over_an_ancestor_of_the_source_is_enotempty(fs):
     fs.create(d, "a", 0o644)
     assert errno_of(fs.rename, d, "a", fs.root, "d") == errno.ENOTEMPTY  # found by the differential test
     assert errno_of(fs.link, fs.root, "d", d) == errno.EEXIST  # EEXIST before EPERM, as Linux
+
+
+def test_allocated_bytes_track_writes_truncates_and_snapshots(fs):
+    from pyninep_browser import snapshot
+    f = fs.create(fs.root, "f", 0o644)
+    fs.write(f, 0, b"x" * (3 * CHUNK + 10))
+    fs.write(f, 10 * CHUNK, b"y")
+    assert f.allocated == sum(len(c) for c in f.chunks.values()) == 3 * CHUNK + 11
+    fs.truncate(f, CHUNK + 5)
+    assert f.allocated == sum(len(c) for c in f.chunks.values()) == CHUNK + 5
+    again = snapshot.load_filesystem(snapshot.save_filesystem(fs))
+    assert again.resolve("/f").allocated == CHUNK + 5
