@@ -182,7 +182,7 @@ case "$verb" in
         shift || true
         "$PY" bench/dispatch.py
         node bench/crossing.mjs dist
-        "$PY" bench/guest.py "$@" ;;
+        "$PY" bench/guest_workloads.py "$@" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
 esac

@@ -16,7 +16,7 @@ import errno
 import logging
 import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import protocol as p
@@ -40,22 +40,22 @@ _RREAD_HDR = struct.Struct("<IBHI")
 _RWRITE = struct.Struct("<IBHI")
 _EMPTY = struct.Struct("<IBH")
 _QID_ENTRY = struct.Struct("<BIQQB")
+_QID = struct.Struct("<BIQ")
+_RWALK_HDR = struct.Struct("<IBHH")
 _U16 = struct.Struct("<H")
 _NS = 10**9
+_GETATTR_VALID = int(p.GetattrMask.ALL)
 _U64 = (1 << 64) - 1  # times before 1970 travel as two's-complement seconds
 
 
-def qid_of(inode: Inode) -> p.Qid:
-    kind = inode.mode & S_IFMT
-    if kind == stat.S_IFDIR:
-        qtype = p.QidType.DIR
-    elif kind == stat.S_IFLNK:
-        qtype = p.QidType.SYMLINK
-    else:
-        qtype = p.QidType.FILE
-    # qid.version stays 0: Linux keys its inode cache on (path, version), and a changing version
-    # makes it build a second inode for a file it already has. getattr's data_version carries it.
-    return p.Qid(int(qtype), 0, inode.ino)
+_QID_TYPE = {stat.S_IFDIR: int(p.QidType.DIR), stat.S_IFLNK: int(p.QidType.SYMLINK)}
+
+
+def qid_of(inode: Inode) -> tuple[int, int, int]:
+    """(type, version, path). version stays 0: Linux keys its inode cache on (path, version), and
+    a changing version makes it build a second inode for a file it already has; getattr's
+    data_version carries the data version instead."""
+    return (_QID_TYPE.get(inode.mode & S_IFMT, 0), 0, inode.ino)
 
 
 def encode_rdev(major: int, minor: int) -> int:
@@ -74,7 +74,7 @@ class Fid:
     xattr_name: str | None = None  # set: an xattr fid created by Txattrcreate
     xattr_size: int = 0
     xattr_flags: int = 0
-    lock_owners: set = field(default_factory=set)
+    lock_owners: set | None = None  # owners that locked through this fid (made on first lock)
 
     @property
     def is_open(self) -> bool:
@@ -192,9 +192,10 @@ class Server:
             self._release(old)
 
     def _release(self, f: Fid) -> None:
-        for owner in f.lock_owners:
-            self.fs.unlock_owner(f.inode, owner)
-        f.lock_owners.clear()
+        if f.lock_owners:
+            for owner in f.lock_owners:
+                self.fs.unlock_owner(f.inode, owner)
+            f.lock_owners = None
         self.fs.unref(f.inode)
 
     @staticmethod
@@ -306,12 +307,16 @@ class Server:
             except OSError:
                 if i == 0:
                     raise
-                return p.encode(T.Rwalk, tag, qids)
-            # ".." of the attach point stays there: the export is the client's root.
+                return self._rwalk(tag, qids)
             parent, cur, last = cur, nxt, name
-            qids.append(qid_of(cur))
+            qids.append(_QID.pack(*qid_of(cur)))
         self._bind(newfid, Fid(cur, f.cred, parent, last))
-        return p.encode(T.Rwalk, tag, qids)
+        return self._rwalk(tag, qids)
+
+    @staticmethod
+    def _rwalk(tag: int, packed_qids: list[bytes]) -> bytes:
+        n = len(packed_qids)
+        return b"".join([_RWALK_HDR.pack(9 + 13 * n, T.Rwalk, tag, n), *packed_qids])
 
     def _iounit(self) -> int:
         return 0  # the client then uses msize - 24, the most it can
@@ -408,8 +413,7 @@ class Server:
                 if not parts:
                     raise _fail(errno.EINVAL, "readdir buffer too small for an entry")
                 break
-            q = qid_of(inode)
-            parts.append(pack(q.type, q.version, q.path, cookie, DT_BY_TYPE.get(inode.type, 0)))
+            parts.append(pack(*qid_of(inode), cookie, DT_BY_TYPE.get(inode.mode & S_IFMT, 0)))
             parts.append(_U16.pack(len(raw)))
             parts.append(raw)
             used += need
@@ -423,9 +427,9 @@ class Server:
         kind = i.mode & S_IFMT
         size = 4096 if kind == stat.S_IFDIR else i.size
         blocks = 8 if kind == stat.S_IFDIR else i.blocks
-        q = qid_of(i)
+        qtype, qversion, qpath = qid_of(i)
         return _RGETATTR.pack(
-            _RGETATTR.size, T.Rgetattr, tag, p.GetattrMask.ALL, q.type, q.version, q.path,
+            _RGETATTR.size, T.Rgetattr, tag, _GETATTR_VALID, qtype, qversion, qpath,
             i.mode, i.uid, i.gid, i.nlink, i.rdev, size, 4096, blocks,
             (i.atime // _NS) & _U64, i.atime % _NS, (i.mtime // _NS) & _U64, i.mtime % _NS,
             (i.ctime // _NS) & _U64, i.ctime % _NS, (i.btime // _NS) & _U64, i.btime % _NS,
@@ -602,6 +606,8 @@ class Server:
         owner = (self.session_id, client_id, proc_id)
         ok = self.fs.lock(f.inode, owner, type, lo, hi)
         if ok and type != F_UNLCK:
+            if f.lock_owners is None:
+                f.lock_owners = set()
             f.lock_owners.add(owner)
         status = p.LockStatus.SUCCESS if ok else p.LockStatus.BLOCKED
         return p.encode(T.Rlock, tag, status)

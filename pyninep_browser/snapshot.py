@@ -202,7 +202,7 @@ def save(server: Server) -> bytes:
         "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups)],
                   f.parent.ino if f.parent is not None else None, f.name, f.open_flags,
                   blob.put(bytes(f.xattr)) if f.xattr is not None else None, f.xattr_name,
-                  f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners]]
+                  f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners or ()]]
                  for n, f in server.fids.items()],
     }
     return _pack("server", header, blob)
@@ -231,7 +231,7 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
             f.xattr_name = xname
             f.xattr_size = int(xsize)
             f.xattr_flags = int(xflags)
-            f.lock_owners = {tuple(o) for o in owners}
+            f.lock_owners = {tuple(o) for o in owners} or None
             server.fids[int(n)] = f
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, SnapshotError):

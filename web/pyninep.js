@@ -103,6 +103,22 @@ export async function createServer(options = {}) {
     const page = glue.PageServer(image ?? undefined, deliver); // undefined, not null: Python's None
     glue.destroy();
     const handle = page.handle;
+    const handleShared = page.handle_shared;
+
+    // Views of the two Python buffers frames cross through. Growing wasm memory detaches views,
+    // so they are taken again whenever that has happened.
+    let requestBuf = null, replyBuf = null;
+    const views = () => {
+        if (!requestBuf || requestBuf.data.byteLength === 0) {
+            requestBuf?.release();
+            replyBuf?.release();
+            const req = page.request_buffer, rep = page.reply_buffer;
+            requestBuf = req.getBuffer("u8");
+            replyBuf = rep.getBuffer("u8");
+            req.destroy();
+            rep.destroy();
+        }
+    };
 
     const reported = new Set();
     const onError = options.onError ?? ((error, type) => {
@@ -115,20 +131,32 @@ export async function createServer(options = {}) {
 
     function handle9p(reqBuf, reply) {
         const tag = reqBuf.length >= 7 ? reqBuf[5] | (reqBuf[6] << 8) : 0xffff;
-        let result;
+        let frame;
         try {
-            result = handle(reqBuf);
+            views();
+            if (reqBuf.length <= requestBuf.data.length) {
+                requestBuf.data.set(reqBuf);
+                const n = handleShared(reqBuf.length);
+                if (n >= 0) {
+                    views(); // answering may have grown wasm memory
+                    frame = replyBuf.data.slice(0, n);
+                }
+            } else { // larger than any frame should be: the slow path still answers it
+                const result = handle(reqBuf);
+                if (result !== undefined && result !== null) {
+                    frame = result.toJs();
+                    result.destroy();
+                }
+            }
         } catch (error) {
             onError(error, reqBuf[4]);
             reply(lerror(tag, EIO));
             return;
         }
-        if (result === undefined || result === null) {
+        if (frame === undefined) {
             pending.set(tag, reply); // deferred: Python calls deliver() later
             return;
         }
-        const frame = result.toJs();
-        result.destroy();
         reply(frame);
     }
 
@@ -151,7 +179,10 @@ export async function createServer(options = {}) {
             page.write_file(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
         },
         close() {
+            requestBuf?.release();
+            replyBuf?.release();
             handle.destroy();
+            handleShared.destroy();
             page.destroy();
         },
     };

@@ -6,6 +6,7 @@
 //   → {"id": 3, "op": "restore"}   ← {"id": 3, "ok": true, "restore_ms": N}  (the last save)
 //   → {"id": 4, "op": "readFile", "path": "/etc/hostname"}   ← {"id": 4, "data": "<base64>"}
 //   → {"id": 5, "op": "writeFile", "path": "…", "data": "<base64>"}   ← {"id": 5, "ok": true}
+//   → {"id": 6, "op": "stats"}     ← {"id": 6, "stats": {"<type>": {"count", "ms", "bytes"}}} (then reset)
 // Scripts are handed to the guest as files written through writeFile, so any length works.
 // Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
 import path from "node:path";
@@ -35,11 +36,22 @@ let cmdline = g.cmdline;
 if (opt("--root")) cmdline += ` pyninep.root=${opt("--root")}`;
 if (opt("--mount")) cmdline += ` pyninep.mount=${opt("--mount")}`;
 const file = (p) => ({ url: path.join(dist, p) });
+// Time spent answering 9P, by message type (the "stats" op reads and resets it).
+const stats = new Map();
+const timed = (handle) => (req, reply) => {
+    const t = performance.now();
+    handle(req, reply);
+    const s = stats.get(req[4]) ?? [0, 0, 0];
+    s[0] += 1;
+    s[1] += performance.now() - t;
+    s[2] += req.length;
+    stats.set(req[4], s);
+};
 const emulator = new V86({
     wasm_path: path.join(dist, manifest.v86, "v86.wasm"),
     bios: file(g.bios), vga_bios: file(g.vgabios), bzimage: file(g.kernel), initrd: file(g.initrd),
     cmdline, memory_size: g.memory,
-    filesystem: builtin ? {} : { handle9p: server.handle9p },
+    filesystem: builtin ? {} : { handle9p: timed(server.handle9p) },
     autostart: true, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
 
@@ -128,6 +140,11 @@ for await (const line of rl) {
             emulator.serial0_send("echo __RESTORED__\n");
             await waitFor(/__RESTORED__\r?\n/, 30000);
             send({ id: req.id, ok: true, restore_ms: Date.now() - t });
+        } else if (req.op === "stats") {
+            const out = {};
+            for (const [type, [count, ms, bytes]] of stats) out[type] = { count, ms: +ms.toFixed(2), bytes };
+            stats.clear();
+            send({ id: req.id, stats: out });
         } else if (req.op === "readFile") {
             send({ id: req.id, data: Buffer.from(server.readFile(req.path)).toString("base64") });
         } else if (req.op === "writeFile") {

@@ -36,10 +36,10 @@ test("a Python exception inside a request is Rlerror EIO and one console error",
     // (each server binds its handle method when it is created).
     server.pyodide.runPython(`
 import pyninep_browser.browser as b
-b.PageServer._saved_handle = b.PageServer.handle
-def broken(self, frame):
+b.PageServer._saved_handle = b.PageServer.handle_shared
+def broken(self, length):
     raise MemoryError("simulated")
-b.PageServer.handle = broken
+b.PageServer.handle_shared = broken
 `);
     const broken = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
                                         image: null, pyodide: server.pyodide });
@@ -55,7 +55,7 @@ b.PageServer.handle = broken
         assert.match(seen[0], /EIO/);
     } finally {
         console.error = original;
-        server.pyodide.runPython("b.PageServer.handle = b.PageServer._saved_handle");
+        server.pyodide.runPython("b.PageServer.handle_shared = b.PageServer._saved_handle");
         broken.close();
     }
 });

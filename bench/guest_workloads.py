@@ -1,6 +1,6 @@
 """Guest workloads on v86's built-in JavaScript 9p and on ours, same guest, same run (not a test).
 
-    .venv/bin/python bench/guest.py [--rounds N] [--variants builtin,none,loose]
+    .venv/bin/python bench/guest_workloads.py [--rounds N] [--variants builtin,none,loose]
 
 Each variant boots the same kernel and initramfs with ``pyninep.root=none``: host9p is mounted on
 /mnt and the shell stays in the initramfs, so the workload binaries are identical everywhere; the
