@@ -672,13 +672,16 @@ class Filesystem:
             src += take
         if end > inode.size:
             inode.size = end
+        self._data_changed(inode, cred)
+        return n
+
+    def _data_changed(self, inode: Inode, cred: Cred) -> None:
+        """After a write or truncate: new data version and times, privileges dropped for users."""
         inode.version += 1
-        now = self.clock()
-        inode.mtime = inode.ctime = now
+        inode.mtime = inode.ctime = self.clock()
         if cred.uid != 0:
             self._kill_priv(inode)
         self.dirty.add(inode.ino)
-        return n
 
     @staticmethod
     def _kill_priv(inode: Inode) -> None:
@@ -711,12 +714,7 @@ class Filesystem:
             self._charge(inode, -freed)
             inode.data_bytes -= freed
         inode.size = size
-        inode.version += 1
-        now = self.clock()
-        inode.mtime = inode.ctime = now
-        if cred.uid != 0:
-            self._kill_priv(inode)
-        self.dirty.add(inode.ino)
+        self._data_changed(inode, cred)
 
     def readlink(self, inode: Inode) -> bytes:
         if inode.target is None:
@@ -772,7 +770,9 @@ class Filesystem:
             inode.uid = new_uid
             inode.gid = inode.gid if gid is None else gid
             if mode is None and not inode.is_dir():
-                self._kill_priv_on_chown(inode)
+                # Linux clears set-user-ID on any chown of a non-directory (root's too), and
+                # set-group-ID when group-execute is set (otherwise it marks mandatory locking).
+                self._kill_priv(inode)
         if atime_now:
             inode.atime = now
         elif atime is not None:
@@ -783,12 +783,6 @@ class Filesystem:
             inode.mtime = mtime
         inode.ctime = now
         self.dirty.add(inode.ino)
-
-    @staticmethod
-    def _kill_priv_on_chown(inode: Inode) -> None:
-        # Linux clears set-user-ID on any chown of a non-directory, and set-group-ID when
-        # group-execute is set (otherwise it marks mandatory locking).
-        Filesystem._kill_priv(inode)
 
     def statfs(self) -> StatFS:
         bsize = 4096

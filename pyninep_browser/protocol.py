@@ -292,7 +292,7 @@ _U32 = struct.Struct("<I")
 class _Layout:
     """A message layout compiled into runs of fixed-size fields and variable-size fields."""
 
-    __slots__ = ("names", "steps", "fixed_only")
+    __slots__ = ("names", "steps")
 
     def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
         self.names = tuple(name for name, _ in fields)
@@ -312,23 +312,27 @@ class _Layout:
                 steps.append((code, None, ()))
         flush()
         self.steps = tuple(steps)
-        self.fixed_only = all(kind == "fixed" for kind, _, _ in steps)
 
 
 _COMPILED = {mtype: _Layout(fields) for mtype, fields in LAYOUTS.items()}
 
 
-def _read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
-    if pos + 2 > end:
-        raise ProtocolError(errno.EPROTO, "string length past end of frame")
-    (n,) = _U16.unpack_from(buf, pos)
-    pos += 2
+def _read_counted(buf: memoryview, pos: int, end: int, count: struct.Struct,
+                  what: str) -> tuple[memoryview, int]:
+    """A length-prefixed field (``s`` with a u16 count, ``D`` with a u32 one), checked against end."""
+    if pos + count.size > end:
+        raise ProtocolError(errno.EPROTO, f"{what} length past end of frame")
+    (n,) = count.unpack_from(buf, pos)
+    pos += count.size
     if pos + n > end:
-        raise ProtocolError(errno.EPROTO, "string past end of frame")
-    try:
-        return str(buf[pos:pos + n], "utf-8", "surrogateescape"), pos + n
-    except UnicodeDecodeError as exc:  # pragma: no cover - surrogateescape accepts any bytes
-        raise ProtocolError(errno.EINVAL, "bad string") from exc
+        raise ProtocolError(errno.EPROTO, f"{what} past end of frame")
+    return buf[pos:pos + n], pos + n
+
+
+def _read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
+    raw, pos = _read_counted(buf, pos, end, _U16, "string")
+    # surrogateescape: any bytes decode, and names round-trip byte for byte.
+    return str(raw, "utf-8", "surrogateescape"), pos
 
 
 def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, ...]:
@@ -362,14 +366,8 @@ def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, .
             s, pos = _read_string(buf, pos, end)
             values.append(s)
         elif kind == "D":
-            if pos + 4 > end:
-                raise ProtocolError(errno.EPROTO, "data count past end of frame")
-            (n,) = _U32.unpack_from(buf, pos)
-            pos += 4
-            if pos + n > end:
-                raise ProtocolError(errno.EPROTO, "data past end of frame")
-            values.append(buf[pos:pos + n])
-            pos += n
+            data, pos = _read_counted(buf, pos, end, _U32, "data")
+            values.append(data)
         elif kind == "S":
             if pos + 2 > end:
                 raise ProtocolError(errno.EPROTO, "name count past end of frame")
