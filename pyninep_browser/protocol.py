@@ -292,7 +292,7 @@ _U32 = struct.Struct("<I")
 class _Layout:
     """A message layout compiled into runs of fixed-size fields and variable-size fields."""
 
-    __slots__ = ("names", "steps")
+    __slots__ = ("names", "steps", "simple")
 
     def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
         self.names = tuple(name for name, _ in fields)
@@ -312,6 +312,9 @@ class _Layout:
                 steps.append((code, None, ()))
         flush()
         self.steps = tuple(steps)
+        # Layouts of fixed-size integers only (Tgetattr, Tread, Tclunk…) decode in one call.
+        self.simple = steps[0][1] if (len(steps) == 1 and steps[0][0] == "fixed"
+                                      and "Q" not in steps[0][2]) else None
 
 
 _COMPILED = {mtype: _Layout(fields) for mtype, fields in LAYOUTS.items()}
@@ -344,6 +347,11 @@ def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, .
     layout = _COMPILED.get(mtype)
     if layout is None:
         raise ProtocolError(errno.EOPNOTSUPP, f"unknown message type {mtype}")
+    simple = layout.simple
+    if simple is not None:
+        if pos + simple.size != end:
+            raise ProtocolError(errno.EPROTO, "frame size does not match the message")
+        return simple.unpack_from(buf, pos)
     values: list[Any] = []
     for kind, st, codes in layout.steps:
         if kind == "fixed":

@@ -289,10 +289,13 @@ class Server:
     # ----------------------------------------------------------------- walking and opening
 
     def walk(self, tag: int, fid: int, newfid: int, wnames: list[str]) -> bytes:
-        f = self._file_fid(fid)
-        if wnames and f.is_open:
+        f = self.fids.get(fid)
+        if f is None or f.xattr is not None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        if wnames and f.open_flags >= 0:
             raise _fail(errno.EBADF, "walk from an open fid")
-        self._new_fid_slot(newfid, allow=fid)
+        if newfid != fid:
+            self._new_fid_slot(newfid)
         fs = self.fs
         cur = f.inode
         parent, last = f.parent, f.name
@@ -422,7 +425,9 @@ class Server:
     # ----------------------------------------------------------------- metadata
 
     def getattr(self, tag: int, fid: int, request_mask: int) -> bytes:
-        f = self._file_fid(fid)
+        f = self.fids.get(fid)
+        if f is None or f.xattr is not None:
+            raise _fail(errno.EBADF, f"fid {fid}")
         i = f.inode
         kind = i.mode & S_IFMT
         size = 4096 if kind == stat.S_IFDIR else i.size
