@@ -41,6 +41,11 @@ _RWRITE = struct.Struct("<IBHI")
 _EMPTY = struct.Struct("<IBH")
 _QID_ENTRY = struct.Struct("<BIQQB")
 _QID = struct.Struct("<BIQ")
+_RQID = struct.Struct("<IBHBIQ")  # Rmkdir, Rsymlink, Rmknod, Rattach: a qid
+_RQID_IOUNIT = struct.Struct("<IBHBIQI")  # Rlopen, Rlcreate: a qid and iounit
+# Setattr valid bits as plain ints: IntFlag arithmetic is slow, and Tsetattr is frequent.
+_SET_MODE, _SET_UID, _SET_GID, _SET_SIZE = 0x1, 0x2, 0x4, 0x8
+_SET_ATIME, _SET_MTIME, _SET_CTIME, _SET_ATIME_SET, _SET_MTIME_SET = 0x10, 0x20, 0x40, 0x80, 0x100
 _RWALK_HDR = struct.Struct("<IBHH")
 _U16 = struct.Struct("<H")
 _NS = 10**9
@@ -199,6 +204,15 @@ class Server:
         self.fs.unref(f.inode)
 
     @staticmethod
+    def _qid_reply(rtype: int, tag: int, inode: Inode) -> bytes:
+        return _RQID.pack(_RQID.size, rtype, tag, *qid_of(inode))
+
+    @staticmethod
+    def _open_reply(rtype: int, tag: int, inode: Inode) -> bytes:
+        # iounit 0: the client then uses msize - 24, the most it can.
+        return _RQID_IOUNIT.pack(_RQID_IOUNIT.size, rtype, tag, *qid_of(inode), 0)
+
+    @staticmethod
     def _empty(rtype: int, tag: int) -> bytes:
         return _EMPTY.pack(HEADER_SIZE, rtype, tag)
 
@@ -269,7 +283,7 @@ class Server:
             if not root.is_dir():
                 raise _fail(errno.ENOTDIR, aname)
         self._bind(fid, Fid(root, cred))
-        return p.encode(T.Rattach, tag, qid_of(root))
+        return self._qid_reply(T.Rattach, tag, root)
 
     def flush(self, tag: int, oldtag: int) -> bytes:
         self.pending.discard(oldtag)
@@ -321,16 +335,13 @@ class Server:
         n = len(packed_qids)
         return b"".join([_RWALK_HDR.pack(9 + 13 * n, T.Rwalk, tag, n), *packed_qids])
 
-    def _iounit(self) -> int:
-        return 0  # the client then uses msize - 24, the most it can
-
     def lopen(self, tag: int, fid: int, flags: int) -> bytes:
         f = self._file_fid(fid)
         if f.is_open:
             raise _fail(errno.EBADF, "fid already open")
         self.fs.open(f.inode, flags, f.cred)
         f.open_flags = flags
-        return p.encode(T.Rlopen, tag, qid_of(f.inode), self._iounit())
+        return self._open_reply(T.Rlopen, tag, f.inode)
 
     def lcreate(self, tag: int, fid: int, name: str, flags: int, mode: int, gid: int) -> bytes:
         f = self._dir_fid(fid)
@@ -345,7 +356,7 @@ class Server:
         f.parent = parent
         f.name = name
         f.open_flags = flags & ~(O_CREAT | O_EXCL | O_TRUNC)
-        return p.encode(T.Rlcreate, tag, qid_of(inode), self._iounit())
+        return self._open_reply(T.Rlcreate, tag, inode)
 
     def _open_for(self, f: Fid, want_write: bool) -> None:
         if not f.is_open:
@@ -443,26 +454,26 @@ class Server:
     def setattr(self, tag: int, fid: int, valid: int, mode: int, uid: int, gid: int, size: int,
                 atime_sec: int, atime_nsec: int, mtime_sec: int, mtime_nsec: int) -> bytes:
         f = self._file_fid(fid)
-        v = p.SetattrValid
         if valid & ~0x1FF:
             raise _fail(errno.EINVAL, "unknown setattr bits")
         if valid:
-            for sec, nsec, bit in ((atime_sec, atime_nsec, v.ATIME_SET), (mtime_sec, mtime_nsec, v.MTIME_SET)):
-                if valid & bit and nsec >= _NS:
-                    raise _fail(errno.EINVAL, "nanoseconds out of range")
-            if valid & v.SIZE and size >= 1 << 63:
+            if (valid & _SET_ATIME_SET and atime_nsec >= _NS) or (valid & _SET_MTIME_SET and mtime_nsec >= _NS):
+                raise _fail(errno.EINVAL, "nanoseconds out of range")
+            if valid & _SET_SIZE and size >= 1 << 63:
                 raise _fail(errno.EINVAL)
+            set_atime = valid & _SET_ATIME
+            set_mtime = valid & _SET_MTIME
             self.fs.setattr(
                 f.inode, f.cred,
-                mode=mode if valid & v.MODE else None,
-                uid=uid if valid & v.UID else None,
-                gid=gid if valid & v.GID else None,
-                size=size if valid & v.SIZE else None,
-                atime=_signed(atime_sec) * _NS + atime_nsec if valid & v.ATIME and valid & v.ATIME_SET else None,
-                mtime=_signed(mtime_sec) * _NS + mtime_nsec if valid & v.MTIME and valid & v.MTIME_SET else None,
-                atime_now=bool(valid & v.ATIME and not valid & v.ATIME_SET),
-                mtime_now=bool(valid & v.MTIME and not valid & v.MTIME_SET),
-                ctime=bool(valid & v.CTIME))
+                mode=mode if valid & _SET_MODE else None,
+                uid=uid if valid & _SET_UID else None,
+                gid=gid if valid & _SET_GID else None,
+                size=size if valid & _SET_SIZE else None,
+                atime=_signed(atime_sec) * _NS + atime_nsec if set_atime and valid & _SET_ATIME_SET else None,
+                mtime=_signed(mtime_sec) * _NS + mtime_nsec if set_mtime and valid & _SET_MTIME_SET else None,
+                atime_now=bool(set_atime and not valid & _SET_ATIME_SET),
+                mtime_now=bool(set_mtime and not valid & _SET_MTIME_SET),
+                ctime=bool(valid & _SET_CTIME))
         return self._empty(T.Rsetattr, tag)
 
     def statfs(self, tag: int, fid: int) -> bytes:
@@ -480,18 +491,18 @@ class Server:
     def mkdir(self, tag: int, dfid: int, name: str, mode: int, gid: int) -> bytes:
         f = self._dir_fid(dfid)
         inode = self.fs.mkdir(f.inode, name, mode, f.cred, gid)
-        return p.encode(T.Rmkdir, tag, qid_of(inode))
+        return self._qid_reply(T.Rmkdir, tag, inode)
 
     def symlink(self, tag: int, fid: int, name: str, symtgt: str, gid: int) -> bytes:
         f = self._dir_fid(fid)
         inode = self.fs.symlink(f.inode, name, symtgt, f.cred, gid)
-        return p.encode(T.Rsymlink, tag, qid_of(inode))
+        return self._qid_reply(T.Rsymlink, tag, inode)
 
     def mknod(self, tag: int, dfid: int, name: str, mode: int, major: int, minor: int,
               gid: int) -> bytes:
         f = self._dir_fid(dfid)
         inode = self.fs.mknod(f.inode, name, mode, encode_rdev(major, minor), f.cred, gid)
-        return p.encode(T.Rmknod, tag, qid_of(inode))
+        return self._qid_reply(T.Rmknod, tag, inode)
 
     def link(self, tag: int, dfid: int, fid: int, name: str) -> bytes:
         d = self._dir_fid(dfid)
