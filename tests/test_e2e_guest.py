@@ -114,8 +114,10 @@ def test_xattr_list_and_create(guest):
 
 
 def test_file_locks_with_flock(guest):
-    out = guest.sh("touch /root/lockfile;"
-                   "flock -x /root/lockfile sleep 3 & sleep 1;"
+    # The holder signals once it has the lock, so a slow machine cannot reorder the two.
+    out = guest.sh("touch /root/lockfile; rm -f /root/holding;"
+                   "flock -x /root/lockfile sh -c 'touch /root/holding; sleep 2' &"
+                   "while [ ! -e /root/holding ]; do sleep 1; done;"
                    "flock -n -x /root/lockfile true && echo got-it || echo busy;"
                    "wait; flock -n -x /root/lockfile true && echo free-again", timeout=60)
     assert out.split() == ["busy", "free-again"]
