@@ -47,6 +47,12 @@ _RQID_IOUNIT = struct.Struct("<IBHBIQI")  # Rlopen, Rlcreate: a qid and iounit
 _SET_MODE, _SET_UID, _SET_GID, _SET_SIZE = 0x1, 0x2, 0x4, 0x8
 _SET_ATIME, _SET_MTIME, _SET_CTIME, _SET_ATIME_SET, _SET_MTIME_SET = 0x10, 0x20, 0x40, 0x80, 0x100
 _RWALK_HDR = struct.Struct("<IBHH")
+_RWALK1 = struct.Struct("<IBHHBIQ")  # an Rwalk with one qid
+_TWALK_HDR = struct.Struct("<IIH")
+_U32 = struct.Struct("<I")
+# Plain ints for the hot paths (enum attribute lookups cost more than module globals).
+_RWALK, _RGETATTR_T, _RCLUNK = int(T.Rwalk), int(T.Rgetattr), int(T.Rclunk)
+_S_IFDIR = stat.S_IFDIR
 _U16 = struct.Struct("<H")
 _NS = 10**9
 _GETATTR_VALID = int(p.GetattrMask.ALL)
@@ -117,6 +123,11 @@ class Server:
             T.Txattrwalk: self.xattrwalk, T.Txattrcreate: self.xattrcreate,
             T.Tlock: self.lock, T.Tgetlock: self.getlock,
         }
+        # The lookup triplet is nine messages in ten a guest sends (stat, open, create all walk,
+        # getattr and clunk): these decode their own fixed layouts and skip the generic decoder.
+        self._fast: dict[int, Callable[[int, Any, int], bytes | None]] = {
+            T.Twalk: self._walk_frame, T.Tgetattr: self._getattr_frame, T.Tclunk: self._clunk_frame,
+        }
 
     # ----------------------------------------------------------------- the one entry point
 
@@ -129,18 +140,25 @@ class Server:
         except (TypeError, ValueError):
             log.error("9P frame is not a bytes-like object: %s", type(frame).__name__)
             return None
-        if len(buf) < HEADER_SIZE:
+        return self.handle_buffer(buf, len(buf))
+
+    def handle_buffer(self, buf: bytearray | memoryview, length: int) -> bytes | None:
+        """:meth:`handle` for a transport that reuses one buffer: the frame is ``buf[:length]``."""
+        if length < HEADER_SIZE:
             return None
         size, mtype, tag = HEADER.unpack_from(buf, 0)
         try:
-            if size < HEADER_SIZE or size > len(buf):
+            if size < HEADER_SIZE or size > length:
                 raise ProtocolError(errno.EPROTO, "size field does not match the frame")
             if size > self.msize and mtype != T.Tversion:
                 raise ProtocolError(errno.EMSGSIZE, "frame larger than msize")
+            fast = self._fast.get(mtype)
+            if fast is not None:
+                return fast(tag, buf, size)
             handler = self._handlers.get(mtype)
             if handler is None:
                 raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} not supported")
-            fields = p.decode_body(mtype, buf, HEADER_SIZE, size)
+            fields = p.decode_body(mtype, memoryview(buf), HEADER_SIZE, size)
             return handler(tag, *fields)
         except OSError as exc:
             return p.lerror(tag, exc.errno)
@@ -149,6 +167,64 @@ class Server:
         except Exception:  # a bug of ours: the guest gets EIO, never a hang
             log.exception("9P request type %s failed", mtype)
             return p.lerror(tag, errno.EIO)
+
+    def _generic(self, mtype: int, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
+        return self._handlers[mtype](tag, *p.decode_body(mtype, memoryview(buf), HEADER_SIZE, size))
+
+    # Fast paths: the same checks and the same answers as walk, getattr and clunk below (the
+    # differential and unit tests run through them), with the frame decoded in place.
+
+    def _walk_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
+        if size < 17:
+            raise ProtocolError(errno.EPROTO, "frame too short")
+        fid, newfid, nwname = _TWALK_HDR.unpack_from(buf, HEADER_SIZE)
+        if nwname != 1 or size < 19:
+            return self._generic(T.Twalk, tag, buf, size)
+        (length,) = _U16.unpack_from(buf, 17)
+        if 19 + length != size:
+            return self._generic(T.Twalk, tag, buf, size)  # it says what is wrong
+        name = str(buf[19:size], "utf-8", "surrogateescape")
+        fids = self.fids
+        f = fids.get(fid)
+        if f is None or f.xattr is not None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        if f.open_flags >= 0:
+            raise _fail(errno.EBADF, "walk from an open fid")
+        if newfid != fid and (newfid in fids or newfid == NOFID or len(fids) >= self.max_fids):
+            self._new_fid_slot(newfid)  # raises the right error
+        cur = f.inode
+        entries = cur.entries
+        cred = f.cred
+        hit = entries.by_name.get(name) if entries is not None and cred.uid == 0 else None
+        if hit is not None:
+            nxt = hit[1]
+        else:  # not a plain hit as root: the full rules, and their errors
+            if entries is None:
+                raise _fail(errno.ENOTDIR)
+            if "/" in name or not name:
+                raise _fail(errno.ENOENT, repr(name))
+            nxt = self.fs.lookup(cur, name, cred)
+        self.fs.ref(nxt)
+        old = fids.get(newfid)
+        fids[newfid] = Fid(nxt, cred, cur, name)
+        if old is not None:
+            self._release(old)
+        return _RWALK1.pack(22, _RWALK, tag, 1, _QID_TYPE.get(nxt.mode & S_IFMT, 0), 0, nxt.ino)
+
+    def _getattr_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
+        if size != 19:
+            raise ProtocolError(errno.EPROTO, "frame size does not match the message")
+        (fid,) = _U32.unpack_from(buf, HEADER_SIZE)  # every attribute is always returned
+        f = self.fids.get(fid)
+        if f is None or f.xattr is not None:
+            raise _fail(errno.EBADF, f"fid {fid}")
+        return self._rgetattr(tag, f.inode)
+
+    def _clunk_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
+        if size != 11:
+            raise ProtocolError(errno.EPROTO, "frame size does not match the message")
+        (fid,) = _U32.unpack_from(buf, HEADER_SIZE)
+        return self.clunk(tag, fid)
 
     def defer(self, tag: int) -> None:
         """Mark ``tag``'s reply as deferred: :meth:`complete` will deliver it."""
@@ -298,7 +374,7 @@ class Server:
                 self._commit_xattr(f)
         finally:
             self._release(f)
-        return self._empty(T.Rclunk, tag)
+        return _EMPTY.pack(HEADER_SIZE, _RCLUNK, tag)
 
     # ----------------------------------------------------------------- walking and opening
 
@@ -439,13 +515,17 @@ class Server:
         f = self.fids.get(fid)
         if f is None or f.xattr is not None:
             raise _fail(errno.EBADF, f"fid {fid}")
-        i = f.inode
+        return self._rgetattr(tag, f.inode)
+
+    @staticmethod
+    def _rgetattr(tag: int, i: Inode) -> bytes:
         kind = i.mode & S_IFMT
-        size = 4096 if kind == stat.S_IFDIR else i.size
-        blocks = 8 if kind == stat.S_IFDIR else i.blocks
-        qtype, qversion, qpath = qid_of(i)
+        if kind == _S_IFDIR:
+            size, blocks = 4096, 8
+        else:
+            size, blocks = i.size, i.blocks
         return _RGETATTR.pack(
-            _RGETATTR.size, T.Rgetattr, tag, _GETATTR_VALID, qtype, qversion, qpath,
+            _RGETATTR.size, _RGETATTR_T, tag, _GETATTR_VALID, _QID_TYPE.get(kind, 0), 0, i.ino,
             i.mode, i.uid, i.gid, i.nlink, i.rdev, size, 4096, blocks,
             (i.atime // _NS) & _U64, i.atime % _NS, (i.mtime // _NS) & _U64, i.mtime % _NS,
             (i.ctime // _NS) & _U64, i.ctime % _NS, (i.btime // _NS) & _U64, i.btime % _NS,

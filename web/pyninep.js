@@ -24,6 +24,7 @@
  *   restoreState(bytes)       the inverse, for v86's restore_state
  *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
  *   pyodide                   the Pyodide instance
+ *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close()                   release the Python objects
  */
 
@@ -52,6 +53,9 @@ function dirUrl(url, base) {
     return u;
 }
 
+/** The little-endian u32 at the start of a frame: its size. */
+const u32 = (b) => (b[0] | (b[1] << 8) | (b[2] << 16)) + b[3] * 0x1000000;
+
 /** An Rlerror frame: size[4]=11 type[1]=7 tag[2] ecode[4]. */
 function lerror(tag, ecode) {
     const out = new Uint8Array(11);
@@ -61,6 +65,26 @@ function lerror(tag, ecode) {
     view.setUint16(5, tag, true);
     view.setUint32(7, ecode, true);
     return out;
+}
+
+/**
+ * A zero-argument call of a Python callable straight through CPython's C API, or null where this
+ * Pyodide does not offer what it needs. Per request this replaces PyProxy's generic call path
+ * (argument arrays, keyword handling, result conversion), which costs about half of the floor of
+ * a small request when the caches are cold, as they are between two guest requests
+ * (bench/replay.mjs --thrash). A Python exception still arrives as Pyodide's PythonError.
+ */
+function directCall(pyodide, proxy) {
+    const m = pyodide._module;
+    const needed = ["PyProxy_getPtr", "_PyObject_CallNoArgs", "_Py_DecRef", "_check_gil", "_pythonexc2js"];
+    if (!m || needed.some((name) => typeof m[name] !== "function")) return null;
+    const ptr = m.PyProxy_getPtr(proxy); // the proxy keeps the object alive until close()
+    return () => {
+        m._check_gil(); // throws if Python is suspended elsewhere, like PyProxy calls do
+        const result = m._PyObject_CallNoArgs(ptr);
+        if (result === 0) m._pythonexc2js(); // throws the PythonError (and clears it in Python)
+        m._Py_DecRef(result);
+    };
 }
 
 export async function createServer(options = {}) {
@@ -103,7 +127,8 @@ export async function createServer(options = {}) {
     const page = glue.PageServer(image ?? undefined, deliver); // undefined, not null: Python's None
     glue.destroy();
     const handle = page.handle;
-    const handleShared = page.handle_shared;
+    const handleSharedProxy = page.handle_shared;
+    const handleShared = directCall(pyodide, handleSharedProxy) ?? handleSharedProxy;
 
     // Views of the two Python buffers frames cross through. Growing wasm memory detaches views,
     // so they are taken again whenever that has happened.
@@ -134,14 +159,14 @@ export async function createServer(options = {}) {
         let frame;
         try {
             views();
-            if (reqBuf.length <= requestBuf.data.length) {
-                requestBuf.data.set(reqBuf);
-                const n = handleShared(reqBuf.length);
-                if (n >= 0) {
-                    views(); // answering may have grown wasm memory
-                    frame = replyBuf.data.slice(0, n);
-                }
-            } else { // larger than any frame should be: the slow path still answers it
+            const size = reqBuf.length >= 7 ? u32(reqBuf) : 0;
+            if (size >= 7 && size <= reqBuf.length && size <= requestBuf.data.length) {
+                requestBuf.data.set(size === reqBuf.length ? reqBuf : reqBuf.subarray(0, size));
+                handleShared();
+                views(); // answering may have grown wasm memory
+                const n = u32(replyBuf.data);
+                if (n !== 0) frame = replyBuf.data.slice(0, n); // 0: deferred
+            } else { // a malformed or oversized frame: the general path answers it
                 const result = handle(reqBuf);
                 if (result !== undefined && result !== null) {
                     frame = result.toJs();
@@ -169,6 +194,7 @@ export async function createServer(options = {}) {
     return {
         handle9p,
         pyodide,
+        crossing: handleShared === handleSharedProxy ? "pyproxy" : "direct",
         saveState: () => toBytes(page.save_state()),
         restoreState(bytes) {
             pending.clear();
@@ -182,7 +208,7 @@ export async function createServer(options = {}) {
             requestBuf?.release();
             replyBuf?.release();
             handle.destroy();
-            handleShared.destroy();
+            handleSharedProxy.destroy();
             page.destroy();
         },
     };

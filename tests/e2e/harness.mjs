@@ -7,6 +7,8 @@
 //   → {"id": 4, "op": "readFile", "path": "/etc/hostname"}   ← {"id": 4, "data": "<base64>"}
 //   → {"id": 5, "op": "writeFile", "path": "…", "data": "<base64>"}   ← {"id": 5, "ok": true}
 //   → {"id": 6, "op": "stats"}     ← {"id": 6, "stats": {"<type>": {"count", "ms", "bytes"}}} (then reset)
+//   → {"id": 7, "op": "record"}    ← {"id": 7, "state": "<base64>"}  (our state now; frames are kept from here)
+//   → {"id": 8, "op": "recorded"}  ← {"id": 8, "frames": "<base64>"}  (the request frames since, end to end)
 // Scripts are handed to the guest as files written through writeFile, so any length works.
 // Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
 import path from "node:path";
@@ -38,7 +40,9 @@ if (opt("--mount")) cmdline += ` pyninep.mount=${opt("--mount")}`;
 const file = (p) => ({ url: path.join(dist, p) });
 // Time spent answering 9P, by message type (the "stats" op reads and resets it).
 const stats = new Map();
+let recording = null; // request frames since the "record" op, for bench/replay.py
 const timed = (handle) => (req, reply) => {
+    if (recording) recording.push(req.slice(0, new DataView(req.buffer, req.byteOffset).getUint32(0, true)));
     const t = performance.now();
     handle(req, reply);
     const s = stats.get(req[4]) ?? [0, 0, 0];
@@ -145,6 +149,13 @@ for await (const line of rl) {
             for (const [type, [count, ms, bytes]] of stats) out[type] = { count, ms: +ms.toFixed(2), bytes };
             stats.clear();
             send({ id: req.id, stats: out });
+        } else if (req.op === "record") {
+            recording = [];
+            send({ id: req.id, state: Buffer.from(server.saveState()).toString("base64") });
+        } else if (req.op === "recorded") {
+            const frames = Buffer.concat(recording ?? []);
+            recording = null;
+            send({ id: req.id, frames: frames.toString("base64") });
         } else if (req.op === "readFile") {
             send({ id: req.id, data: Buffer.from(server.readFile(req.path)).toString("base64") });
         } else if (req.op === "writeFile") {

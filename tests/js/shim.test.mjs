@@ -23,6 +23,12 @@ test("a session through handle9p writes a file the page can read", () => {
     assert.equal(new TextDecoder().decode(server.readFile("/from-page")), "page");
 });
 
+test("requests cross by the direct call on the pinned Pyodide", () => {
+    // If a Pyodide upgrade drops what the direct call needs, the shim still works through
+    // PyProxy calls, but every small request gets slower: this makes that visible.
+    assert.equal(server.crossing, "direct");
+});
+
 test("handle9p works detached from its object (as v86 calls it)", () => {
     const { handle9p } = server;
     let reply = null;
@@ -37,7 +43,7 @@ test("a Python exception inside a request is Rlerror EIO and one console error",
     server.pyodide.runPython(`
 import pyninep_browser.browser as b
 b.PageServer._saved_handle = b.PageServer.handle_shared
-def broken(self, length):
+def broken(self):
     raise MemoryError("simulated")
 b.PageServer.handle_shared = broken
 `);
