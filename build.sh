@@ -3,7 +3,8 @@
 #   build  make dist/: a self-contained static site (v86, Pyodide, our wheel, the guest, the image)
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, run the whole suite (pytest)
-#   bench  build, then run the benchmarks (guest workloads, dispatcher, JS<->Python crossing)
+#   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
+#          requests, guest workloads)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
 # Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
 set -euo pipefail
@@ -182,6 +183,10 @@ case "$verb" in
         shift || true
         "$PY" bench/dispatch.py
         node bench/crossing.mjs dist
+        trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it
+        "$PY" bench/replay.py record "$trace"
+        "$PY" bench/replay.py replay "$trace"
+        node bench/replay.mjs dist "$trace" --thrash 8
         "$PY" bench/guest_workloads.py "$@" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;

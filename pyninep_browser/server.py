@@ -22,7 +22,7 @@ from typing import Any, Callable
 from . import protocol as p
 from .fs import (S_IFMT, DT_BY_TYPE, F_UNLCK, LOCK_END, O_ACCMODE, O_APPEND, O_CREAT, O_EXCL,
                  O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, ROOT, Cred, Filesystem, Inode, _fail,
-                 XATTR_SIZE_MAX)
+                 NAME_MAX, XATTR_SIZE_MAX)
 from .protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 
 log = logging.getLogger("pyninep_browser")
@@ -53,6 +53,8 @@ _U32 = struct.Struct("<I")
 # Plain ints for the hot paths (enum attribute lookups cost more than module globals).
 _RWALK, _RGETATTR_T, _RCLUNK = int(T.Rwalk), int(T.Rgetattr), int(T.Rclunk)
 _S_IFDIR = stat.S_IFDIR
+_RLERROR = struct.Struct("<IBHI")
+_RLERROR_T, _LINUX_ENOENT = int(T.Rlerror), p.linux_errno(errno.ENOENT)
 _U16 = struct.Struct("<H")
 _NS = 10**9
 _GETATTR_VALID = int(p.GetattrMask.ALL)
@@ -178,6 +180,15 @@ class Server:
         if size < 17:
             raise ProtocolError(errno.EPROTO, "frame too short")
         fid, newfid, nwname = _TWALK_HDR.unpack_from(buf, HEADER_SIZE)
+        if nwname == 0 and size == 17:  # a clone: the client is about to open or create
+            fids = self.fids
+            f = fids.get(fid)
+            if f is None or f.xattr is not None:
+                raise _fail(errno.EBADF, f"fid {fid}")
+            if newfid != fid and (newfid in fids or newfid == NOFID or len(fids) >= self.max_fids):
+                self._new_fid_slot(newfid)
+            self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name))
+            return _RWALK_HDR.pack(9, _RWALK, tag, 0)
         if nwname != 1 or size < 19:
             return self._generic(T.Twalk, tag, buf, size)
         (length,) = _U16.unpack_from(buf, 17)
@@ -198,7 +209,12 @@ class Server:
         hit = entries.by_name.get(name) if entries is not None and cred.uid == 0 else None
         if hit is not None:
             nxt = hit[1]
-        else:  # not a plain hit as root: the full rules, and their errors
+        elif (entries is not None and cred.uid == 0 and len(name) < NAME_MAX // 4 and name
+              and name != "." and name != ".." and "/" not in name):
+            # A plain miss (every create starts with one): what lookup would raise, without the
+            # exception. Names this short cannot be ENAMETOOLONG in any encoding.
+            return _RLERROR.pack(11, _RLERROR_T, tag, _LINUX_ENOENT)
+        else:  # the full rules, and their errors
             if entries is None:
                 raise _fail(errno.ENOTDIR)
             if "/" in name or not name:
