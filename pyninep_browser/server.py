@@ -6,8 +6,10 @@ request with :mod:`protocol`, calls the :class:`~pyninep_browser.fs.Filesystem`,
 reply; every error becomes an ``Rlerror`` carrying the request's tag, in exactly one place
 (:meth:`Server.handle`). One ``Server`` is one client session; several may share a filesystem.
 
-A reply may be *deferred* (``handle`` returns ``None``): it is delivered later through
-``on_reply``. Tflush drops a deferred reply that has not been delivered yet.
+A reply may be *deferred*: a handler calls :meth:`Server.defer` and returns ``None``, and whoever
+finishes the work calls :meth:`Server.complete`, which delivers the reply through ``on_reply``.
+Every request gets exactly one reply: Tflush (or a Tversion reset) answers a deferred request that
+has not completed with EINTR, before Rflush, and its late completion is dropped.
 """
 
 from __future__ import annotations
@@ -253,6 +255,13 @@ class Server:
             if self.on_reply is not None:
                 self.on_reply(reply)
 
+    def _abandon(self, tag: int) -> None:
+        """Answer a deferred request that will not complete (flushed, or the session reset) with
+        EINTR now: a transport such as virtio holds a slot for every request until it is answered,
+        and Linux ignores a reply to a request it flushed."""
+        if tag in self.pending:
+            self.complete(tag, p.lerror(tag, errno.EINTR))
+
     # ----------------------------------------------------------------- helpers
 
     def _fid(self, fid: int) -> Fid:
@@ -312,7 +321,8 @@ class Server:
         fids, self.fids = self.fids, {}
         for f in fids.values():
             self._release(f)
-        self.pending.clear()
+        for tag in sorted(self.pending):
+            self._abandon(tag)
 
     def _cred_for(self, uname: str, n_uname: int) -> Cred:
         """uid from n_uname (or uname), gid and groups from the served /etc/passwd and /etc/group."""
@@ -378,7 +388,7 @@ class Server:
         return self._qid_reply(T.Rattach, tag, root)
 
     def flush(self, tag: int, oldtag: int) -> bytes:
-        self.pending.discard(oldtag)
+        self._abandon(oldtag)  # its reply goes out before Rflush, as 9P requires
         return self._empty(T.Rflush, tag)
 
     def clunk(self, tag: int, fid: int) -> bytes:

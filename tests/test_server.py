@@ -669,3 +669,64 @@ def test_a_bug_inside_a_handler_is_eio_not_an_exception(server, monkeypatch, cap
     assert err(c.statfs, 0) == errno.EIO
     assert "simulated bug" in caplog.text
     assert c.getattr(0).valid
+
+
+# ----------------------------------------------------------------- deferred replies
+
+
+class DeferringServer(Server):
+    """Tfsync deferred, as fsync to durable storage will be."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.waiting: list[int] = []
+        self.sent: list[bytes] = []
+        self.on_reply = self.sent.append
+
+    def fsync(self, tag, fid, datasync):
+        self._file_fid(fid)
+        self.defer(tag)
+        self.waiting.append(tag)
+        return None
+
+    def finish(self):
+        tag = self.waiting.pop(0)
+        self.complete(tag, protocol.encode(protocol.T.Rfsync, tag))
+
+
+def _kind(frame):
+    return frame[4], int.from_bytes(frame[5:7], "little"), \
+        int.from_bytes(frame[7:11], "little") if frame[4] == 7 else None
+
+
+def test_deferred_reply_is_delivered_once_through_on_reply():
+    server = DeferringServer()
+    c = Client(server)
+    assert server.handle(_frame(50, 40, struct.pack("<II", 0, 0))) is None
+    assert server.sent == []
+    c.getattr(0)  # the session goes on meanwhile
+    server.finish()
+    assert [_kind(f) for f in server.sent] == [(51, 40, None)]
+    server.complete(40, b"again")  # a second completion is ignored
+    assert len(server.sent) == 1
+
+
+def test_flush_answers_the_deferred_request_with_eintr_before_rflush():
+    server = DeferringServer()
+    Client(server)
+    assert server.handle(_frame(50, 41, struct.pack("<II", 0, 0))) is None
+    rflush = server.handle(_frame(108, 42, struct.pack("<H", 41)))
+    assert _kind(rflush) == (109, 42, None)
+    assert [_kind(f) for f in server.sent] == [(7, 41, errno.EINTR)]
+    server.finish()  # the work ends after the flush: nothing more goes out
+    assert len(server.sent) == 1
+
+
+def test_version_reset_answers_every_deferred_request():
+    server = DeferringServer()
+    Client(server)
+    for tag in (43, 44):
+        assert server.handle(_frame(50, tag, struct.pack("<II", 0, 0))) is None
+    server.handle(protocol.encode(protocol.T.Tversion, protocol.NOTAG, 65536, "9P2000.L"))
+    assert [_kind(f) for f in server.sent] == [(7, 43, errno.EINTR), (7, 44, errno.EINTR)]
+    assert not server.pending

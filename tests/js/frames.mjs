@@ -35,6 +35,8 @@ export const T = {
     getattr: (tag, fid) => frame(24, tag, [u32(fid), u64(0x3fff)]),
     statfs: (tag, fid) => frame(8, tag, [u32(fid)]),
     clunk: (tag, fid) => frame(120, tag, [u32(fid)]),
+    fsync: (tag, fid) => frame(50, tag, [u32(fid), u32(0)]),
+    flush: (tag, oldtag) => frame(108, tag, [u16(oldtag)]),
 };
 
 /** Call handle9p and return the reply (synchronous replies only). */

@@ -66,6 +66,47 @@ b.PageServer.handle_shared = broken
     }
 });
 
+test("a deferred reply reaches v86's callback later; a flushed one gets EINTR first", async () => {
+    // Make Tfsync defer (as fsync to IndexedDB will): Python keeps the tag, the test completes it.
+    server.pyodide.runPython(`
+import pyninep_browser.server as s
+s.Server._saved_fsync = s.Server.fsync
+deferred = []
+def fsync(self, tag, fid, datasync):
+    self._file_fid(fid)
+    self.defer(tag)
+    deferred.append((self, tag))
+    return None
+def finish():
+    server, tag = deferred.pop(0)
+    server.complete(tag, server._empty(s.T.Rfsync, tag))
+s.Server.fsync = fsync
+`);
+    const deferring = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
+                                           image: null, pyodide: server.pyodide });
+    try {
+        call(deferring, T.version(0xffff, 65536));
+        call(deferring, T.attach(1, 0));
+        const replies = [];
+        const got = (r) => replies.push([rtype(r), rtag(r), rtype(r) === 7 ? ecode(r) : 0]);
+        deferring.handle9p(T.fsync(30, 0), got);
+        assert.deepEqual(replies, [], "no reply before the work is done");
+        deferring.handle9p(T.getattr(31, 0), got); // others are answered meanwhile
+        server.pyodide.runPython("finish()");
+        assert.deepEqual(replies, [[25, 31, 0], [51, 30, 0]]);
+
+        replies.length = 0;
+        deferring.handle9p(T.fsync(32, 0), got);
+        deferring.handle9p(T.flush(33, 32), got);
+        assert.deepEqual(replies, [[7, 32, 4], [109, 33, 0]], "EINTR for the flushed request, then Rflush");
+        server.pyodide.runPython("finish()"); // completes too late: dropped
+        assert.equal(replies.length, 2);
+    } finally {
+        server.pyodide.runPython("s.Server.fsync = s.Server._saved_fsync");
+        deferring.close();
+    }
+});
+
 test("saveState and restoreState keep files and open fids", () => {
     const state = server.saveState();
     assert.ok(state instanceof Uint8Array && state.length > 0);
