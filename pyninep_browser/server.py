@@ -90,6 +90,7 @@ class Fid:
     xattr_size: int = 0
     xattr_flags: int = 0
     lock_owners: set | None = None  # owners that locked through this fid (made on first lock)
+    top: Inode | None = None  # the directory it was attached at, if not the root: ".." stops there
 
     @property
     def is_open(self) -> bool:
@@ -189,7 +190,7 @@ class Server:
                 raise _fail(errno.EBADF, f"fid {fid}")
             if newfid != fid and (newfid in fids or newfid == NOFID or len(fids) >= self.max_fids):
                 self._new_fid_slot(newfid)
-            self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name))
+            self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name, top=f.top))
             return _RWALK_HDR.pack(9, _RWALK, tag, 0)
         if nwname != 1 or size < 19:
             return self._generic(T.Twalk, tag, buf, size)
@@ -221,10 +222,10 @@ class Server:
                 raise _fail(errno.ENOTDIR)
             if "/" in name or not name:
                 raise _fail(errno.ENOENT, repr(name))
-            nxt = self.fs.lookup(cur, name, cred)
+            nxt = cur if name == ".." and cur is f.top else self.fs.lookup(cur, name, cred)
         self.fs.ref(nxt)
         old = fids.get(newfid)
-        fids[newfid] = Fid(nxt, cred, cur, name)
+        fids[newfid] = Fid(nxt, cred, cur, name, top=f.top)
         if old is not None:
             self._release(old)
         return _RWALK1.pack(22, _RWALK, tag, 1, _QID_TYPE.get(nxt.mode & S_IFMT, 0), 0, nxt.ino)
@@ -384,7 +385,7 @@ class Server:
             root = self.fs.resolve(aname, cred=cred)
             if not root.is_dir():
                 raise _fail(errno.ENOTDIR, aname)
-        self._bind(fid, Fid(root, cred))
+        self._bind(fid, Fid(root, cred, top=root if root is not self.fs.root else None))
         return self._qid_reply(T.Rattach, tag, root)
 
     def flush(self, tag: int, oldtag: int) -> bytes:
@@ -422,14 +423,14 @@ class Server:
                     raise _fail(errno.ENOTDIR)
                 if "/" in name or not name:
                     raise _fail(errno.ENOENT, repr(name))
-                nxt = fs.lookup(cur, name, f.cred)
+                nxt = cur if name == ".." and cur is f.top else fs.lookup(cur, name, f.cred)
             except OSError:
                 if i == 0:
                     raise
                 return self._rwalk(tag, qids)
             parent, cur, last = cur, nxt, name
             qids.append(_QID.pack(*qid_of(cur)))
-        self._bind(newfid, Fid(cur, f.cred, parent, last))
+        self._bind(newfid, Fid(cur, f.cred, parent, last, top=f.top))
         return self._rwalk(tag, qids)
 
     @staticmethod
@@ -672,7 +673,7 @@ class Server:
         else:
             value = b"".join(n.encode("utf-8", "surrogateescape") + b"\0"
                              for n in self.fs.listxattr(f.inode, f.cred))
-        self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name, xattr=bytes(value)))
+        self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name, xattr=bytes(value), top=f.top))
         return p.encode(T.Rxattrwalk, tag, len(value))
 
     def xattrcreate(self, tag: int, fid: int, name: str, attr_size: int, flags: int) -> bytes:

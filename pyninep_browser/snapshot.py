@@ -202,7 +202,8 @@ def save(server: Server) -> bytes:
         "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups)],
                   f.parent.ino if f.parent is not None else None, f.name, f.open_flags,
                   blob.put(bytes(f.xattr)) if f.xattr is not None else None, f.xattr_name,
-                  f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners or ()]]
+                  f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners or ()],
+                  f.top.ino if f.top is not None else None]
                  for n, f in server.fids.items()],
     }
     return _pack("server", header, blob)
@@ -219,7 +220,10 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
         server.version = s["version"]
         server.pending = set(int(t) for t in s["pending"])
         server.session_id = s["session_id"]
-        for n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners in s["fids"]:
+        for entry in s["fids"]:
+            # A fid's attach directory came later: snapshots without it attached at the root.
+            n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners = entry[:11]
+            top = entry[11] if len(entry) > 11 else None
             inode = fs.inodes.get(int(ino))
             if inode is None:
                 raise SnapshotError("fid names a missing inode")
@@ -232,6 +236,10 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
             f.xattr_size = int(xsize)
             f.xattr_flags = int(xflags)
             f.lock_owners = {tuple(o) for o in owners} or None
+            if top is not None:
+                f.top = fs.inodes.get(int(top))
+                if f.top is None:
+                    raise SnapshotError("fid names a missing inode")
             server.fids[int(n)] = f
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, SnapshotError):

@@ -97,6 +97,29 @@ def test_attach_to_a_subtree_by_aname(server):
     assert err(c.attach, 2, aname="/missing") == errno.ENOENT
 
 
+def test_dotdot_does_not_leave_the_attached_subtree(server):
+    server.fs.write_file("/exports/one/sub/file", b"")
+    server.fs.write_file("/secret", b"")
+    c = Client(server, attach=False)
+    c.version(65536)
+    top = c.attach(1, aname="/exports/one")
+    for names in (["..", ".."], ["sub", "..", ".."], ["sub", "..", "..", "sub", "..", ".."]):
+        qids = c.walk(1, c.fid(), names)
+        assert qids[-1] == top, names
+    assert c.walk(1, c.fid(), ["..", "secret"]) == [top]  # a partial walk: no /secret above
+    # The clone, a walked fid and an xattr fid carry the limit; so does a snapshot.
+    clone = c.fid()
+    c.walk(1, clone, [])
+    assert c.walk(clone, c.fid(), [".."])[-1] == top
+    from pyninep_browser import snapshot
+    c.server = snapshot.restore(snapshot.save(server))
+    assert c.walk(clone, c.fid(), [".."])[-1] == top
+    # Attached at the root, ".." from the same directory goes up as usual.
+    c.attach(2)
+    one = c.walk_new("exports/one", start=2)
+    assert c.walk(one, c.fid(), [".."])[-1] != top
+
+
 def test_unknown_fid_and_fid_in_use(c):
     assert err(c.getattr, 4242) == errno.EBADF
     assert err(c.clunk, 4242) == errno.EBADF
