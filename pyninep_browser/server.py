@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from . import protocol as p
 from .fs import (S_IFMT, DT_BY_TYPE, F_UNLCK, LOCK_END, O_ACCMODE, O_APPEND, O_CREAT, O_EXCL,
-                 O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, ROOT, Cred, Filesystem, Inode, _fail,
+                 O_RDONLY, O_TRUNC, O_WRONLY, Cred, Filesystem, Inode, _fail,
                  NAME_MAX, XATTR_SIZE_MAX)
 from .protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 
@@ -55,8 +55,6 @@ _U32 = struct.Struct("<I")
 # Plain ints for the hot paths (enum attribute lookups cost more than module globals).
 _RWALK, _RGETATTR_T, _RCLUNK = int(T.Rwalk), int(T.Rgetattr), int(T.Rclunk)
 _S_IFDIR = stat.S_IFDIR
-_RLERROR = struct.Struct("<IBHI")
-_RLERROR_T, _LINUX_ENOENT = int(T.Rlerror), p.linux_errno(errno.ENOENT)
 _U16 = struct.Struct("<H")
 _NS = 10**9
 _GETATTR_VALID = int(p.GetattrMask.ALL)
@@ -160,11 +158,9 @@ class Server:
             fast = self._fast.get(mtype)
             if fast is not None:
                 return fast(tag, buf, size)
-            handler = self._handlers.get(mtype)
-            if handler is None:
+            if mtype not in self._handlers:
                 raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} not supported")
-            fields = p.decode_body(mtype, memoryview(buf), HEADER_SIZE, size)
-            return handler(tag, *fields)
+            return self._generic(mtype, tag, buf, size)
         except OSError as exc:
             return p.lerror(tag, exc.errno)
         except ProtocolError as exc:
@@ -184,11 +180,8 @@ class Server:
             raise ProtocolError(errno.EPROTO, "frame too short")
         fid, newfid, nwname = _TWALK_HDR.unpack_from(buf, HEADER_SIZE)
         if nwname == 0 and size == 17:  # a clone: the client is about to open or create
-            fids = self.fids
-            f = fids.get(fid)
-            if f is None or f.xattr is not None:
-                raise _fail(errno.EBADF, f"fid {fid}")
-            if newfid != fid and (newfid in fids or newfid == NOFID or len(fids) >= self.max_fids):
+            f = self._file_fid(fid)
+            if newfid != fid:
                 self._new_fid_slot(newfid)
             self._bind(newfid, Fid(f.inode, f.cred, f.parent, f.name, top=f.top))
             return _RWALK_HDR.pack(9, _RWALK, tag, 0)
@@ -198,14 +191,11 @@ class Server:
         if 19 + length != size:
             return self._generic(T.Twalk, tag, buf, size)  # it says what is wrong
         name = str(buf[19:size], "utf-8", "surrogateescape")
-        fids = self.fids
-        f = fids.get(fid)
-        if f is None or f.xattr is not None:
-            raise _fail(errno.EBADF, f"fid {fid}")
+        f = self._file_fid(fid)
         if f.open_flags >= 0:
             raise _fail(errno.EBADF, "walk from an open fid")
-        if newfid != fid and (newfid in fids or newfid == NOFID or len(fids) >= self.max_fids):
-            self._new_fid_slot(newfid)  # raises the right error
+        if newfid != fid:
+            self._new_fid_slot(newfid)
         cur = f.inode
         entries = cur.entries
         cred = f.cred
@@ -216,14 +206,11 @@ class Server:
               and name != "." and name != ".." and "/" not in name):
             # A plain miss (every create starts with one): what lookup would raise, without the
             # exception. Names this short cannot be ENAMETOOLONG in any encoding.
-            return _RLERROR.pack(11, _RLERROR_T, tag, _LINUX_ENOENT)
+            return p.lerror(tag, errno.ENOENT)
         else:  # the full rules, and their errors
-            if entries is None:
-                raise _fail(errno.ENOTDIR)
-            if "/" in name or not name:
-                raise _fail(errno.ENOENT, repr(name))
-            nxt = cur if name == ".." and cur is f.top else self.fs.lookup(cur, name, cred)
+            nxt = self._step(f, cur, name)
         self.fs.ref(nxt)
+        fids = self.fids
         old = fids.get(newfid)
         fids[newfid] = Fid(nxt, cred, cur, name, top=f.top)
         if old is not None:
@@ -234,10 +221,7 @@ class Server:
         if size != 19:
             raise ProtocolError(errno.EPROTO, "frame size does not match the message")
         (fid,) = _U32.unpack_from(buf, HEADER_SIZE)  # every attribute is always returned
-        f = self.fids.get(fid)
-        if f is None or f.xattr is not None:
-            raise _fail(errno.EBADF, f"fid {fid}")
-        return self._rgetattr(tag, f.inode)
+        return self._rgetattr(tag, self._file_fid(fid).inode)
 
     def _clunk_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
         if size != 11:
@@ -406,24 +390,17 @@ class Server:
     # ----------------------------------------------------------------- walking and opening
 
     def walk(self, tag: int, fid: int, newfid: int, wnames: list[str]) -> bytes:
-        f = self.fids.get(fid)
-        if f is None or f.xattr is not None:
-            raise _fail(errno.EBADF, f"fid {fid}")
+        f = self._file_fid(fid)
         if wnames and f.open_flags >= 0:
             raise _fail(errno.EBADF, "walk from an open fid")
         if newfid != fid:
             self._new_fid_slot(newfid)
-        fs = self.fs
         cur = f.inode
         parent, last = f.parent, f.name
         qids = []
         for i, name in enumerate(wnames):
             try:
-                if not cur.is_dir():
-                    raise _fail(errno.ENOTDIR)
-                if "/" in name or not name:
-                    raise _fail(errno.ENOENT, repr(name))
-                nxt = cur if name == ".." and cur is f.top else fs.lookup(cur, name, f.cred)
+                nxt = self._step(f, cur, name)
             except OSError:
                 if i == 0:
                     raise
@@ -432,6 +409,16 @@ class Server:
             qids.append(_QID.pack(*qid_of(cur)))
         self._bind(newfid, Fid(cur, f.cred, parent, last, top=f.top))
         return self._rwalk(tag, qids)
+
+    def _step(self, f: Fid, cur: Inode, name: str) -> Inode:
+        """One name of a walk from ``cur`` by fid ``f``: ".." stops at the fid's attach point."""
+        if cur.entries is None:
+            raise _fail(errno.ENOTDIR)
+        if "/" in name or not name:
+            raise _fail(errno.ENOENT, repr(name))
+        if name == ".." and cur is f.top:
+            return cur
+        return self.fs.lookup(cur, name, f.cred)
 
     @staticmethod
     def _rwalk(tag: int, packed_qids: list[bytes]) -> bytes:
@@ -539,10 +526,7 @@ class Server:
     # ----------------------------------------------------------------- metadata
 
     def getattr(self, tag: int, fid: int, request_mask: int) -> bytes:
-        f = self.fids.get(fid)
-        if f is None or f.xattr is not None:
-            raise _fail(errno.EBADF, f"fid {fid}")
-        return self._rgetattr(tag, f.inode)
+        return self._rgetattr(tag, self._file_fid(fid).inode)
 
     @staticmethod
     def _rgetattr(tag: int, i: Inode) -> bytes:

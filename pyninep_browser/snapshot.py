@@ -12,7 +12,6 @@ locks, so a guest restored from a v86 save state carries on mid-``ls`` with its 
 
 from __future__ import annotations
 
-import errno
 import json
 import struct
 from typing import Any
@@ -220,10 +219,7 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
         server.version = s["version"]
         server.pending = set(int(t) for t in s["pending"])
         server.session_id = s["session_id"]
-        for entry in s["fids"]:
-            # A fid's attach directory came later: snapshots without it attached at the root.
-            n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners = entry[:11]
-            top = entry[11] if len(entry) > 11 else None
+        for n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners, top in s["fids"]:
             inode = fs.inodes.get(int(ino))
             if inode is None:
                 raise SnapshotError("fid names a missing inode")
