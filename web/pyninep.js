@@ -168,10 +168,7 @@ export async function createServer(options = {}) {
                 if (n !== 0) frame = replyBuf.data.slice(0, n); // 0: deferred
             } else { // a malformed or oversized frame: the general path answers it
                 const result = handle(reqBuf);
-                if (result !== undefined && result !== null) {
-                    frame = result.toJs();
-                    result.destroy();
-                }
+                if (result != null) frame = toBytes(result); // null/undefined: deferred
             }
         } catch (error) {
             onError(error, reqBuf[4]);
