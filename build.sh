@@ -137,7 +137,7 @@ build_site() {
         cp -u "$nm/pyodide/$f" "$DIST/pyodide/$f"
     done
     cp -u "$nm/v86/build/libv86.mjs" "$nm/v86/build/v86.wasm" "$DIST/v86/"
-    cp web/pyninep.js web/index.html "$DIST/"
+    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/index.html "$DIST/"
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
     cat > "$DIST/manifest.json.tmp" <<EOF
 {

@@ -12,6 +12,7 @@ from typing import Any
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
 from . import snapshot
+from .protocol import linux_errno
 from .fs import Filesystem
 from .server import Server
 
@@ -28,7 +29,11 @@ _DEFERRED = bytes(4)
 class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
-    def __init__(self, image: Any = None, on_reply: Any = None) -> None:
+    def __init__(self, image: Any = None, on_reply: Any = None, db: Any = None,
+                 config: Any = None) -> None:
+        config = dict(config or {})
+        self.store = None
+        self.open_report = None
         fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
         self._on_reply = on_reply
         self.server = self._attach(Server(fs))
@@ -55,7 +60,7 @@ class PageServer:
     def handle(self, frame: Any) -> bytes | None:
         return self.server.handle(_bytes(frame))
 
-    def save_state(self) -> bytes:
+    def save_state(self, portable: bool = True) -> bytes:
         return snapshot.save(self.server)
 
     def restore_state(self, data: Any) -> None:
@@ -66,6 +71,35 @@ class PageServer:
 
     def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
         self.server.fs.write_file(path, _bytes(data), mode=mode)
+
+    # ---- the page's asynchronous calls: each answers through done(result, errno) exactly once
+
+    def read_file_async(self, path: str, done: Any) -> None:
+        try:
+            data = self.read_file(str(path))
+        except OSError as exc:
+            done(None, linux_errno(exc.errno))
+            return
+        done(data, 0)
+
+    def write_file_async(self, path: str, data: Any, done: Any) -> None:
+        try:
+            self.write_file(str(path), data)
+        except OSError as exc:
+            done(None, linux_errno(exc.errno))
+            return
+        self.flush(done)
+
+    def flush(self, done: Any) -> None:
+        """done(None, 0) once everything changed so far is durably committed."""
+        done(None, 0)
+
+    def tick(self, now_ms: float) -> None:
+        """The page's timer: commit write-behind changes older than the bound."""
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _bytes(value: Any) -> bytes:

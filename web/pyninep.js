@@ -28,6 +28,9 @@
  *   close()                   release the Python objects
  */
 
+import { openIndexedDB, persistStorage } from "./pyninep-idb.js";
+export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyninep-machine.js";
+
 const IS_NODE = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
 const EIO = 5;
 
@@ -89,9 +92,22 @@ function directCall(pyodide, proxy) {
 
 export async function createServer(options = {}) {
     const storage = options.storage ?? "memory";
-    if (storage !== "memory") {
-        throw new Error(`pyninep: storage ${JSON.stringify(storage)} is not supported (use "memory")`);
+    const dbName = typeof storage === "string" && storage.startsWith("indexeddb:") ? storage.slice(10) : null;
+    if (storage !== "memory" && !dbName) {
+        throw new Error(`pyninep: storage ${JSON.stringify(storage)} is not supported `
+            + '(use "memory" or "indexeddb:NAME")');
     }
+    // The database first: a second tab on the same NAME fails here, before Pyodide loads.
+    const db = dbName ? await openIndexedDB(dbName, { quota: options.quota }) : null;
+    try {
+        return await startServer(options, storage, db);
+    } catch (error) {
+        db?.close();
+        throw error;
+    }
+}
+
+async function startServer(options, storage, db) {
     const baseUrl = dirUrl(options.baseUrl ?? new URL(".", import.meta.url), IS_NODE ? `file://${process.cwd()}/` : location.href);
     const manifest = options.manifest ?? await fetchJson(new URL("manifest.json", baseUrl));
 
@@ -107,6 +123,8 @@ export async function createServer(options = {}) {
     const [wheel, image] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null ? null
+            // A database that already holds a filesystem starts from it: the image seeds a new one.
+            : db && db.meta.length > 0 ? null
             : options.image instanceof Uint8Array ? options.image
             : fetchBytes(new URL(options.image ?? manifest.image, baseUrl)),
     ]);
@@ -124,7 +142,13 @@ export async function createServer(options = {}) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
-    const page = glue.PageServer(image ?? undefined, deliver); // undefined, not null: Python's None
+    const config = pyodide.toPy({
+        write_behind_ms: options.writeBehindMs ?? 1000,
+        chunk_cache_bytes: options.chunkCacheBytes ?? null,
+    });
+    // undefined, not null: Python's None
+    const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config);
+    config.destroy();
     glue.destroy();
     const handle = page.handle;
     const handleSharedProxy = page.handle_shared;
@@ -188,25 +212,88 @@ export async function createServer(options = {}) {
         return out;
     }
 
+    // Write-behind: changes older than writeBehindMs are committed (relaxed) by this timer.
+    let ticker = null;
+    if (db) {
+        const bound = options.writeBehindMs ?? 1000;
+        ticker = setInterval(() => {
+            try {
+                page.tick(Date.now());
+            } catch (error) {
+                onError(error, "tick");
+            }
+        }, Math.max(10, Math.min(250, bound / 4)));
+        ticker.unref?.(); // Node: a pending tick does not keep the process alive
+    }
+    const persisted = db && (options.persist ?? true) ? persistStorage() : Promise.resolve(false);
+
+    /** Run a Python operation that answers through done(result, errno) as a Promise. */
+    const pyCall = (method, ...args) => new Promise((resolve, reject) => {
+        let answered = false;
+        const done = (result, errno) => {
+            if (answered) return;
+            answered = true;
+            if (errno) {
+                const error = new Error(`pyninep: ${method} failed: ${errnoName(errno)}`);
+                error.errno = errno;
+                reject(error);
+            } else {
+                resolve(result?.toJs ? toBytes(result) : result);
+            }
+        };
+        try {
+            page[method](...args, done);
+        } catch (error) {
+            answered = true;
+            reject(error);
+        }
+    });
+    let closed = null;
+
     return {
         handle9p,
         pyodide,
+        storage,
         crossing: handleShared === handleSharedProxy ? "pyproxy" : "direct",
-        saveState: () => toBytes(page.save_state()),
+        /** What the open-time check found and repaired in a stored filesystem (null: nothing to check). */
+        get openReport() {
+            const r = page.open_report;
+            return r?.toJs ? r.toJs({ dict_converter: Object.fromEntries }) : r ?? null;
+        },
+        /** Resolves to whether the browser granted persistent storage (navigator.storage.persist()). */
+        persisted,
+        /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
+        inFlight: () => pending.size,
+        saveState: (opts = {}) => toBytes(page.save_state(opts.portable ?? true)),
         restoreState(bytes) {
+            page.restore_state(bytes); // parses everything before replacing anything
             pending.clear();
-            page.restore_state(bytes);
         },
-        readFile: (path) => toBytes(page.read_file(path)),
-        writeFile(path, bytes) {
-            page.write_file(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
-        },
+        readFile: (path) => pyCall("read_file_async", path),
+        writeFile: (path, bytes) => pyCall("write_file_async", path,
+            typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes),
+        /** Resolves once everything changed so far is committed with durability "strict". */
+        flush: () => pyCall("flush"),
+        /** Storage statistics: commits, chunk reads, the browser's estimate. */
+        storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
         close() {
-            requestBuf?.release();
-            replyBuf?.release();
-            handle.destroy();
-            handleSharedProxy.destroy();
-            page.destroy();
+            if (closed) return closed;
+            clearInterval(ticker);
+            const finish = () => {
+                requestBuf?.release();
+                replyBuf?.release();
+                handle.destroy();
+                handleSharedProxy.destroy();
+                page.close();
+                page.destroy();
+                db?.close();
+            };
+            // A stored filesystem commits what is left before it lets go of the database.
+            closed = db ? pyCall("flush").finally(finish) : Promise.resolve(finish());
+            return closed;
         },
     };
 }
+
+const ERRNO_NAMES = { 5: "EIO", 2: "ENOENT", 28: "ENOSPC", 21: "EISDIR", 20: "ENOTDIR", 13: "EACCES", 122: "EDQUOT" };
+const errnoName = (n) => `${ERRNO_NAMES[n] ?? "errno"} (${n})`;
