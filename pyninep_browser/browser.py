@@ -7,7 +7,7 @@ CPython through the classes it wraps.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
@@ -15,6 +15,12 @@ from . import snapshot
 from .protocol import linux_errno
 from .fs import Filesystem
 from .server import Server
+
+try:
+    from .fs import ChunksNeeded
+except ImportError:  # a filesystem without stores never raises it
+    class ChunksNeeded(Exception):  # type: ignore[no-redef]
+        keys: list[str] = []
 
 
 # Frames cross through two preallocated buffers that JS sees as views into wasm memory: JS copies
@@ -34,7 +40,17 @@ class PageServer:
         config = dict(config or {})
         self.store = None
         self.open_report = None
-        fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
+        if db is not None:
+            from .store.indexeddb import IndexedDBStore
+
+            self.store = IndexedDBStore(db)
+            fs = _open_stored(self.store, None if image is None else _bytes(image), config)
+            self.open_report = {
+                "repairs": list(getattr(fs, "repairs", [])),
+                "inodes": len(fs.inodes), "bytes": fs.used_bytes,
+            }
+        else:
+            fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
         self._on_reply = on_reply
         self.server = self._attach(Server(fs))
         size = self.server.max_msize + SLACK
@@ -65,6 +81,9 @@ class PageServer:
 
     def restore_state(self, data: Any) -> None:
         self.server = self._attach(snapshot.restore(_bytes(data)))
+        resume = getattr(self.server, "resume", None)
+        if resume is not None:  # requests deferred at save time get their answers now
+            resume()
 
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)
@@ -74,32 +93,83 @@ class PageServer:
 
     # ---- the page's asynchronous calls: each answers through done(result, errno) exactly once
 
-    def read_file_async(self, path: str, done: Any) -> None:
+    def _with_chunks(self, operation: Callable[[], Any], done: Any) -> None:
+        """Run ``operation``; when it needs file data the store has not delivered yet, load it
+        and run it again. ``done(result, 0)`` or ``done(None, linux errno)``, exactly once."""
         try:
-            data = self.read_file(str(path))
+            result = operation()
+        except ChunksNeeded as exc:
+            def loaded(err: int) -> None:
+                if err:
+                    done(None, linux_errno(err))
+                else:
+                    self._with_chunks(operation, done)
+            self.server.fs.load_chunks(exc.keys, loaded)
+            return
         except OSError as exc:
             done(None, linux_errno(exc.errno))
             return
-        done(data, 0)
+        done(result, 0)
+
+    def read_file_async(self, path: str, done: Any) -> None:
+        self._with_chunks(lambda: self.read_file(str(path)), done)
 
     def write_file_async(self, path: str, data: Any, done: Any) -> None:
-        try:
-            self.write_file(str(path), data)
-        except OSError as exc:
-            done(None, linux_errno(exc.errno))
-            return
-        self.flush(done)
+        data = _bytes(data)
+
+        def written(_result: Any, err: int) -> None:
+            if err:
+                done(None, err)
+            else:
+                self.flush(done)  # resolves after the commit that holds it
+        self._with_chunks(lambda: self.write_file(str(path), data), written)
 
     def flush(self, done: Any) -> None:
         """done(None, 0) once everything changed so far is durably committed."""
-        done(None, 0)
+        flush_store = getattr(self.server, "flush_store", None)
+        if flush_store is None:
+            done(None, 0)
+            return
+        flush_store(lambda err: done(None, linux_errno(err) if err else 0))
 
     def tick(self, now_ms: float) -> None:
         """The page's timer: commit write-behind changes older than the bound."""
+        tick = getattr(self.server, "tick", None)
+        if tick is not None:
+            tick(now_ms)
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
+
+
+def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
+    """The filesystem kept in ``store``; a new (empty) store starts from ``image``."""
+    from .fs import persist as fs_persist
+
+    kwargs = {}
+    if config.get("chunk_cache_bytes"):
+        kwargs["cache_bytes"] = int(config["chunk_cache_bytes"])
+    if config.get("writeback_ms") is not None:
+        kwargs["writeback_ms"] = int(config["writeback_ms"])
+    seeded = getattr(snapshot, "load_filesystem_into", None)
+    if image is not None and seeded is not None:
+        return seeded(image, store, **kwargs)
+    if image is None or store.load_meta_count() > 0:
+        return Filesystem(store=store, **kwargs)
+    # A new database starts as a copy of the image: everything in it is a change to commit.
+    # (Until the filesystem offers this itself, it is done here through its change tracking.)
+    fs = snapshot.load_filesystem(image)
+    fs._init_persistence(store, kwargs.get("cache_bytes", fs_persist.DEFAULT_CACHE_BYTES),
+                         kwargs.get("writeback_ms", fs_persist.DEFAULT_WRITEBACK_MS))
+    fs.dirty.update(fs.inodes)
+    fs.dirty_chunks.update((ino, ci) for ino, inode in fs.inodes.items() if inode.chunks
+                           for ci in inode.chunks)
+    for inode in fs.inodes.values():
+        if inode.entries is not None:
+            inode.entries.changed = set(inode.entries._seqs)
+    fs.persist(True, None)
+    return fs
 
 
 def _bytes(value: Any) -> bytes:

@@ -236,6 +236,7 @@ export async function openIndexedDB(name, options = {}) {
             release();
         },
         get closed() { return closed; },
+        _db: db, // internal: the tests close it under the server to make transactions fail
     };
 }
 

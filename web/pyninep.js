@@ -1,12 +1,20 @@
 /**
  * pyninep.js — the page's 9P2000.L server: Python (pyninep_browser) running in Pyodide.
  *
- *   import { createServer } from "./pyninep.js";
- *   const server = await createServer({ storage: "memory" });
+ *   import { createServer, saveMachine, restoreMachine } from "./pyninep.js";
+ *   const server = await createServer({ storage: "indexeddb:home" });   // or "memory"
  *   const emulator = new V86({ ..., filesystem: { handle9p: server.handle9p } });
  *
  * createServer(options) → Promise<PyninepServer>. Options (all optional):
- *   storage   "memory" (default). ("indexeddb:NAME" is planned; anything else is an Error.)
+ *   storage   "memory" (default: nothing survives the page) or "indexeddb:NAME": the filesystem
+ *             lives in IndexedDB database NAME (created from `image` the first time). Only one
+ *             page at a time serves a database (Web Locks): a second gets an Error saying so.
+ *   writeBehindMs  IndexedDB: changes are committed at most this long after they are made
+ *             (default 1000); fsync, writeFile and flush() commit at once, durably.
+ *   chunkCacheBytes  IndexedDB: file data kept in memory (default 64 MiB); the rest loads on use.
+ *   quota     IndexedDB: bytes the filesystem may assume it has at most (statfs and ENOSPC come
+ *             from min(this, navigator.storage.estimate()'s quota) minus what is used).
+ *   persist   IndexedDB: ask navigator.storage.persist() (default true); see server.persisted.
  *   baseUrl   where the built site lives (manifest.json, pyodide/, wheels/, images/);
  *             default: the directory of this module.
  *   manifest  the manifest object itself, instead of fetching baseUrl + "manifest.json".
@@ -14,18 +22,36 @@
  *   pyodideUrl  directory URL of Pyodide's files (default: manifest.pyodide).
  *   wheelUrl  URL of the pyninep_browser wheel (default: manifest.wheel).
  *   image     the filesystem to start from: a URL string, a Uint8Array, or null for an empty
- *             filesystem (default: manifest.image, the default guest root).
+ *             filesystem (default: manifest.image, the default guest root). With IndexedDB
+ *             storage it seeds a new database only; an existing one is opened as it is.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
  * PyninepServer:
  *   handle9p(reqBuf, reply)  pass as v86's filesystem.handle9p (bound: works detached)
+ *   readFile(path) → Promise<Uint8Array>   a file of the served tree (rejects with .errno set)
+ *   writeFile(path, bytes|string) → Promise  resolves once the file is committed (durably)
+ *   flush() → Promise         resolves once everything changed so far is committed, durably
  *   saveState() → Uint8Array  the filesystem and the 9P session (take it with v86's save_state)
  *   restoreState(bytes)       the inverse, for v86's restore_state
- *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
+ *   storage, openReport       the storage option; what the open-time check repaired
+ *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
+ *   inFlight()                9P requests whose reply is still to come
+ *   storageStats()            IndexedDB commits, chunk reads, the browser's estimate
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
- *   close()                   release the Python objects
+ *   close() → Promise         commit what is left, release the database and the Python objects
+ * (readFile and writeFile return Promises since IndexedDB storage: a file's data may have to load
+ * first, and a write is done when it is committed. With "memory" they settle at once.)
+ *
+ * saveMachine(emulator, server, {compress}) → Promise<Uint8Array>: the v86 emulator and this
+ *   server as one checked, versioned blob, taken with the emulator stopped and no 9P request in
+ *   flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds slower; default false).
+ * restoreMachine(blob, {emulator, server, run}) → Promise: both back to the saved moment; a
+ *   truncated, damaged, foreign or newer blob is refused with an Error before anything changes.
+ *   `emulator` must have fired "emulator-loaded"; `server` may be a fresh createServer().
+ * readMachine(blob) → Promise<{v86State, serverState, info}>: the checked parts, e.g. to start
+ *   a new V86({initial_state: {buffer: v86State}}) after server.restoreState(serverState).
  */
 
 import { openIndexedDB, persistStorage } from "./pyninep-idb.js";
@@ -142,8 +168,12 @@ async function startServer(options, storage, db) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
+    // Write-behind: the timer ticks every `interval` ms and Python commits changes that are
+    // `writeback_ms` old, so a change is committed at most writeBehindMs after it was made.
+    const bound = options.writeBehindMs ?? 1000;
+    const interval = Math.max(5, Math.min(100, bound / 4));
     const config = pyodide.toPy({
-        write_behind_ms: options.writeBehindMs ?? 1000,
+        writeback_ms: Math.max(0, Math.floor(bound - 2 * interval)),
         chunk_cache_bytes: options.chunkCacheBytes ?? null,
     });
     // undefined, not null: Python's None
@@ -212,17 +242,16 @@ async function startServer(options, storage, db) {
         return out;
     }
 
-    // Write-behind: changes older than writeBehindMs are committed (relaxed) by this timer.
+    // Write-behind (relaxed commits) and answers for requests a restored state left open.
     let ticker = null;
     if (db) {
-        const bound = options.writeBehindMs ?? 1000;
         ticker = setInterval(() => {
             try {
                 page.tick(Date.now());
             } catch (error) {
                 onError(error, "tick");
             }
-        }, Math.max(10, Math.min(250, bound / 4)));
+        }, interval);
         ticker.unref?.(); // Node: a pending tick does not keep the process alive
     }
     const persisted = db && (options.persist ?? true) ? persistStorage() : Promise.resolve(false);
@@ -276,6 +305,7 @@ async function startServer(options, storage, db) {
         flush: () => pyCall("flush"),
         /** Storage statistics: commits, chunk reads, the browser's estimate. */
         storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
+        _storage: db, // internal (tests)
         close() {
             if (closed) return closed;
             clearInterval(ticker);

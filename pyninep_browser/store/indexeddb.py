@@ -37,10 +37,12 @@ class IndexedDBStore(Store):
         self.name = str(db.name)
         packed = db.packed()
         self._meta, self._chunk_keys = unpack(packed.to_bytes())
-        packed.destroy()
         # The preloaded copies are ours now; the JS arrays can go.
         db.meta = None
         db.chunkKeys = None
+
+    def load_meta_count(self) -> int:
+        return len(self._meta)
 
     def load_meta(self) -> list[tuple[str, bytes]]:
         meta, self._meta = self._meta, []  # read once, at open: do not keep a second copy
