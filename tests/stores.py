@@ -4,9 +4,12 @@ filesystem held (reopened in this process; tests of a fresh process use subproce
 from __future__ import annotations
 
 import hashlib
+import struct
+from collections import deque
 
+from pyninep_browser import Server
 from pyninep_browser.fs import CHUNK, Filesystem
-from pyninep_browser.store import MemoryStore, SQLiteStore
+from pyninep_browser.store import MemoryStore, SQLiteStore, Store
 
 # "plain": no store at all (today's in-memory filesystem); the others keep it in a store, with a
 # chunk cache of two chunks so lazy loading and eviction run all the time.
@@ -66,3 +69,60 @@ def assert_store_round_trip(fs: Filesystem, kind: str, store, tmp_path, **option
     assert again.used_bytes == sum(i.allocated + again._xattr_bytes(i)
                                    for i in again.inodes.values())
     return again
+
+
+class AsyncStore(Store):
+    """A real asynchronous store for tests: wraps a synchronous one, and answers every chunk read
+    and commit later, when the test drains ``queue`` (as IndexedDB answers from the event loop)."""
+
+    asynchronous = True
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.queue: deque = deque()
+        self.chunk_reads = 0
+
+    def load_meta(self):
+        return self.inner.load_meta()
+
+    def get_chunk(self, key, done):
+        self.chunk_reads += 1
+        self.queue.append(lambda: self.inner.get_chunk(key, done))
+
+    def commit(self, batch, durable, done):
+        self.queue.append(lambda: self.inner.commit(batch, durable, done))
+
+    def estimate(self):
+        return self.inner.estimate()
+
+    def chunk_keys(self):
+        return self.inner.chunk_keys()
+
+    def drain(self) -> None:
+        while self.queue:
+            self.queue.popleft()()
+
+
+class DrainingServer:
+    """``handle(frame) -> reply`` over a server on an asynchronous store: a deferred request is
+    answered by running the store's queued callbacks until the server delivers its reply."""
+
+    def __init__(self, server: Server, store: AsyncStore) -> None:
+        self.server = server
+        self.store = store
+        self.replies: dict[int, bytes] = {}
+        self.deferred = 0
+        server.on_reply = self._got
+
+    def _got(self, reply: bytes) -> None:
+        self.replies[struct.unpack_from("<H", reply, 5)[0]] = reply
+
+    def handle(self, frame: bytes) -> bytes | None:
+        reply = self.server.handle(frame)
+        if reply is not None:
+            return reply
+        self.deferred += 1
+        tag = struct.unpack_from("<H", frame, 5)[0]
+        while tag not in self.replies and self.store.queue:
+            self.store.queue.popleft()()
+        return self.replies.pop(tag, None)
