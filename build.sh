@@ -102,7 +102,7 @@ build_guest() {
     cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
     cp -u "$kernel" "$g/vmlinuz"
-    local src; src=$(hash_of pyninep_browser/*.py "$CACHE/debs/SHA256SUMS")
+    local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS")
     if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ]; then
         say "writing the initramfs and the default image"
         "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
@@ -120,7 +120,7 @@ build_guest() {
 }
 
 build_wheel() {
-    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py README.md)
+    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py README.md)
     if ! stamp_ok "$DIST/wheels/.stamp" "$h"; then
         rm -rf "$DIST/wheels"; mkdir -p "$DIST/wheels"
         # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See README.
