@@ -174,7 +174,7 @@ case "$verb" in
     build) build ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
-        apt_install chromium
+        apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
         shift || true
         exec "$PY" -m pytest "$@" ;;

@@ -86,12 +86,12 @@ class FileData:
         if inode.chunks is None:
             raise _fail(errno.EISDIR if inode.is_dir() else errno.EINVAL)
         n = len(data)
-        if offset >= self.max_file_size and n:
+        if n == 0:  # nothing to write, wherever it is (even past the largest offset)
+            return 0
+        if offset >= self.max_file_size:
             raise _fail(errno.EFBIG)
         if offset + n > self.max_file_size:
             n = self.max_file_size - offset
-        if n == 0:
-            return 0
         mv = memoryview(data)
         if mv.ndim != 1 or mv.itemsize != 1:
             mv = mv.cast("B")
@@ -148,8 +148,8 @@ class FileData:
         """After a write or truncate: new data version and times, privileges dropped for users."""
         inode.version += 1
         inode.mtime = inode.ctime = self.clock()
-        if cred.uid != 0:
-            self._kill_priv(inode)
+        if cred.uid != 0:  # root has CAP_FSETID: its writes keep the bits
+            self._kill_priv(inode, cred.in_group(inode.gid))
         self.dirty.add(inode.ino)
 
     def truncate(self, inode: Inode, size: int, cred: Cred = ROOT) -> None:

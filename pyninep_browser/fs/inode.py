@@ -10,11 +10,18 @@ from .constants import NAME_MAX, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
 
 class Cred(NamedTuple):
-    """Who is asking: uid, primary gid and supplementary groups."""
+    """Who is asking: uid, primary gid and supplementary groups.
+
+    ``trusted``: the client has already decided access with the caller's real credentials (a
+    Linux guest mounted with ``access=client`` checks every call with its fsuid, fsgid, all its
+    groups and its capabilities). The filesystem then applies the request's owners and refuses
+    only what no client check covers: names, types, sizes, quotas, removed directories.
+    """
 
     uid: int
     gid: int
     groups: frozenset[int] = frozenset()
+    trusted: bool = False
 
     def in_group(self, gid: int) -> bool:
         return gid == self.gid or gid in self.groups
