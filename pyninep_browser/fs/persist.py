@@ -299,7 +299,8 @@ class Persistence:
         if listed is not None:
             known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks
                      for ci in inode.chunks}
-            stray = [k for k in listed if k not in known]
+            gone = self._extra_chunk_delete  # chunks of removed orphans are already counted
+            stray = [k for k in listed if k not in known and k not in gone]
             if stray:
                 repairs.append(f"removed {len(stray)} orphan chunks")
                 self._extra_chunk_delete.update(stray)
@@ -334,6 +335,33 @@ class Persistence:
             for line in repairs:
                 log.warning("store check: %s", line)
             self.persist(False, None)
+        self._refresh_room()
+
+    def adopt_store(self, store, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                    writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
+        """Keep this (fully loaded) filesystem in ``store`` from now on, replacing whatever the
+        store held; the replacement is one commit (the next persist: nothing changes in the store
+        before it, and a crash before it leaves the old content whole)."""
+        old = store.load_meta()
+        listed = store.chunk_keys()
+        self._init_persistence(store, cache_bytes, writeback_ms)
+        self._extra_meta_delete = {k for k, _ in old}
+        if listed is not None:
+            self._extra_chunk_delete = set(listed)
+        else:
+            for key, raw in old:
+                if key.startswith("i:"):
+                    try:
+                        inode, _ = decode_inode(int(key[2:]), raw)
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    self._extra_chunk_delete.update(f"{inode.ino}:{ci}" for ci in inode.chunks or ())
+        for ino, inode in self.inodes.items():
+            self.dirty.add(ino)
+            if inode.chunks:
+                self.dirty_chunks.update((ino, ci) for ci in inode.chunks)
+            if inode.entries is not None:
+                inode.entries.changed = {seq for _, (seq, _) in inode.entries.by_name.items()}
         self._refresh_room()
 
     # ----------------------------------------------------------------- committing
@@ -432,6 +460,9 @@ class Persistence:
             elif type(c) is not int:
                 batch.chunk_put[key] = bytes(c)
         batch.chunk_delete.update(extra_chunks)
+        # A key is written or deleted, never both: stores may apply puts and deletes in any order.
+        delete.difference_update(put)
+        batch.chunk_delete.difference_update(batch.chunk_put)
         put["super"] = json.dumps({
             "format": FORMAT, "fsid": self.fsid, "next_ino": self.next_ino,
             "root": self.root.ino, "chunk": CHUNK, "used": self.used_bytes,
