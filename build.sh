@@ -174,7 +174,7 @@ case "$verb" in
     build) build ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
-        apt_install chromium
+        apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
         shift || true
         exec "$PY" -m pytest "$@" ;;
@@ -182,6 +182,7 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
+        "$PY" bench/store.py
         node bench/crossing.mjs dist
         trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it
         "$PY" bench/replay.py record "$trace"

@@ -52,6 +52,7 @@ class PageServer:
         else:
             fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
         self._on_reply = on_reply
+        self._store_options = _store_options(config)
         self.server = self._attach(Server(fs))
         size = self.server.max_msize + SLACK
         self.request_buffer = bytearray(size)  # never resized: JS holds views of both
@@ -76,14 +77,41 @@ class PageServer:
     def handle(self, frame: Any) -> bytes | None:
         return self.server.handle(_bytes(frame))
 
-    def save_state(self, portable: bool = True) -> bytes:
+    def save_state(self) -> bytes:
         return snapshot.save(self.server)
 
-    def restore_state(self, data: Any) -> None:
-        self.server = self._attach(snapshot.restore(_bytes(data)))
-        resume = getattr(self.server, "resume", None)
-        if resume is not None:  # requests deferred at save time get their answers now
-            resume()
+    def save_state_async(self, done: Any) -> None:
+        """done(state, 0): a state holds every file's data, so a stored filesystem first loads
+        the chunks that are not in memory (the state is taken in the same turn they arrive)."""
+        fs = self.server.fs
+        missing = fs.missing_chunks() if fs.store is not None else []
+
+        def loaded(err: int) -> None:
+            if err:
+                done(None, linux_errno(err))
+                return
+            try:
+                state = snapshot.save(self.server)
+            except (OSError, snapshot.SnapshotError) as exc:
+                done(None, linux_errno(getattr(exc, "errno", None)))
+                return
+            done(state, 0)
+
+        if missing:
+            fs.load_chunks(missing, loaded)
+        else:
+            loaded(0)
+
+    def restore_state(self, data: Any, done: Any = None) -> None:
+        """Replace the server with the saved one. A stored filesystem's database is replaced
+        too, in one durable commit; done(None, 0) once it is. A refused state raises
+        SnapshotError and changes nothing."""
+        server = snapshot.restore(_bytes(data), store=self.store, **(
+            self._store_options if self.store is not None else {}))
+        self.server = self._attach(server)
+        server.resume()  # requests deferred at save time get their answers now
+        if done is not None:
+            self.flush(done)
 
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)
@@ -143,32 +171,23 @@ class PageServer:
             self.store.close()
 
 
-def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
-    """The filesystem kept in ``store``; a new (empty) store starts from ``image``."""
-    from .fs import persist as fs_persist
-
-    kwargs = {}
+def _store_options(config: dict) -> dict:
+    options = {}
     if config.get("chunk_cache_bytes"):
-        kwargs["cache_bytes"] = int(config["chunk_cache_bytes"])
+        options["cache_bytes"] = int(config["chunk_cache_bytes"])
     if config.get("writeback_ms") is not None:
-        kwargs["writeback_ms"] = int(config["writeback_ms"])
-    seeded = getattr(snapshot, "load_filesystem_into", None)
-    if image is not None and seeded is not None:
-        return seeded(image, store, **kwargs)
-    if image is None or store.load_meta_count() > 0:
-        return Filesystem(store=store, **kwargs)
-    # A new database starts as a copy of the image: everything in it is a change to commit.
-    # (Until the filesystem offers this itself, it is done here through its change tracking.)
+        options["writeback_ms"] = int(config["writeback_ms"])
+    return options
+
+
+def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
+    """The filesystem kept in ``store``; a new (empty) store starts as a copy of ``image``."""
+    options = _store_options(config)
+    if image is None or store.load_meta():
+        return Filesystem(store=store, **options)
     fs = snapshot.load_filesystem(image)
-    fs._init_persistence(store, kwargs.get("cache_bytes", fs_persist.DEFAULT_CACHE_BYTES),
-                         kwargs.get("writeback_ms", fs_persist.DEFAULT_WRITEBACK_MS))
-    fs.dirty.update(fs.inodes)
-    fs.dirty_chunks.update((ino, ci) for ino, inode in fs.inodes.items() if inode.chunks
-                           for ci in inode.chunks)
-    for inode in fs.inodes.values():
-        if inode.entries is not None:
-            inode.entries.changed = set(inode.entries._seqs)
-    fs.persist(True, None)
+    fs.adopt_store(store, **options)
+    fs.persist(True, None)  # the whole image, in one transaction
     return fs
 
 

@@ -168,12 +168,10 @@ export async function restoreMachine(blob, options = {}) {
     const { emulator, server } = options;
     if (!emulator || !server) throw new Error("pyninep: restoreMachine(blob, {emulator, server}) needs both");
     const { v86State, serverState, info } = await readMachine(blob);
-    // The server's state is parsed whole before it replaces anything (restoreState is atomic).
-    await server.checkState?.(serverState);
     const wasRunning = emulator.is_running();
     await emulator.stop();
     try {
-        await server.restoreState(serverState);
+        await server.restoreState(serverState); // parsed whole before it replaces anything
     } catch (error) {
         if (wasRunning) emulator.run();
         throw error;

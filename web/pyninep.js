@@ -293,10 +293,14 @@ async function startServer(options, storage, db) {
         persisted,
         /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
         inFlight: () => pending.size,
-        saveState: (opts = {}) => toBytes(page.save_state(opts.portable ?? true)),
-        restoreState(bytes) {
-            page.restore_state(bytes); // parses everything before replacing anything
+        /** Resolves to the whole server's state (a stored filesystem's data is loaded for it). */
+        saveState: () => pyCall("save_state_async"),
+        /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
+         *  not intact rejects, and nothing changes. */
+        async restoreState(bytes) {
+            const done = pyCall("restore_state", bytes); // parses everything before replacing anything
             pending.clear();
+            await done;
         },
         readFile: (path) => pyCall("read_file_async", path),
         writeFile: (path, bytes) => pyCall("write_file_async", path,

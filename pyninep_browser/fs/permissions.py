@@ -5,6 +5,12 @@ example how ownership of a new inode is chosen, or who may chown) is an edit to 
 The rules follow Linux's generic ones (inode_permission, inode_init_owner, setattr_prepare,
 may_delete's sticky bit, xattr namespaces); they raise ``OSError`` with Linux's errno and change
 nothing, except where a method says so (``_kill_priv``, ``_chmod_mode`` only compute or clear bits).
+
+Two kinds of rule live here. Access rules (may this caller look up, create, delete, open, chmod,
+chown, set times or xattrs) are skipped for a ``trusted`` credential: the client decided them with
+credentials the server cannot see (supplementary groups, capabilities). Ownership and mode rules
+(the group of a new inode in a set-group-ID directory, which privileges a write or chown drops)
+apply to everyone, because the client leaves them to the filesystem.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ class PermissionRules:
 
     @staticmethod
     def permitted(inode: Inode, cred: Cred, want: int) -> bool:
+        if cred.trusted:
+            return True
         mode = inode.mode
         if cred.uid == 0:
             # Root reads and writes anything; it executes only what someone may execute.
@@ -42,7 +50,12 @@ class PermissionRules:
 
     @staticmethod
     def _owner_or_root(inode: Inode, cred: Cred) -> bool:
-        return cred.uid == 0 or cred.uid == inode.uid
+        return cred.uid == 0 or cred.trusted or cred.uid == inode.uid
+
+    @staticmethod
+    def _exempt(cred: Cred) -> bool:
+        """Whether access rules that only root escapes are skipped: root, or a trusted client."""
+        return cred.uid == 0 or cred.trusted
 
     # ----------------------------------------------------------------- names
 
@@ -58,19 +71,23 @@ class PermissionRules:
 
     def _may_delete(self, directory: Inode, victim: Inode, cred: Cred) -> None:
         self.check(directory, cred, W_OK | X_OK)
-        if (directory.mode & S_ISVTX and cred.uid != 0 and cred.uid != directory.uid
+        if (directory.mode & S_ISVTX and not self._exempt(cred) and cred.uid != directory.uid
                 and cred.uid != victim.uid):
             raise _fail(errno.EPERM, "sticky directory")
 
     def _init_owner(self, directory: Inode, mode: int, cred: Cred, gid: int) -> tuple[int, int]:
-        """Owner and mode of a new inode, as Linux's inode_init_owner decides them."""
+        """Owner and mode of a new inode, as Linux's inode_init_owner decides them.
+
+        A trusted client sends the caller's fsgid as ``gid`` and has already dropped a
+        set-group-ID bit the caller may not set: both are taken as given, except that a
+        set-group-ID directory still gives its group (and, to directories, its bit)."""
         if directory.mode & S_ISGID:
             gid = directory.gid
             if mode & S_IFMT == S_IFDIR:
                 mode |= S_ISGID
-        elif cred.uid != 0 and not cred.in_group(gid):
+        elif not self._exempt(cred) and not cred.in_group(gid):
             gid = cred.gid
-        if (mode & S_IFMT != S_IFDIR and mode & S_ISGID and cred.uid != 0
+        if (mode & S_IFMT != S_IFDIR and mode & S_ISGID and not self._exempt(cred)
                 and not cred.in_group(gid)):
             mode &= ~S_ISGID
         return mode, gid
@@ -93,42 +110,54 @@ class PermissionRules:
                        gid: int | None, size: int | None, atime: int | None, mtime: int | None,
                        atime_now: bool, mtime_now: bool) -> None:
         """chmod/chown/truncate/utimensat rules: raise before anything changes."""
-        owner = self._owner_or_root(inode, cred)
-        if mode is not None and not owner:
-            raise _fail(errno.EPERM)
-        if uid is not None and uid != 0xFFFFFFFF and cred.uid != 0 and uid != inode.uid:
-            raise _fail(errno.EPERM)
-        if gid is not None and gid != 0xFFFFFFFF and cred.uid != 0:
-            if not owner or (gid != inode.gid and not cred.in_group(gid)):
-                raise _fail(errno.EPERM)
         if size is not None:
             if inode.is_dir():
                 raise _fail(errno.EISDIR)
             if not inode.is_reg():
                 raise _fail(errno.EINVAL)
-            self.check(inode, cred, W_OK)
-            if size > self.max_file_size:
-                raise _fail(errno.EFBIG)
-        if (atime is not None or mtime is not None) and not owner:
-            raise _fail(errno.EPERM)
-        if (atime_now or mtime_now) and not owner and not self.permitted(inode, cred, W_OK):
-            raise _fail(errno.EACCES)
+        if not self._exempt(cred):
+            owner = cred.uid == inode.uid
+            if mode is not None and not owner:
+                raise _fail(errno.EPERM)
+            if uid is not None and uid != 0xFFFFFFFF and uid != inode.uid:
+                raise _fail(errno.EPERM)
+            if gid is not None and gid != 0xFFFFFFFF:
+                if not owner or (gid != inode.gid and not cred.in_group(gid)):
+                    raise _fail(errno.EPERM)
+            if size is not None:
+                # A trusted client truncates through an open descriptor (ftruncate) whatever the
+                # mode says now; only the server's own enforcement looks at the mode.
+                self.check(inode, cred, W_OK)
+            if (atime is not None or mtime is not None) and not owner:
+                raise _fail(errno.EPERM)
+            if (atime_now or mtime_now) and not owner and not self.permitted(inode, cred, W_OK):
+                raise _fail(errno.EACCES)
+        if size is not None and size > self.max_file_size:
+            raise _fail(errno.EFBIG)
 
-    @staticmethod
-    def _chmod_mode(inode: Inode, cred: Cred, mode: int, gid: int | None) -> int:
-        """The mode a chmod leaves: set-group-ID dropped unless the caller is in the file's group."""
+    def _chmod_mode(self, inode: Inode, cred: Cred, mode: int, gid: int | None) -> int:
+        """The mode a chmod leaves: set-group-ID dropped unless the caller is in the file's group
+        (a trusted client has dropped it already, in setattr_prepare)."""
         new = (inode.mode & S_IFMT) | (mode & 0o7777)
-        if cred.uid != 0 and not cred.in_group(gid if gid is not None else inode.gid):
+        if not self._exempt(cred) and not cred.in_group(gid if gid is not None else inode.gid):
             new &= ~S_ISGID
         return new
 
     @staticmethod
-    def _kill_priv(inode: Inode) -> None:
-        """Clear set-user-ID, and set-group-ID where group-execute makes it meaningful."""
-        if inode.mode & S_ISUID:
-            inode.mode &= ~S_ISUID
-        if inode.mode & (S_ISGID | S_IXGRP) == (S_ISGID | S_IXGRP):
-            inode.mode &= ~S_ISGID
+    def _kill_priv(inode: Inode, in_group: bool = True) -> None:
+        """Clear set-user-ID, and set-group-ID where group-execute makes it meaningful or, as
+        Linux 6.1 does on write, where the writer is not in the file's group.
+
+        The Linux 9p client leaves this to the server on write (it sends no setattr), so the
+        writer's groups are the ones the server knows (the served /etc/group): a writer that is in
+        the group only through credentials the server cannot see loses a set-group-ID bit that has
+        no group-execute, where a local filesystem would keep it."""
+        mode = inode.mode
+        if mode & S_ISUID:
+            mode &= ~S_ISUID
+        if mode & S_ISGID and (mode & S_IXGRP or not in_group):
+            mode &= ~S_ISGID
+        inode.mode = mode
 
     # ----------------------------------------------------------------- xattrs
 
@@ -140,15 +169,15 @@ class PermissionRules:
         if name.startswith("user."):
             if not (inode.is_reg() or inode.is_dir()):
                 raise _fail(errno.EPERM if write else errno.ENODATA)
-            if (write and inode.is_dir() and inode.mode & S_ISVTX and cred.uid != 0
+            if (write and inode.is_dir() and inode.mode & S_ISVTX and not self._exempt(cred)
                     and cred.uid != inode.uid):
                 raise _fail(errno.EPERM)
             self.check(inode, cred, W_OK if write else R_OK)
         elif name.startswith("trusted."):
-            if cred.uid != 0:
+            if not self._exempt(cred):
                 raise _fail(errno.EPERM if write else errno.ENODATA)
         elif name.startswith("security."):
-            if write and cred.uid != 0:
+            if write and not self._exempt(cred):
                 raise _fail(errno.EPERM)
         elif name.startswith("system.posix_acl_"):
             raise _fail(errno.EOPNOTSUPP)

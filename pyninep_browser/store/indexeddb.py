@@ -36,20 +36,28 @@ class IndexedDBStore(Store):
         self._once = create_once_callable
         self.name = str(db.name)
         packed = db.packed()
-        self._meta, self._chunk_keys = unpack(packed.to_bytes())
+        meta, chunk_keys = unpack(packed.to_bytes())
         # The preloaded copies are ours now; the JS arrays can go.
         db.meta = None
         db.chunkKeys = None
-
-    def load_meta_count(self) -> int:
-        return len(self._meta)
+        # What the database holds, kept up to date as commits complete, so load_meta and
+        # chunk_keys answer synchronously at any time (a restore replacing the content asks).
+        self._meta: dict[str, bytes] = dict(meta)
+        self._chunk_keys: set[str] = set(chunk_keys)
 
     def load_meta(self) -> list[tuple[str, bytes]]:
-        meta, self._meta = self._meta, []  # read once, at open: do not keep a second copy
-        return meta
+        return list(self._meta.items())
 
     def chunk_keys(self) -> list[str] | None:
         return list(self._chunk_keys)
+
+    def _applied(self, batch: Batch) -> None:
+        meta = self._meta
+        for key in batch.meta_delete:
+            meta.pop(key, None)
+        meta.update(batch.meta_put)
+        self._chunk_keys.difference_update(batch.chunk_delete)
+        self._chunk_keys.update(batch.chunk_put)
 
     def get_chunk(self, key: str, done: Callable[[bytes | None, int], None]) -> None:
         def answered(value: Any, err: int) -> None:
@@ -65,11 +73,19 @@ class IndexedDBStore(Store):
 
     def commit(self, batch: Batch, durable: bool, done: Callable[[int], None]) -> None:
         to_js = self._to_js
+
+        def committed(err: Any) -> None:
+            if err:
+                done(_host_errno(err))
+                return
+            self._applied(batch)
+            done(0)
+
         try:
             self._db.commitThen(
                 to_js(list(batch.meta_put.items())), to_js(list(batch.meta_delete)),
                 to_js(list(batch.chunk_put.items())), to_js(list(batch.chunk_delete)),
-                bool(durable), self._once(lambda err: done(_host_errno(err) if err else 0)))
+                bool(durable), self._once(committed))
         except Exception:  # noqa: BLE001 - nothing was applied; the caller keeps its changes
             done(errno.EIO)
 

@@ -142,14 +142,14 @@ for await (const line of rl) {
         } else if (req.op === "save") {
             emulator.stop();
             const v86State = await emulator.save_state();
-            const fsState = server.saveState();
+            const fsState = await server.saveState();
             saved = { v86State, fsState };
             emulator.run();
             send({ id: req.id, ok: true, v86_bytes: v86State.byteLength, fs_bytes: fsState.byteLength });
         } else if (req.op === "restore") {
             const t = Date.now();
             emulator.stop();
-            server.restoreState(saved.fsState);
+            await server.restoreState(saved.fsState);
             await emulator.restore_state(saved.v86State);
             emulator.run();
             buffer = "";
@@ -196,7 +196,7 @@ for await (const line of rl) {
             send({ id: req.id, stats: out });
         } else if (req.op === "record") {
             recording = [];
-            send({ id: req.id, state: Buffer.from(server.saveState()).toString("base64") });
+            send({ id: req.id, state: Buffer.from(await server.saveState()).toString("base64") });
         } else if (req.op === "recorded") {
             const frames = Buffer.concat(recording ?? []);
             recording = null;

@@ -109,11 +109,11 @@ s.Server.fsync = fsync
     }
 });
 
-test("saveState and restoreState keep files and open fids", () => {
-    const state = server.saveState();
+test("saveState and restoreState keep files and open fids", async () => {
+    const state = await server.saveState();
     assert.ok(state instanceof Uint8Array && state.length > 0);
     call(server, T.write(20, 1, 0, new TextEncoder().encode("CHANGED!!!")));
-    server.restoreState(state);
+    await server.restoreState(state);
     const r = call(server, T.read(21, 1, 0, 100)); // fid 1 is still open after the restore
     assert.equal(new TextDecoder().decode(r.subarray(11)), "hi from js");
 });
