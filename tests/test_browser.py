@@ -62,10 +62,11 @@ def test_page_boots_the_guest_and_runs_a_command(site, tmp_path):
             assert "i686" in after and "pyninep" in after
             # The page's own API sees what the guest wrote.
             page.keyboard.type("echo from-guest > /root/seen-by-page\n")
+            # readFile returns a Promise (a stored file's data may have to load first).
             page.wait_for_function(
-                "(() => { try { return new TextDecoder().decode("
+                "async () => { try { return new TextDecoder().decode(await "
                 "window.pyninep.server.readFile('/root/seen-by-page')) === 'from-guest\\n'; }"
-                " catch (e) { return false; } })()", timeout=30_000)
+                " catch (e) { return false; } }", timeout=30_000)
             page.screenshot(path=str(tmp_path / "page.png"))
             assert not errors, errors
             print(f"page to shell: {boot:.1f} s")

@@ -210,7 +210,7 @@ def test_frame_driven_crash_runs_lose_nothing_that_was_acknowledged(pw, site, tm
             ledger.follow(lines)
             page.evaluate("(seed) => { T.framesWorkload({seed}).catch((e) => console.log('WORKLOAD ' + e)); }",
                           run + 1)
-            page.wait_for_timeout(rng.uniform(300, 2500))  # (this keeps Playwright's callbacks going)
+            page.wait_for_timeout(rng.uniform(200, 1500))  # (this keeps Playwright's callbacks going)
             browser.kill()
             tally.killed()
             browser = Browser(pw, profile)
