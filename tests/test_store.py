@@ -425,3 +425,28 @@ def test_bad_states_are_refused_and_nothing_running_changes():
     assert "newer" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(newer)).value)
     assert "checksum" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(flipped)).value)
     assert read(c, "/f") == b"hello"  # the running server is untouched
+
+
+def test_sqlite_commit_past_its_quota_is_enospc_and_applies_nothing(tmp_path):
+    store = SQLiteStore(tmp_path / "q.db", quota_bytes=1 << 20)
+    ok = []
+    store.commit(Batch(meta_put={"a": b"1"}), True, ok.append)
+    big = Batch(meta_put={"b": b"2"}, chunk_put={f"9:{i}": os.urandom(CHUNK) for i in range(40)})
+    store.commit(big, True, ok.append)
+    assert ok == [0, errno.ENOSPC]
+    assert dict(store.load_meta()) == {"a": b"1"} and store.chunk_keys() == []
+
+
+def test_failed_write_behind_stays_pending_and_is_retried():
+    inner = MemoryStore(quota_bytes=10_000_000)
+    fs = Filesystem(store=inner, writeback_ms=100)
+    fs._store_limit = float("inf")  # let the filesystem believe there is room
+    fs.write_file("/f", b"w" * 20_000)
+    inner.quota_bytes = 1000
+    fs.tick(0)
+    fs.tick(200)  # the commit fails: nothing is lost, it stays pending
+    assert fs.has_changes() and "f" not in Filesystem(store=_copy(inner)).listdir("/")
+    inner.quota_bytes = 10_000_000
+    fs.tick(300)
+    fs.tick(500)
+    assert not fs.has_changes() and Filesystem(store=_copy(inner)).read_file("/f") == b"w" * 20_000

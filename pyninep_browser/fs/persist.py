@@ -274,8 +274,10 @@ class Persistence:
                     links[d.ino] = links.get(d.ino, 0) + 1
                 seen.add(child.ino)
                 links[child.ino] = links.get(child.ino, 0) + 1
+        orphan_bytes = 0
         for ino in [i for i in inodes if i not in seen]:
             inode = inodes.pop(ino)
+            orphan_bytes += inode.allocated + self._xattr_bytes(inode)  # type: ignore[attr-defined]
             what = _KIND.get(inode.mode & S_IFMT, "node")
             repairs.append(f"removed orphan inode {ino} ({what}, {inode.data_bytes} bytes, no name)")
             self._extra_meta_delete.add(f"i:{ino}")
@@ -335,7 +337,7 @@ class Persistence:
             self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
             if inode.entries is not None:
                 inode.entries.changed = set()
-        if sup.get("used") != self.used_bytes:
+        if sup.get("used") != self.used_bytes + orphan_bytes:  # orphans' bytes are explained
             repairs.append(f"used-bytes count {sup.get('used')} corrected to {self.used_bytes}")
         if repairs:
             for line in repairs:
