@@ -450,3 +450,38 @@ def test_failed_write_behind_stays_pending_and_is_retried():
     fs.tick(300)
     fs.tick(500)
     assert not fs.has_changes() and Filesystem(store=_copy(inner)).read_file("/f") == b"w" * 20_000
+
+
+def test_stored_state_leaves_stored_data_out_and_needs_the_unchanged_store(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    fs = Filesystem(store=store, cache_bytes=CHUNK)
+    big = os.urandom(8 * CHUNK)
+    fs.write_file("/big", big)
+    fs.persist(True)
+    server = Server(fs)
+    c = Client(server)
+    create(c, "unstored", b"only in memory", fsync=False)  # not committed: must be in the state
+    f = c.walk_new("/big")
+    c.lopen(f, O_RDONLY)
+    state = snapshot.save(server, stored=True)
+    assert len(state) < 3 * CHUNK  # the stored chunks are left out
+    fs.store.close()
+    with pytest.raises(SnapshotError, match="with that store"):
+        snapshot.restore(state)
+    with pytest.raises(SnapshotError, match="another store"):
+        snapshot.restore(state, store=_other_store(tmp_path))
+    restored = snapshot.restore(state, store=SQLiteStore(tmp_path / "s.db"))
+    c2 = Client(restored, attach=False)
+    c2.tag = 200
+    assert c2.read(f, 0, 1 << 20) == big
+    assert read(c2, "/unstored") == b"only in memory"
+    restored.fs.close()
+    # The store moved on (a commit after the restore): the old state no longer fits it.
+    with pytest.raises(SnapshotError, match="changed since"):
+        snapshot.restore(state, store=SQLiteStore(tmp_path / "s.db"))
+
+
+def _other_store(tmp_path):
+    other = SQLiteStore(tmp_path / "other.db")
+    Filesystem(store=other)
+    return other

@@ -151,7 +151,7 @@ class Persistence:
         self.writeback_ms = writeback_ms
         self.dirty_chunks: set[tuple[int, int]] = set()
         self.repairs: list[str] = []  # what the open-time check found and repaired
-        self.generation = 0  # commits since open
+        self.generation = 0  # commits the store holds (kept in the superblock)
         self._lru: OrderedDict[tuple[int, int], None] = OrderedDict()  # clean loaded chunks
         self._extra_meta_delete: set[str] = set()
         self._extra_chunk_delete: set[str] = set()
@@ -217,6 +217,7 @@ class Persistence:
             root = inodes.get(_int(sup["root"]))
             self.fsid = _int(sup["fsid"])
             next_ino = _int(sup["next_ino"])
+            self.generation = _int(sup.get("gen", 0))
         except (KeyError, ValueError, TypeError):
             raise _store_error("the store's superblock is corrupt") from None
         if root is None or root.entries is None:
@@ -346,28 +347,34 @@ class Persistence:
         self._refresh_room()
 
     def adopt_store(self, store, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                    writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
-        """Keep this (fully loaded) filesystem in ``store`` from now on, replacing whatever the
-        store held; the replacement is one commit (the next persist: nothing changes in the store
-        before it, and a crash before it leaves the old content whole)."""
+                    writeback_ms: int = DEFAULT_WRITEBACK_MS, generation: int = 0) -> None:
+        """Keep this filesystem in ``store`` from now on, replacing whatever the store held; the
+        replacement is one commit (the next persist: nothing changes in the store before it, and
+        a crash before it leaves the old content whole). Chunks this filesystem has not loaded
+        (lengths in its chunk maps: a state saved with ``stored=True``) are taken to be in the
+        store already and kept there; every other stored chunk is replaced or deleted."""
         old = store.load_meta()
         listed = store.chunk_keys()
         self._init_persistence(store, cache_bytes, writeback_ms)
-        self._extra_meta_delete = {k for k, _ in old}
-        if listed is not None:
-            self._extra_chunk_delete = set(listed)
-        else:
+        self.generation = generation
+        if listed is None:
+            listed = []
             for key, raw in old:
                 if key.startswith("i:"):
                     try:
                         inode, _ = decode_inode(int(key[2:]), raw)
                     except (ValueError, KeyError, TypeError):
                         continue
-                    self._extra_chunk_delete.update(f"{inode.ino}:{ci}" for ci in inode.chunks or ())
+                    listed += [f"{inode.ino}:{ci}" for ci in inode.chunks or ()]
+        self._extra_meta_delete = {k for k, _ in old}
+        kept = {f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
+                for ci, c in inode.chunks.items() if type(c) is int}
+        self._extra_chunk_delete = set(listed) - kept
         for ino, inode in self.inodes.items():
             self.dirty.add(ino)
             if inode.chunks:
-                self.dirty_chunks.update((ino, ci) for ci in inode.chunks)
+                self.dirty_chunks.update((ino, ci) for ci, c in inode.chunks.items()
+                                         if type(c) is not int)
             if inode.entries is not None:
                 inode.entries.changed = {seq for _, (seq, _) in inode.entries.by_name.items()}
         self._refresh_room()
@@ -474,6 +481,7 @@ class Persistence:
         put["super"] = json.dumps({
             "format": FORMAT, "fsid": self.fsid, "next_ino": self.next_ino,
             "root": self.root.ino, "chunk": CHUNK, "used": self.used_bytes,
+            "gen": self.generation + 1,
         }).encode()
         return batch, (dirty, chunks, extra_meta, extra_chunks, entry_changes)
 
@@ -536,6 +544,10 @@ class Persistence:
             self.load_chunks(missing, result.append)
             if not result or result[0]:
                 raise _fail(result[0] if result else errno.EIO, "loading file data")
+
+    def unstored_chunks(self) -> set[tuple[int, int]]:
+        """(ino, index) of chunks whose content the store does not hold yet (dirty or in flight)."""
+        return self.dirty_chunks | self._inflight_chunks
 
     def missing_chunks(self) -> list[str]:
         """Keys of every chunk not in memory (to load before a full export)."""
