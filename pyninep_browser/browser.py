@@ -80,27 +80,33 @@ class PageServer:
     def save_state(self) -> bytes:
         return snapshot.save(self.server)
 
-    def save_state_async(self, done: Any) -> None:
-        """done(state, 0): a state holds every file's data, so a stored filesystem first loads
-        the chunks that are not in memory (the state is taken in the same turn they arrive)."""
+    def save_state_async(self, stored: bool, done: Any) -> None:
+        """done(state, 0). A complete state holds every file's data, so a stored filesystem
+        first loads the chunks that are not in memory (the state is taken in the same turn
+        they arrive). ``stored``: a small state that builds on the database as it is after a
+        durable commit of everything (restorable only with that database, unchanged)."""
         fs = self.server.fs
-        missing = fs.missing_chunks() if fs.store is not None else []
+        stored = bool(stored) and fs.store is not None
 
-        def loaded(err: int) -> None:
+        def take(err: int) -> None:
             if err:
                 done(None, linux_errno(err))
                 return
             try:
-                state = snapshot.save(self.server)
+                state = snapshot.save(self.server, stored=stored)
             except (OSError, snapshot.SnapshotError) as exc:
                 done(None, linux_errno(getattr(exc, "errno", None)))
                 return
             done(state, 0)
 
+        if stored:
+            fs.persist(True, take)
+            return
+        missing = fs.missing_chunks() if fs.store is not None else []
         if missing:
-            fs.load_chunks(missing, loaded)
+            fs.load_chunks(missing, take)
         else:
-            loaded(0)
+            take(0)
 
     def restore_state(self, data: Any, done: Any = None) -> None:
         """Replace the server with the saved one. A stored filesystem's database is replaced
@@ -183,12 +189,9 @@ def _store_options(config: dict) -> dict:
 def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
     """The filesystem kept in ``store``; a new (empty) store starts as a copy of ``image``."""
     options = _store_options(config)
-    if image is None or store.load_meta():
+    if image is None:
         return Filesystem(store=store, **options)
-    fs = snapshot.load_filesystem(image)
-    fs.adopt_store(store, **options)
-    fs.persist(True, None)  # the whole image, in one transaction
-    return fs
+    return snapshot.load_filesystem(image, store=store, **options)
 
 
 def _bytes(value: Any) -> bytes:

@@ -116,8 +116,12 @@ class Browser:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                pass
+        try:  # helpers the browser left behind would keep writing into the profile
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
         try:
             self.cdp.close()
         except Exception:  # noqa: BLE001

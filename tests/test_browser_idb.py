@@ -134,6 +134,20 @@ def test_guest_files_survive_reload_write_behind_large_files_quota_and_a_crash(p
         assert sh("cat /root/s1; sha256sum /root/big").split()[:2] == ["synced", first]
         sh("rm -f /root/fill")
 
+        # the machine beside its database: a small blob that builds on the database, refused
+        # once the database has moved on, restored while it has not
+        saved = page.evaluate("T.saveMachine({stored: true})")
+        sh("echo after-save > /root/after-save; dd if=/root/s1 of=/root/s3 conv=fsync 2>/dev/null")
+        refused = page.evaluate("T.restoreMachine()")
+        assert "store has changed" in refused["refused"] and refused["running"], refused
+        assert sh("cat /root/after-save") == "after-save\n"
+        saved = page.evaluate("T.saveMachine({stored: true})")
+        restored = page.evaluate("T.restoreMachine()")
+        assert restored.get("ok"), restored
+        assert sh("cat /root/s1; ls /root/after-save") == "synced\n/root/after-save\n"
+        print(f"machine beside its IndexedDB database: {saved['bytes']:,} bytes, save "
+              f"{saved['ms']:.0f} ms, restore {restored['ms']:.0f} ms")
+
         # write-behind: no fsync, and the file is stored within the bound (1 s)
         sh("echo unsynced > /root/u1")
         time.sleep(1.5)

@@ -227,7 +227,7 @@ export async function openIndexedDB(name, options = {}) {
             getChunk(key).then((value) => done(value, 0), (error) => done(undefined, error?.errno ?? EIO));
         },
         /** [usage, quota] in bytes, the browser's last answer (capped by options.quota), or null. */
-        estimate: () => estimate,
+        estimate: () => estimate ?? undefined, // undefined: Python sees None (null would be jsnull)
         refreshEstimate,
         close() {
             if (closed) return;

@@ -32,8 +32,12 @@
  *   readFile(path) → Promise<Uint8Array>   a file of the served tree (rejects with .errno set)
  *   writeFile(path, bytes|string) → Promise  resolves once the file is committed (durably)
  *   flush() → Promise         resolves once everything changed so far is committed, durably
- *   saveState() → Uint8Array  the filesystem and the 9P session (take it with v86's save_state)
- *   restoreState(bytes)       the inverse, for v86's restore_state
+ *   saveState({stored}) → Promise<Uint8Array>  the filesystem and the 9P session (take it with
+ *             v86's save_state, or use saveMachine). Complete and portable by default; with
+ *             IndexedDB, {stored: true} is small: it builds on the database after a durable
+ *             commit of everything, and restores only on that database, unchanged since.
+ *   restoreState(bytes) → Promise  the inverse (with IndexedDB: the database is replaced by the
+ *             state's filesystem in one durable commit; a refused state changes nothing)
  *   storage, openReport       the storage option; what the open-time check repaired
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
  *   inFlight()                9P requests whose reply is still to come
@@ -44,9 +48,11 @@
  * (readFile and writeFile return Promises since IndexedDB storage: a file's data may have to load
  * first, and a write is done when it is committed. With "memory" they settle at once.)
  *
- * saveMachine(emulator, server, {compress}) → Promise<Uint8Array>: the v86 emulator and this
- *   server as one checked, versioned blob, taken with the emulator stopped and no 9P request in
- *   flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds slower; default false).
+ * saveMachine(emulator, server, {compress, stored}) → Promise<Uint8Array>: the v86 emulator and
+ *   this server as one checked, versioned blob, taken with the emulator stopped and no 9P request
+ *   in flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds slower; default
+ *   false). stored: the server part as saveState({stored: true}) (for a machine kept next to its
+ *   own IndexedDB database, e.g. saved at unload and restored at the next visit).
  * restoreMachine(blob, {emulator, server, run}) → Promise: both back to the saved moment; a
  *   truncated, damaged, foreign or newer blob is refused with an Error before anything changes.
  *   `emulator` must have fired "emulator-loaded"; `server` may be a fresh createServer().
@@ -293,8 +299,9 @@ async function startServer(options, storage, db) {
         persisted,
         /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
         inFlight: () => pending.size,
-        /** Resolves to the whole server's state (a stored filesystem's data is loaded for it). */
-        saveState: () => pyCall("save_state_async"),
+        /** Resolves to the whole server's state (a stored filesystem's data is loaded for it);
+         *  {stored: true}: only what the database does not hold (see README). */
+        saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),
         /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
          *  not intact rejects, and nothing changes. */
         async restoreState(bytes) {

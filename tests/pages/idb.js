@@ -203,6 +203,17 @@ window.T = {
         window.machine = blob;
         return { bytes: blob.length, ms: performance.now() - t };
     },
+    /** Restore the last saved machine into the running emulator and server. */
+    async restoreMachine() {
+        const t = performance.now();
+        try {
+            await restoreMachine(window.machine, { emulator, server });
+        } catch (error) {
+            return { refused: String(error.message), running: emulator.is_running() };
+        }
+        serial = "";
+        return { ok: true, ms: performance.now() - t };
+    },
 };
 document.getElementById("log").textContent = "ready";
 window.ready = true;
