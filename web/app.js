@@ -429,7 +429,7 @@ let saving = null;
 function keepSaving(db) {
     terminal.onData(() => { lastInput = performance.now(); });
     const save = async (why) => {
-        if (saving || !emulator) return saving;
+        if (saving || !emulator || window.pyninep.resetting) return saving;
         saving = (async () => {
             const t = performance.now();
             setStatus("saving…");
@@ -581,6 +581,10 @@ function saveBlob(blob, name) {
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
+// On a small screen the file browser covers the terminal: it closes when the window gets small.
+matchMedia("(max-width: 760px)").addEventListener("change", (e) => {
+    if (e.matches && !$("files").hidden) files.open(false);
+});
 $("files-toggle").addEventListener("click", () => files.open($("files").hidden));
 $("files-close").addEventListener("click", () => { files.open(false); terminal?.focus(); });
 $("files-up").addEventListener("click", () => files.up());
