@@ -102,7 +102,7 @@ build_guest() {
     cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
     cp -u "$kernel" "$g/vmlinuz"
-    local src; src=$(hash_of pyninep_browser/*.py "$CACHE/debs/SHA256SUMS")
+    local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS")
     if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ]; then
         say "writing the initramfs and the default image"
         "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
@@ -120,7 +120,7 @@ build_guest() {
 }
 
 build_wheel() {
-    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py README.md)
+    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py README.md)
     if ! stamp_ok "$DIST/wheels/.stamp" "$h"; then
         rm -rf "$DIST/wheels"; mkdir -p "$DIST/wheels"
         # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See README.
@@ -217,7 +217,7 @@ case "$verb" in
     build) build ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
-        apt_install chromium
+        apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
         shift || true
         exec "$PY" -m pytest "$@" ;;
@@ -225,6 +225,7 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
+        "$PY" bench/store.py
         node bench/crossing.mjs dist
         trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it
         "$PY" bench/replay.py record "$trace"

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from . import protocol as p
 from .fs import (S_IFMT, DT_BY_TYPE, F_UNLCK, LOCK_END, O_ACCMODE, O_APPEND, O_CREAT, O_EXCL,
-                 O_RDONLY, O_TRUNC, O_WRONLY, Cred, Filesystem, Inode, _fail,
+                 O_RDONLY, O_TRUNC, O_WRONLY, ChunksNeeded, Cred, Filesystem, Inode, _fail,
                  NAME_MAX, XATTR_SIZE_MAX)
 from .protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 
@@ -51,6 +51,7 @@ _SET_ATIME, _SET_MTIME, _SET_CTIME, _SET_ATIME_SET, _SET_MTIME_SET = 0x10, 0x20,
 _RWALK_HDR = struct.Struct("<IBHH")
 _RWALK1 = struct.Struct("<IBHHBIQ")  # an Rwalk with one qid
 _TWALK_HDR = struct.Struct("<IIH")
+_TFSYNC = struct.Struct("<IBHII")
 _U32 = struct.Struct("<I")
 # Plain ints for the hot paths (enum attribute lookups cost more than module globals).
 _RWALK, _RGETATTR_T, _RCLUNK = int(T.Rwalk), int(T.Rgetattr), int(T.Rclunk)
@@ -99,12 +100,28 @@ class Fid:
         return self.xattr is not None
 
 
+PERMISSION_MODELS = ("client", "server")
+
+
 class Server:
-    """One 9P2000.L session over a :class:`Filesystem`."""
+    """One 9P2000.L session over a :class:`Filesystem`.
+
+    ``permissions`` says who decides access. ``"client"`` (the default; what a Linux guest mounted
+    with ``access=client`` expects, and what the page's guest uses): the client's kernel has
+    checked every call with the caller's real credentials, so the server applies the request's
+    uid and gid and refuses only what no client check covers (names, types, sizes, quotas, a
+    removed directory). ``"server"``: the server is the only gatekeeper (``access=user``, clients
+    that do not check): it enforces permissions with the attaching uid and the gid and groups
+    the served /etc/passwd and /etc/group give it, which is all it can know: supplementary groups
+    or capabilities granted any other way are invisible to it.
+    """
 
     def __init__(self, fs: Filesystem | None = None, *, max_msize: int = DEFAULT_MAX_MSIZE,
-                 max_fids: int = DEFAULT_MAX_FIDS,
+                 max_fids: int = DEFAULT_MAX_FIDS, permissions: str = "client",
                  on_reply: Callable[[bytes], None] | None = None) -> None:
+        if permissions not in PERMISSION_MODELS:
+            raise ValueError(f"permissions must be 'client' or 'server', not {permissions!r}")
+        self.permissions = permissions
         self.fs = fs if fs is not None else Filesystem()
         self.max_msize = max_msize
         self.max_fids = max_fids
@@ -113,6 +130,11 @@ class Server:
         self.fids: dict[int, Fid] = {}
         self.on_reply = on_reply
         self.pending: set[int] = set()  # tags whose reply is deferred
+        # Deferred requests that are re-run or answered from their frame (data loading, fsync),
+        # by tag; a snapshot records them so a restored server can answer them.
+        self.deferred_frames: dict[int, bytes] = {}
+        self._reruns: dict[int, object] = {}
+        self.resume_frames: list[tuple[int, bytes | None]] = []  # from a restored state
         self.session_id = id(self)
         self._handlers: dict[int, Callable[..., bytes | None]] = {
             T.Tversion: self.version_, T.Tauth: self.auth, T.Tattach: self.attach,
@@ -161,6 +183,8 @@ class Server:
             if mtype not in self._handlers:
                 raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} not supported")
             return self._generic(mtype, tag, buf, size)
+        except ChunksNeeded as exc:  # nothing changed: load the data, then run it again
+            return self._await_chunks(tag, bytes(buf[:size]), exc.keys)
         except OSError as exc:
             return p.lerror(tag, exc.errno)
         except ProtocolError as exc:
@@ -199,10 +223,11 @@ class Server:
         cur = f.inode
         entries = cur.entries
         cred = f.cred
-        hit = entries.by_name.get(name) if entries is not None and cred.uid == 0 else None
+        searchable = cred.uid == 0 or cred.trusted  # no search permission to check
+        hit = entries.by_name.get(name) if entries is not None and searchable else None
         if hit is not None:
             nxt = hit[1]
-        elif (entries is not None and cred.uid == 0 and len(name) < NAME_MAX // 4 and name
+        elif (entries is not None and searchable and len(name) < NAME_MAX // 4 and name
               and name != "." and name != ".." and "/" not in name):
             # A plain miss (every create starts with one): what lookup would raise, without the
             # exception. Names this short cannot be ENAMETOOLONG in any encoding.
@@ -237,6 +262,8 @@ class Server:
         """Deliver a deferred reply, unless the request was flushed meanwhile."""
         if tag in self.pending:
             self.pending.discard(tag)
+            self.deferred_frames.pop(tag, None)
+            self._reruns.pop(tag, None)
             if self.on_reply is not None:
                 self.on_reply(reply)
 
@@ -246,6 +273,57 @@ class Server:
         and Linux ignores a reply to a request it flushed."""
         if tag in self.pending:
             self.complete(tag, p.lerror(tag, errno.EINTR))
+
+    # ----------------------------------------------------------------- persistence (store)
+
+    def _await_chunks(self, tag: int, frame: bytes, keys: list[str]) -> None:
+        """Defer a request until the store has delivered ``keys``, then run its frame again."""
+        token = object()
+        self.defer(tag)
+        self.deferred_frames[tag] = frame
+        self._reruns[tag] = token
+
+        def loaded(err: int) -> None:
+            if self._reruns.get(tag) is not token or tag not in self.pending:
+                return  # flushed (and maybe the tag reused) meanwhile
+            del self._reruns[tag]
+            if err:
+                self.complete(tag, p.lerror(tag, err))
+                return
+            reply = self.handle_buffer(frame, len(frame))
+            if reply is not None:
+                self.complete(tag, reply)
+
+        self.fs.load_chunks(keys, loaded)
+        return None
+
+    def tick(self, now_ms: float) -> None:
+        """Call often (every 100 ms or so) from the transport: write-behind for a stored
+        filesystem, and answers for requests a restored state left open."""
+        if self.resume_frames:
+            self.resume()
+        self.fs.tick(now_ms)
+
+    def flush_store(self, done: Callable[[int], None]) -> None:
+        """``done(0)`` once everything so far is durably committed (``done(errno)`` if not)."""
+        self.fs.persist(True, done)
+
+    def resume(self) -> None:
+        """Answer the requests that were deferred when the restored state was saved: run their
+        frames again (a read waiting for data, an fsync) or answer EINTR when there is nothing
+        to re-run. Call once ``on_reply`` is set; :meth:`tick` calls it too."""
+        frames, self.resume_frames = self.resume_frames, []
+        for tag, frame in frames:
+            if tag not in self.pending:
+                continue
+            reply = None
+            if frame is not None:
+                self.pending.discard(tag)
+                reply = self.handle_buffer(frame, len(frame))
+                if reply is None:
+                    continue  # deferred again: answered when that completes
+                self.pending.add(tag)
+            self.complete(tag, reply if reply is not None else p.lerror(tag, errno.EINTR))
 
     # ----------------------------------------------------------------- helpers
 
@@ -320,7 +398,7 @@ class Server:
                     uid = int(row[2])
                     break
         gid = uid
-        name = uname
+        name = None  # a uid /etc/passwd does not list is in no group but its own
         for row in users:
             if len(row) > 3 and row[2] == str(uid) and row[3].isdigit():
                 gid = int(row[3])
@@ -329,8 +407,8 @@ class Server:
         groups = set()
         for row in self._read_table("/etc/group"):
             if len(row) > 3 and row[2].isdigit() and name in row[3].split(","):
-                groups.add(int(row[2]))
-        return Cred(uid, gid, frozenset(groups))
+                groups.add(int(row[2]))  # (an empty member list splits to [""]: never a name)
+        return Cred(uid, gid, frozenset(groups), trusted=self.permissions == "client")
 
     def _read_table(self, path: str) -> list[list[str]]:
         try:
@@ -498,9 +576,30 @@ class Server:
         n = self.fs.write(inode, offset, data, f.cred)
         return _RWRITE.pack(11, T.Rwrite, tag, n)
 
-    def fsync(self, tag: int, fid: int, datasync: int) -> bytes:
+    def fsync(self, tag: int, fid: int, datasync: int) -> bytes | None:
         self._file_fid(fid)
-        return self._empty(T.Rfsync, tag)
+        if self.fs.store is None:
+            return self._empty(T.Rfsync, tag)
+        # Answered once a durable commit holding everything up to now is in the store: inline
+        # for a synchronous store, else deferred until the store calls back.
+        inline: list[int] = []
+        deferred = False
+
+        def committed(err: int) -> None:
+            if not deferred:
+                inline.append(err)
+            else:
+                self.complete(tag, p.lerror(tag, err) if err else self._empty(T.Rfsync, tag))
+
+        self.fs.persist(True, committed)
+        if inline:
+            if inline[0]:
+                raise _fail(inline[0], "committing to the store")
+            return self._empty(T.Rfsync, tag)
+        deferred = True
+        self.defer(tag)
+        self.deferred_frames[tag] = _TFSYNC.pack(_TFSYNC.size, T.Tfsync, tag, fid, datasync)
+        return None
 
     def readdir(self, tag: int, fid: int, offset: int, count: int) -> bytes:
         f = self._dir_fid(fid)
