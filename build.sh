@@ -4,7 +4,7 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, run the whole suite (pytest)
 #   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
-#          requests, guest workloads)
+#          requests, guest workloads, the page's time to a prompt)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
 # Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
 set -euo pipefail
@@ -231,7 +231,8 @@ case "$verb" in
         "$PY" bench/replay.py record "$trace"
         "$PY" bench/replay.py replay "$trace"
         node bench/replay.mjs dist "$trace" --thrash 8
-        "$PY" bench/guest_workloads.py "$@" ;;
+        "$PY" bench/guest_workloads.py "$@"
+        "$PY" bench/page.py "$DIST" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
 esac

@@ -117,10 +117,18 @@ def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
         page.wait_for_timeout(400)
         size2 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
         assert size2 != size1 and int(size2[1]) < int(size1[1]), (size1, size2)
+        # On a small screen the file browser is out of the terminal's way until asked for.
+        assert not page.is_visible("#files")
         shot(page, "small-screen")
+        page.click("#files-toggle")
+        assert page.is_visible("#files")
+        shot(page, "small-screen-files")
+        page.keyboard.press("Escape")
+        assert not page.is_visible("#files")
         page.set_viewport_size({"width": 1180, "height": 720})
 
         # The files panel: upload by button and by drop, seen by the guest at once.
+        page.keyboard.press("Alt+f")
         assert page.is_visible("#files")
         page.click("#files-refresh")
         page.set_input_files("#files-upload", files=[

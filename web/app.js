@@ -585,7 +585,10 @@ function saveBlob(blob, name) {
 matchMedia("(max-width: 760px)").addEventListener("change", (e) => {
     if (e.matches && !$("files").hidden) files.open(false);
 });
-$("files-toggle").addEventListener("click", () => files.open($("files").hidden));
+$("files-toggle").addEventListener("click", () => {
+    files.open($("files").hidden);
+    if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
+});
 $("files-close").addEventListener("click", () => { files.open(false); terminal?.focus(); });
 $("files-up").addEventListener("click", () => files.up());
 $("files-refresh").addEventListener("click", () => files.refresh());
@@ -617,14 +620,16 @@ panel.addEventListener("keydown", (e) => {
     if (e.key === "Backspace" && e.target.tagName === "BUTTON") { e.preventDefault(); files.up(); }
     if (e.key === "Escape" && innerWidth <= 760) { files.open(false); terminal?.focus(); }
 });
+// (Capture phase: the terminal would otherwise take Alt+F as a key for the guest.)
 document.addEventListener("keydown", (e) => {
     if (e.altKey && e.code === "KeyF") {
         e.preventDefault();
+        e.stopPropagation();
         files.open($("files").hidden);
-        if (!$("files").hidden) $("file-list").querySelector("button")?.focus() ?? $("files-up").focus();
+        if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
         else terminal?.focus();
     }
-});
+}, true);
 
 // ---------------------------------------------------------------- offline
 
