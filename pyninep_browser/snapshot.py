@@ -246,7 +246,18 @@ def save_filesystem(fs: Filesystem) -> bytes:
     return _pack("filesystem", _fs_header(fs, blob), blob)
 
 
-def load_filesystem(data: bytes | bytearray | memoryview) -> Filesystem:
+def load_filesystem(data: bytes | bytearray | memoryview, store=None,
+                    **store_options) -> Filesystem:
+    """A filesystem from an image. With ``store``: the filesystem kept there if the store holds
+    one (the image is not even read), else the image, which becomes the store's content at its
+    first commit (started here; ``store_options``: ``cache_bytes``, ``writeback_ms``)."""
+    if store is not None:
+        if store.load_meta():
+            return Filesystem(store=store, **store_options)
+        fs = load_filesystem(data)
+        fs.adopt_store(store, **store_options)
+        fs.persist(True)
+        return fs
     header, blob = _unpack(data, "filesystem")
     try:
         fs = _build_fs(header, blob)

@@ -485,3 +485,15 @@ def _other_store(tmp_path):
     other = SQLiteStore(tmp_path / "other.db")
     Filesystem(store=other)
     return other
+
+
+def test_an_empty_store_is_seeded_from_an_image_and_a_full_one_keeps_its_files(tmp_path):
+    image_fs = Filesystem()
+    image_fs.write_file("/etc/motd", b"from the image")
+    image = snapshot.save_filesystem(image_fs)
+    fs = snapshot.load_filesystem(image, store=SQLiteStore(tmp_path / "s.db"))
+    fs.write_file("/home/mine", b"the user's")
+    fs.close()
+    again = snapshot.load_filesystem(b"not even an image", store=SQLiteStore(tmp_path / "s.db"))
+    assert again.read_file("/etc/motd") == b"from the image"
+    assert again.read_file("/home/mine") == b"the user's" and again.repairs == []
