@@ -4,7 +4,8 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, run the whole suite (pytest)
 #   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
-#          requests, guest workloads, IndexedDB persistence, machine blobs, the crash test)
+#          requests, guest workloads, the page's time to a prompt, IndexedDB persistence,
+#          machine blobs, the crash test)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
 # Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
 set -euo pipefail
@@ -132,19 +133,39 @@ build_wheel() {
 
 build_site() {
     local nm=web/node_modules
-    mkdir -p "$DIST/pyodide" "$DIST/v86"
+    mkdir -p "$DIST/pyodide" "$DIST/v86" "$DIST/xterm"
     for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json; do
         cp -u "$nm/pyodide/$f" "$DIST/pyodide/$f"
     done
     cp -u "$nm/v86/build/libv86.mjs" "$nm/v86/build/v86.wasm" "$DIST/v86/"
-    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/index.html "$DIST/"
+    cp -u "$nm/@xterm/xterm/lib/xterm.mjs" "$nm/@xterm/xterm/lib/xterm.mjs.map" \
+          "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
+          "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
+    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/machine.js web/app.js web/index.html "$DIST/"
+    write_manifest
+}
+
+write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.json, then the service worker
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
+    local machine="" m=${1:-} snap=""
+    [ -n "${2:-}" ] && snap="\"pyodideSnapshot\": \"$2\","
+    if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
+        machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
+        machine="\"machine\": $machine,"
+    fi
+    # Every file of the site with its size: the page's progress bars know totals up front, and
+    # the service worker caches exactly this build.
+    local sizes; sizes=$(cd "$DIST" && find . -type f ! -name '.*' ! -name '*.tmp' \
+        ! -name sw.js ! -name manifest.json -printf '%P\t%s\n' | sort \
+        | "$PY" -c 'import json,sys; print(json.dumps(dict((p, int(n)) for p, n in (l.rstrip("\n").split("\t") for l in sys.stdin))))')
     cat > "$DIST/manifest.json.tmp" <<EOF
 {
   "wheel": "$wheel",
   "image": "images/default.img",
   "pyodide": "pyodide/",
   "v86": "v86/",
+  $snap
+  $machine
   "guest": {
     "bios": "guest/bios.bin",
     "vgabios": "guest/vgabios.bin",
@@ -152,10 +173,44 @@ build_site() {
     "initrd": "guest/initramfs.img",
     "cmdline": "$CMDLINE",
     "memory": 268435456
-  }
+  },
+  "sizes": $sizes
 }
 EOF
     mv "$DIST/manifest.json.tmp" "$DIST/manifest.json"
+    # The service worker of this build: its cache name changes whenever any file does.
+    local build; build=$(cd "$DIST" && find . -type f ! -name sw.js ! -name '.*' -print0 | sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -c1-16)
+    local files; files=$(cd "$DIST" && "$PY" -c 'import json; print(json.dumps(["./", "manifest.json", *json.load(open("manifest.json"))["sizes"]]))')
+    sed -e "s|__BUILD__|$build|" -e "s|__FILES__|$files|" web/sw.js > "$DIST/sw.js"
+}
+
+# The first visit's fast start: boot the default guest once in Node and save it at its prompt
+# (web/build-machine.mjs). Rebuilt only when what the machine is made of changes: the kernel,
+# initramfs, image, the Python that serves it, v86, and the scripts that make it.
+build_machine() {
+    local n=web/node_modules/v86/build
+    local h; h=$(hash_of "$DIST/guest/vmlinuz" "$DIST/guest/initramfs.img" "$DIST/guest/bios.bin" \
+        "$DIST/guest/vgabios.bin" "$DIST/images/default.img" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
+        web/pyninep.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
+        <(echo "$CMDLINE"))
+    local m="machine/${h:0:16}.machine"
+    if [ ! -f "$DIST/$m" ] || [ ! -f "$DIST/$m.json" ]; then
+        say "saving the booted machine for the first visit's fast start (once per guest change)"
+        rm -rf "$DIST/machine"; mkdir -p "$DIST/machine"
+        node web/build-machine.mjs "$DIST" "$DIST/$m" "$h" >&2 || die "saving the machine failed"
+    fi
+    # Python's start-up, saved too: a Pyodide memory snapshot with our package imported.
+    local p; p=$(hash_of "$DIST/pyodide/pyodide.asm.wasm" "$DIST/pyodide/pyodide.asm.mjs" \
+        "$DIST/pyodide/python_stdlib.zip" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
+        web/build-pyodide.mjs)
+    local s="pysnap/${p:0:16}.bin.gz"
+    if [ ! -f "$DIST/$s" ]; then
+        say "saving Python's start-up (a Pyodide memory snapshot)"
+        rm -rf "$DIST/pysnap"; mkdir -p "$DIST/pysnap"
+        node web/build-pyodide.mjs "$DIST" "$DIST/$s" >&2 || die "saving the Pyodide snapshot failed"
+    fi
+    write_manifest "$m" "$s"
 }
 
 build() {
@@ -166,6 +221,7 @@ build() {
     build_guest
     build_wheel
     build_site
+    build_machine
     say "dist/ ready ($(du -sh "$DIST" | cut -f1))"
 }
 
@@ -189,6 +245,7 @@ case "$verb" in
         "$PY" bench/replay.py replay "$trace"
         node bench/replay.mjs dist "$trace" --thrash 8
         "$PY" bench/guest_workloads.py "$@"
+        "$PY" bench/page.py "$DIST"
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
         # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
         "$PY" bench/idb_chunks.py

@@ -42,6 +42,9 @@
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
  *   inFlight()                9P requests whose reply is still to come
  *   storageStats()            IndexedDB commits, chunk reads, the browser's estimate
+ *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
+ *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
+ *             with IndexedDB their changes are committed write-behind, or by flush())
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close() → Promise         commit what is left, release the database and the Python objects
@@ -317,6 +320,10 @@ async function startServer(options, storage, db) {
         /** Storage statistics: commits, chunk reads, the browser's estimate. */
         storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
         _storage: db, // internal (tests)
+        listDir: (path) => JSON.parse(page.list_dir(path)).map(
+            ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
+        mkdir: (path) => page.make_dir(path),
+        remove: (path) => page.remove_tree(path),
         close() {
             if (closed) return closed;
             clearInterval(ticker);
