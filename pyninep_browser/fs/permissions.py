@@ -122,8 +122,8 @@ class PermissionRules:
             owner = cred.uid == inode.uid
             if mode is not None and not owner:
                 raise _fail(errno.EPERM)
-            if uid is not None and uid != 0xFFFFFFFF and uid != inode.uid:
-                raise _fail(errno.EPERM)
+            if uid is not None and uid != 0xFFFFFFFF and (not owner or uid != inode.uid):
+                raise _fail(errno.EPERM)  # only the owner may "chown" to itself (a no-op)
             if gid is not None and gid != 0xFFFFFFFF:
                 if not owner or (gid != inode.gid and not cred.in_group(gid)):
                     raise _fail(errno.EPERM)
