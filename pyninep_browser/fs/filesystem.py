@@ -234,6 +234,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
             raise _fail(errno.ENOTEMPTY)
         self.check_name(name)
         victim = self.lookup(directory, name, cred)
+        self._may_delete(directory, victim, cred)  # Linux's may_delete: access, then type
         if rmdir:
             if not victim.is_dir():
                 raise _fail(errno.ENOTDIR)
@@ -241,7 +242,6 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
                 raise _fail(errno.ENOTEMPTY)
         elif victim.is_dir():
             raise _fail(errno.EISDIR)
-        self._may_delete(directory, victim, cred)
         now = self.clock()
         directory.entries.remove(name)
         self._drop_link(directory, victim, now)
