@@ -263,8 +263,10 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
                 raise _fail(errno.ENOTDIR)
         self.check_name(old_name)
         self.check_name(new_name)
-        src = self.lookup(old_dir, old_name, cred)
+        # Both parents are resolved (search permission) before either name is looked up.
+        self.check(old_dir, cred, X_OK)
         self.check(new_dir, cred, X_OK)
+        src = self.lookup(old_dir, old_name, cred)
         dst = new_dir.entries.get(new_name)  # type: ignore[union-attr]
         # Linux's order: the ancestry traps (do_renameat2), the same-inode no-op, then may_delete
         # of the source, may_delete (with the type rules) or may_create of the target, then the
