@@ -23,6 +23,8 @@
  *   saveState() → Uint8Array  the filesystem and the 9P session (take it with v86's save_state)
  *   restoreState(bytes)       the inverse, for v86's restore_state
  *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
+ *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
+ *   remove(path) (a file, or a directory and all in it)   for a page's file browser
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close()                   release the Python objects
@@ -201,6 +203,10 @@ export async function createServer(options = {}) {
         writeFile(path, bytes) {
             page.write_file(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
         },
+        listDir: (path) => JSON.parse(page.list_dir(path)).map(
+            ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
+        mkdir: (path) => page.make_dir(path),
+        remove: (path) => page.remove_tree(path),
         close() {
             requestBuf?.release();
             replyBuf?.release();
