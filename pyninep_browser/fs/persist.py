@@ -499,6 +499,8 @@ class Persistence:
         """Write-behind: persist (not durably) once changes are ``writeback_ms`` old."""
         if self.store is None:
             return
+        if len(self._lru) > self.cache_bytes // CHUNK:  # a large read may have overfilled it
+            self.trim_cache()
         if not self.has_changes():
             self._dirty_since = None
             return
