@@ -74,6 +74,12 @@ function progress(group, url, loaded, total) {
     b.text.textContent = `${mb(sum)} of ${mb(all)} MB`;
 }
 const mb = (n) => (n / 1048576).toFixed(1);
+/** A stage is done: files it loaded without the fetch hook (module imports) count as loaded. */
+function complete(group) {
+    const b = bars.get(group);
+    if (!b) return;
+    for (const [url, [, total]] of b.files) progress(group, url, total, total);
+}
 
 let manifest = null;
 /** Which bar a URL's bytes count towards, and its size from the manifest (for a total up front). */
@@ -358,12 +364,13 @@ async function start() {
     setStatus(fresh ? "loading…" : "loading and restoring…");
     const serverP = createServer({ image: fresh ? undefined : null }).then((s) => {
         timing.python_ms = Math.round(performance.now() - t0);
+        complete("python");
         return s;
     });
     const machineP = fresh ? null
         : (saved ? Promise.resolve(saved.bytes) : fetchWithProgress(manifest.machine.url, "machine"))
             .then((bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return unpack(bytes); });
-    const emulatorP = loadV86(fresh, handle9p);
+    const emulatorP = loadV86(fresh, handle9p).then((em) => { complete("linux"); return em; });
     // (A damaged machine is reported once the restore is tried, below.)
     machineP?.catch(() => {});
     [server, emulator] = await Promise.all([serverP, emulatorP, terminalReady]);
