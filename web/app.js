@@ -217,12 +217,31 @@ function onSerial(byte) {
     }
 }
 
-/** The guest waits in the console script (machine.js): wake it with the clock, entropy, size. */
-function wake() {
+/** The shipped (or freshly booted) guest waits in the console script (machine.js): wake it with
+ * the clock, entropy and size. A machine this browser saved was wherever the user left it: its
+ * screen comes back from the save, and the clock, entropy and size go by the second serial port. */
+function wake(savedScreen) {
     consoleLive = true;
-    emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
-    tellSize();
+    if (savedScreen != null) {
+        terminal.write(savedScreen);
+        emulator.serial_send_bytes(1, machine.resizeLine({ rows: terminal.rows, cols: terminal.cols, clock: true }));
+        readyResolve?.();
+        readyResolve = null;
+    } else {
+        emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
+        tellSize();
+    }
     for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+}
+
+/** The terminal's text up to the cursor, to show again when the machine is restored. */
+function screenToKeep() {
+    const b = terminal.buffer.active;
+    const last = b.baseY + b.cursorY;
+    const lines = [];
+    for (let i = Math.max(0, last - 500); i < last; i++) lines.push(b.getLine(i)?.translateToString(true) ?? "");
+    lines.push((b.getLine(last)?.translateToString(false) ?? "").slice(0, b.cursorX));
+    return lines.join("\r\n");
 }
 
 // ---------------------------------------------------------------- storage, locks, checks
@@ -418,7 +437,7 @@ async function start() {
             { fresh: true, cause: error });
         }
     }
-    wake();
+    wake(saved ? saved.screen ?? "" : null);
     await Promise.race([ready, new Promise((_, reject) => setTimeout(
         () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
     timing.prompt_ms = Math.round(performance.now() - t0);
@@ -537,11 +556,12 @@ function keepSaving(db) {
             try {
                 if (storage !== "memory") await server.flush();
                 const cleanAt = mutations;
+                const screen = screenToKeep();
                 const bytes = await saveMachine();
                 const id = Date.now();
                 // One transaction: a machine and its clean mark land together or not at all.
                 await idb(db, "readwrite", (s) => {
-                    s.put({ stamp: manifest.machine?.stamp, bytes, id }, "last");
+                    s.put({ stamp: manifest.machine?.stamp, bytes, id, screen }, "last");
                     return s.put({ id }, "clean");
                 });
                 dirty = false;
