@@ -11,8 +11,12 @@ from typing import Any
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
-from . import snapshot
+import io
+
+from . import authoring, snapshot
+from .archive import export_tar, import_tar
 from .fs import Filesystem
+from .imagefile import load_image
 from .server import Server
 
 
@@ -28,8 +32,16 @@ _DEFERRED = bytes(4)
 class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
-    def __init__(self, image: Any = None, on_reply: Any = None) -> None:
-        fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
+    def __init__(self, image: Any = None, on_reply: Any = None, script: Any = None) -> None:
+        fs = load_image(_bytes(image)) if image is not None else Filesystem()
+        if script is not None:
+            # An authoring script: its module-level live declarations register; with no image,
+            # its build(tree) authors the tree the guest boots into.
+            module = authoring.load_script(source=str(script), name="pyninep_page_script")
+            if image is None:
+                build = getattr(module, "build", None)
+                if callable(build):
+                    build(authoring.Tree(fs))
         self._on_reply = on_reply
         self.server = self._attach(Server(fs))
         size = self.server.max_msize + SLACK
@@ -47,6 +59,9 @@ class PageServer:
             self.reply_buffer[:len(reply)] = reply  # replies fit msize, which the buffer exceeds
 
     def _attach(self, server: Server) -> Server:
+        # Live files are recorded by name: bind them to what the page's script declared.
+        authoring.attach(server.fs)
+        server.enable_stats()  # /py/stats reads these counters
         if self._on_reply is not None:
             js_reply = self._on_reply
             server.on_reply = lambda frame: js_reply(to_js(frame))
@@ -66,6 +81,14 @@ class PageServer:
 
     def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
         self.server.fs.write_file(path, _bytes(data), mode=mode)
+
+    def export_tar(self, top: str = "/") -> bytes:
+        out = io.BytesIO()
+        export_tar(self.server.fs, out, top)
+        return out.getvalue()
+
+    def import_tar(self, data: Any, directory: str = "/") -> int:
+        return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
 
 
 def _bytes(value: Any) -> bytes:

@@ -17,6 +17,7 @@ this same file at start-up (``createServer({script})``; dist/ ships it as images
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import platform
@@ -52,6 +53,7 @@ run = live_file("run", read=lambda: _last_run["output"], write=_run, limit=30.0)
 
 
 @live_file("version")
+@functools.cache  # it cannot change while the page runs
 def version() -> str:
     extra = ""
     with contextlib.suppress(ImportError):

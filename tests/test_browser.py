@@ -66,6 +66,11 @@ def test_page_boots_the_guest_and_runs_a_command(site, tmp_path):
                 "(() => { try { return new TextDecoder().decode("
                 "window.pyninep.server.readFile('/root/seen-by-page')) === 'from-guest\\n'; }"
                 " catch (e) { return false; } })()", timeout=30_000)
+            # The default image's /py/run: Python in the page runs what the guest writes to it.
+            page.keyboard.type("echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run\n")
+            page.wait_for_function(
+                "document.getElementById('terminal').textContent.includes('42 from py/run')",
+                timeout=30_000)
             page.screenshot(path=str(tmp_path / "page.png"))
             assert not errors, errors
             print(f"page to shell: {boot:.1f} s")

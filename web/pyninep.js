@@ -15,6 +15,11 @@
  *   wheelUrl  URL of the pyninep_browser wheel (default: manifest.wheel).
  *   image     the filesystem to start from: a URL string, a Uint8Array, or null for an empty
  *             filesystem (default: manifest.image, the default guest root).
+ *   script    an authoring script (Python) run in Pyodide at start-up: a URL, or { source: "…" }.
+ *             Its module-level live_file/live_dir declarations attach to the image's live files
+ *             by name; with image: null its build(tree) authors the whole tree. Default: the
+ *             manifest's script (images/default.py: /py/run…) when image is not given, else none;
+ *             null for none.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
@@ -23,6 +28,8 @@
  *   saveState() → Uint8Array  the filesystem and the 9P session (take it with v86's save_state)
  *   restoreState(bytes)       the inverse, for v86's restore_state
  *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
+ *   exportTar(path = "/") → Uint8Array   the tree (or a subtree) as a pax tar
+ *   importTar(bytes, dir = "/") → number   unpack a tar (any compression) into dir; entries added
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close()                   release the Python objects
@@ -104,11 +111,16 @@ export async function createServer(options = {}) {
             ? decodeURIComponent(indexURL.pathname) : indexURL.href;
         pyodide = await loadPyodide({ indexURL: index });
     }
-    const [wheel, image] = await Promise.all([
+    const scriptOption = options.script !== undefined ? options.script
+        : options.image === undefined && manifest.script ? manifest.script : null;
+    const [wheel, image, script] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null ? null
             : options.image instanceof Uint8Array ? options.image
             : fetchBytes(new URL(options.image ?? manifest.image, baseUrl)),
+        scriptOption === null ? null
+            : typeof scriptOption === "object" && "source" in scriptOption ? scriptOption.source
+            : fetchBytes(new URL(scriptOption, baseUrl)).then((b) => new TextDecoder().decode(b)),
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -124,7 +136,7 @@ export async function createServer(options = {}) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
-    const page = glue.PageServer(image ?? undefined, deliver); // undefined, not null: Python's None
+    const page = glue.PageServer(image ?? undefined, deliver, script ?? undefined); // undefined: None
     glue.destroy();
     const handle = page.handle;
     const handleSharedProxy = page.handle_shared;
@@ -201,6 +213,8 @@ export async function createServer(options = {}) {
         writeFile(path, bytes) {
             page.write_file(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
         },
+        exportTar: (path = "/") => toBytes(page.export_tar(path)),
+        importTar: (bytes, dir = "/") => page.import_tar(bytes, dir),
         close() {
             requestBuf?.release();
             replyBuf?.release();

@@ -9,8 +9,11 @@
 //   → {"id": 6, "op": "stats"}     ← {"id": 6, "stats": {"<type>": {"count", "ms", "bytes"}}} (then reset)
 //   → {"id": 7, "op": "record"}    ← {"id": 7, "state": "<base64>"}  (our state now; frames are kept from here)
 //   → {"id": 8, "op": "recorded"}  ← {"id": 8, "frames": "<base64>"}  (the request frames since, end to end)
+//   → {"id": 9, "op": "exportTar", "path": "/etc"}   ← {"id": 9, "data": "<base64 tar>"}
+//   → {"id": 10, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 10, "entries": N}
 // Scripts are handed to the guest as files written through writeFile, so any length works.
 // Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
+//        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
 import path from "node:path";
 import readline from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -30,7 +33,13 @@ const t0 = Date.now();
 let server = null;
 let pyodideMs = 0;
 if (!builtin) {
-    server = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/") });
+    const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/") };
+    if (opt("--image")) {
+        const { readFile } = await import("node:fs/promises");
+        options.image = new Uint8Array(await readFile(opt("--image")));
+        options.script = opt("--script") ? { source: await readFile(opt("--script"), "utf8") } : null;
+    }
+    server = await createServer(options);
     pyodideMs = Date.now() - t0;
 }
 const g = manifest.guest;
@@ -158,6 +167,11 @@ for await (const line of rl) {
             send({ id: req.id, frames: frames.toString("base64") });
         } else if (req.op === "readFile") {
             send({ id: req.id, data: Buffer.from(server.readFile(req.path)).toString("base64") });
+        } else if (req.op === "exportTar") {
+            send({ id: req.id, data: Buffer.from(server.exportTar(req.path ?? "/")).toString("base64") });
+        } else if (req.op === "importTar") {
+            const n = server.importTar(new Uint8Array(Buffer.from(req.data, "base64")), req.dir ?? "/");
+            send({ id: req.id, entries: n });
         } else if (req.op === "writeFile") {
             server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
             send({ id: req.id, ok: true });
