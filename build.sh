@@ -102,7 +102,7 @@ build_guest() {
     cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
     cp -u "$kernel" "$g/vmlinuz"
-    local src; src=$(hash_of pyninep_browser/*.py "$CACHE/debs/SHA256SUMS")
+    local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS")
     if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ] \
             || [ ! -f "$DIST/images/default.py" ]; then
         say "writing the initramfs and the default image"
@@ -118,7 +118,7 @@ build_guest() {
 }
 
 build_wheel() {
-    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py README.md)
+    local h; h=$(hash_of pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py README.md)
     if ! stamp_ok "$DIST/wheels/.stamp" "$h"; then
         rm -rf "$DIST/wheels"; mkdir -p "$DIST/wheels"
         # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See README.
@@ -173,7 +173,7 @@ case "$verb" in
     build) build ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
-        apt_install chromium
+        apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
         shift || true
         exec "$PY" -m pytest "$@" ;;

@@ -105,12 +105,28 @@ class Fid:
         return self.xattr is not None
 
 
+PERMISSION_MODELS = ("client", "server")
+
+
 class Server:
-    """One 9P2000.L session over a :class:`Filesystem`."""
+    """One 9P2000.L session over a :class:`Filesystem`.
+
+    ``permissions`` says who decides access. ``"client"`` (the default; what a Linux guest mounted
+    with ``access=client`` expects, and what the page's guest uses): the client's kernel has
+    checked every call with the caller's real credentials, so the server applies the request's
+    uid and gid and refuses only what no client check covers (names, types, sizes, quotas, a
+    removed directory). ``"server"``: the server is the only gatekeeper (``access=user``, clients
+    that do not check): it enforces permissions with the attaching uid and the gid and groups
+    the served /etc/passwd and /etc/group give it, which is all it can know: supplementary groups
+    or capabilities granted any other way are invisible to it.
+    """
 
     def __init__(self, fs: Filesystem | None = None, *, max_msize: int = DEFAULT_MAX_MSIZE,
-                 max_fids: int = DEFAULT_MAX_FIDS,
+                 max_fids: int = DEFAULT_MAX_FIDS, permissions: str = "client",
                  on_reply: Callable[[bytes], None] | None = None) -> None:
+        if permissions not in PERMISSION_MODELS:
+            raise ValueError(f"permissions must be 'client' or 'server', not {permissions!r}")
+        self.permissions = permissions
         self.fs = fs if fs is not None else Filesystem()
         self.max_msize = max_msize
         self.max_fids = max_fids
@@ -231,10 +247,11 @@ class Server:
         cur = f.inode
         entries = cur.entries
         cred = f.cred
-        hit = entries.by_name.get(name) if entries is not None and cred.uid == 0 else None
+        searchable = cred.uid == 0 or cred.trusted  # no search permission to check
+        hit = entries.by_name.get(name) if entries is not None and searchable else None
         if hit is not None:
             nxt = hit[1]
-        elif (entries is not None and cred.uid == 0 and len(name) < NAME_MAX // 4 and name
+        elif (entries is not None and searchable and len(name) < NAME_MAX // 4 and name
               and name != "." and name != ".." and "/" not in name and cur.backend is None):
             # A plain miss (every create starts with one): what lookup would raise, without the
             # exception. Names this short cannot be ENAMETOOLONG in any encoding.
@@ -355,7 +372,7 @@ class Server:
                     uid = int(row[2])
                     break
         gid = uid
-        name = uname
+        name = None  # a uid /etc/passwd does not list is in no group but its own
         for row in users:
             if len(row) > 3 and row[2] == str(uid) and row[3].isdigit():
                 gid = int(row[3])
@@ -364,8 +381,8 @@ class Server:
         groups = set()
         for row in self._read_table("/etc/group"):
             if len(row) > 3 and row[2].isdigit() and name in row[3].split(","):
-                groups.add(int(row[2]))
-        return Cred(uid, gid, frozenset(groups))
+                groups.add(int(row[2]))  # (an empty member list splits to [""]: never a name)
+        return Cred(uid, gid, frozenset(groups), trusted=self.permissions == "client")
 
     def _read_table(self, path: str) -> list[list[str]]:
         try:

@@ -198,7 +198,8 @@ def save(server: Server) -> bytes:
         "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
         "version": server.version, "pending": sorted(server.pending),
         "session_id": server.session_id,
-        "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups)],
+        "permissions": server.permissions,
+        "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups), f.cred.trusted],
                   f.parent.ino if f.parent is not None else None, f.name, f.open_flags,
                   blob.put(bytes(f.xattr)) if f.xattr is not None else None, f.xattr_name,
                   f.xattr_size, f.xattr_flags, [list(o) for o in f.lock_owners or ()],
@@ -214,7 +215,8 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
     try:
         fs = _build_fs(header, blob)
         s = header["session"]
-        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]))
+        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
+                        permissions=str(s.get("permissions", "server")))
         server.msize = int(s["msize"])
         server.version = s["version"]
         server.pending = set(int(t) for t in s["pending"])
@@ -223,7 +225,8 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
             inode = fs.inodes.get(int(ino))
             if inode is None:
                 raise SnapshotError("fid names a missing inode")
-            f = Fid(inode, Cred(int(cred[0]), int(cred[1]), frozenset(int(g) for g in cred[2])),
+            f = Fid(inode, Cred(int(cred[0]), int(cred[1]), frozenset(int(g) for g in cred[2]),
+                                bool(cred[3]) if len(cred) > 3 else False),
                     fs.inodes.get(parent) if parent is not None else None, name, int(flags))
             if xattr is not None:
                 value = _take(blob, xattr)

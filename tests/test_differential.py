@@ -12,6 +12,8 @@ import os
 import stat
 import tempfile
 
+import pytest
+
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -321,3 +323,190 @@ SameAsHost.TestCase.settings = settings(
     derandomize=not os.environ.get("DIFF_RANDOM"),
     suppress_health_check=list(HealthCheck), database=None)
 test_same_results_and_errnos_as_the_host = SameAsHost.TestCase
+
+
+# ----------------------------------------------------------------- as users other than root
+# The server as the only gatekeeper (permissions="server") against the host kernel's own checks:
+# the same calls by root and two users, one of them in a supplementary group that the served
+# /etc/group names. Ownership, modes (set-ID bits dropped by writes, chmod and chown) and errnos
+# must agree. Needs root on the host to take the users' credentials.
+
+ACTORS = {"root": (0, 0, []), "ann": (1000, 1000, [100]), "bob": (1001, 1001, [])}
+actors = st.sampled_from(sorted(ACTORS))
+modes = st.sampled_from([0o600, 0o644, 0o660, 0o666, 0o700, 0o755, 0o777, 0o1777, 0o2775, 0o4755,
+                         0o2664, 0o000])
+PASSWD = "root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\nbob:x:1001:1001::/:/bin/sh\n"
+GROUP = "root:x:0:\nusers:x:100:ann\nann:x:1000:\nbob:x:1001:\n"
+
+
+class as_actor:
+    """Host calls made with an actor's effective uid, gid and groups (the process is root)."""
+
+    def __init__(self, name: str) -> None:
+        self.uid, self.gid, self.groups = ACTORS[name]
+
+    def __enter__(self):
+        if self.uid:
+            os.setgroups(self.groups)
+            os.setegid(self.gid)
+            os.seteuid(self.uid)
+
+    def __exit__(self, *exc):
+        if self.uid:
+            os.seteuid(0)
+            os.setegid(0)
+            os.setgroups([])
+
+
+class UserNineP(NineP):
+    """The 9P side for one actor: its own session (as the guest's per-uid attach), rooted at /w."""
+
+    def __init__(self, server: Server, actor: str) -> None:
+        self.uid, self.gid, _ = ACTORS[actor]
+        self.c = Client(server, attach=False)
+        self.c.version(1 << 20)
+        self.c.attach(0, uid=self.uid, aname="/w")
+
+    def create_mode(self, path, mode):
+        d, name = self._parent(path)
+        return self._with(d, lambda f: self.c.lcreate(f, name, O_WRONLY | O_EXCL, mode, self.gid) and None)
+
+    def mkdir_mode(self, path, mode):
+        d, name = self._parent(path)
+        mode &= 0o1777  # mkdir(2) ignores set-ID bits; the kernel drops them before any 9P
+        return self._with(d, lambda f: self.c.mkdir(f, name, mode, self.gid) and None)
+
+    def chown(self, path, uid, gid):
+        valid = (0x2 if uid != -1 else 0) | (0x4 if gid != -1 else 0) | 0x40
+        return self._with(self._walk(path), lambda f: self.c.setattr(
+            f, valid, uid=uid & 0xFFFFFFFF, gid=gid & 0xFFFFFFFF))
+
+    def utime(self, path, when):
+        valid = 0x10 | 0x20 | (0x80 | 0x100 if when is not None else 0)
+        t = (when or 0, 0)
+        return self._with(self._walk(path), lambda f: self.c.setattr(f, valid, atime=t, mtime=t))
+
+    def owner(self, path):
+        s = self._with(self._walk(path), self.c.getattr)
+        return (s.uid, s.gid, stat.S_IMODE(s.mode))
+
+
+class UserHost(Host):
+    def create_mode(self, path, mode):
+        os.close(os.open(self.p(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+    def mkdir_mode(self, path, mode):
+        os.mkdir(self.p(path), mode)
+
+    def chown(self, path, uid, gid):
+        os.chown(self.p(path), uid, gid, follow_symlinks=False)
+
+    def utime(self, path, when):
+        os.utime(self.p(path), None if when is None else (when, when))
+
+    def owner(self, path):
+        s = os.lstat(self.p(path))
+        return (s.st_uid, s.st_gid, stat.S_IMODE(s.st_mode))
+
+
+class SameAsHostForUsers(RuleBasedStateMachine):
+    @initialize()
+    def setup(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        os.chmod(self.tmp.name, 0o777)
+        self.umask = os.umask(0)  # the 9P client applies the umask itself: compare modes as sent
+        self.host = UserHost(self.tmp.name)
+        fs = Server().fs
+        fs.write_file("/etc/passwd", PASSWD)
+        fs.write_file("/etc/group", GROUP)
+        fs.setattr(fs.makedirs("/w"), mode=0o777)
+        self.ours = {name: UserNineP(Server(fs, permissions="server"), name) for name in ACTORS}
+
+    def teardown(self):
+        if hasattr(self, "tmp"):
+            os.umask(self.umask)
+            self.tmp.cleanup()
+
+    def both(self, actor, op, *args):
+        mine = Outcome.of(getattr(self.ours[actor], op), *args)
+        with as_actor(actor):
+            theirs = Outcome.of(getattr(self.host, op), *args)
+        assert mine == theirs, f"{actor} {op}{args}: 9P gave {mine}, host gave {theirs}"
+
+    def _plain(self, path):
+        parts = path.split("/")
+        return not any(os.path.islink(self.host.p("/".join(parts[:i]))) for i in range(1, len(parts) + 1))
+
+    @rule(actor=actors, path=paths, mode=modes)
+    def create(self, actor, path, mode):
+        self.both(actor, "create_mode", path, mode)
+
+    @rule(actor=actors, path=paths, mode=modes)
+    def mkdir(self, actor, path, mode):
+        self.both(actor, "mkdir_mode", path, mode)
+
+    @rule(actor=actors, path=paths, payload=data)
+    def write(self, actor, path, payload):
+        if self._plain(path):
+            self.both(actor, "pwrite", path, 0, payload)
+
+    @rule(actor=actors, path=paths)
+    def read(self, actor, path):
+        if self._plain(path):
+            self.both(actor, "read", path)
+
+    @rule(actor=actors, path=paths, size=st.sampled_from([0, 3, 70000]))
+    def truncate(self, actor, path, size):
+        if self._plain(path):
+            self.both(actor, "truncate", path, size)
+
+    @rule(actor=actors, path=paths, mode=modes)
+    def chmod(self, actor, path, mode):
+        if self._plain(path):
+            self.both(actor, "chmod", path, mode)
+
+    @rule(actor=actors, path=paths, uid=st.sampled_from([-1, 0, 1000, 1001]),
+          gid=st.sampled_from([-1, 0, 100, 1000, 1001]))
+    def chown(self, actor, path, uid, gid):
+        if self._plain(path):
+            self.both(actor, "chown", path, uid, gid)
+
+    @rule(actor=actors, path=paths, when=st.sampled_from([None, 1_000_000]))
+    def utime(self, actor, path, when):
+        if self._plain(path):
+            self.both(actor, "utime", path, when)
+
+    @rule(actor=actors, path=paths)
+    def unlink(self, actor, path):
+        self.both(actor, "unlink", path)
+
+    @rule(actor=actors, path=paths)
+    def rmdir(self, actor, path):
+        self.both(actor, "rmdir", path)
+
+    @rule(actor=actors, src=paths, dst=paths)
+    def rename(self, actor, src, dst):
+        self.both(actor, "rename", src, dst)
+
+    @rule(actor=actors, path=paths)
+    def owner(self, actor, path):
+        self.both(actor, "owner", path)
+
+    @invariant()
+    def owners_match(self):
+        if not hasattr(self, "tmp"):
+            return
+        for path in PATHS:
+            if self._plain(path):
+                self.both("root", "owner", path)
+
+
+SameAsHostForUsers.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DIFF_EXAMPLES", 200)), stateful_step_count=40, deadline=None,
+    derandomize=not os.environ.get("DIFF_RANDOM"),
+    suppress_health_check=list(HealthCheck), database=None)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="taking other users' credentials on the host needs root")
+class TestSameResultsAndErrnosAsTheHostForUsers(SameAsHostForUsers.TestCase):
+    pass

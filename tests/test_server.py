@@ -80,7 +80,7 @@ def test_attach_takes_uid_from_n_uname_and_groups_from_etc_group():
     fs.write_file("/etc/group", "root:x:0:\nann:x:1000:\nstaff:x:50:ann\n")
     shared = fs.makedirs("/shared")
     fs.setattr(shared, gid=50, mode=0o770)
-    c = Client(Server(fs), uid=1000)
+    c = Client(Server(fs, permissions="server"), uid=1000)
     d = c.walk_new("shared")  # only group 50 may enter: ann is in it through /etc/group
     q, _ = c.lcreate(d, "mine", O_RDWR, 0o640, 1000)
     assert c.getattr(d).uid == 1000
@@ -186,7 +186,7 @@ def test_walk_from_a_file_and_from_an_open_fid(c):
 
 
 def test_walk_needs_search_permission():
-    server = Server()
+    server = Server(permissions="server")
     server.fs.setattr(server.fs.makedirs("/private"), mode=0o700)
     server.fs.write_file("/private/x", b"")
     c = Client(server, uid=1000)
@@ -334,7 +334,8 @@ def test_directories_cannot_be_read_or_opened_for_writing(c):
     assert err(c.lopen, g, O_RDONLY | O_DIRECTORY) == errno.ENOTDIR
 
 
-def test_open_checks_permissions_for_non_root(server):
+def test_open_checks_permissions_for_non_root():
+    server = Server(permissions="server")
     server.fs.write_file("/secret", b"s", mode=0o600)
     c = Client(server, uid=1000)
     f = c.walk_new("secret")
@@ -449,7 +450,8 @@ def test_setattr_rejects_bad_nanoseconds_and_unknown_bits(c):
     assert err(c.setattr, f, 0x4000) == errno.EINVAL
 
 
-def test_chmod_and_chown_by_non_owner_are_refused(server):
+def test_chmod_and_chown_by_non_owner_are_refused():
+    server = Server(permissions="server")
     server.fs.write_file("/f", b"", mode=0o666)
     c = Client(server, uid=1000)
     f = c.walk_new("f")
@@ -753,3 +755,108 @@ def test_version_reset_answers_every_deferred_request():
     server.handle(protocol.encode(protocol.T.Tversion, protocol.NOTAG, 65536, "9P2000.L"))
     assert [_kind(f) for f in server.sent] == [(7, 43, errno.EINTR), (7, 44, errno.EINTR)]
     assert not server.pending
+
+
+# ----------------------------------------------------------------- who decides access
+# "client" (the default, access=client): the guest's kernel has checked with credentials the
+# server cannot see; "server": the server enforces with what the served /etc files say.
+
+
+def _other_users_file(server, mode):
+    server.fs.setattr(server.fs.root, mode=0o777)
+    inode = server.fs.write_file("/f", b"data", mode=mode)
+    server.fs.setattr(inode, uid=65534, gid=65534)
+
+
+def test_a_trusted_client_opens_by_its_own_checks():
+    server = Server()  # permissions="client"
+    _other_users_file(server, 0o006)
+    c = Client(server, uid=65533)  # in no group the served /etc/group knows of
+    for flags in (O_RDONLY, O_WRONLY, O_RDWR):
+        f = c.walk_new("f")
+        c.lopen(f, flags)
+        c.clunk(f)
+
+
+def test_the_server_enforces_when_it_is_the_gatekeeper():
+    server = Server(permissions="server")
+    _other_users_file(server, 0o060)
+    c = Client(server, uid=65533)
+    assert err(c.lopen, c.walk_new("f"), O_RDONLY) == errno.EACCES
+    with pytest.raises(ValueError):
+        Server(permissions="everyone")
+
+
+def test_a_trusted_client_chowns_to_any_group_of_the_caller():
+    server = Server()
+    _other_users_file(server, 0o644)
+    c = Client(server, uid=65534)
+    f = c.walk_new("f")
+    c.setattr(f, SET_GID, gid=65531)  # a supplementary group only the guest knows about
+    assert c.getattr(f).gid == 65531
+    c.setattr(f, SET_UID | SET_GID, uid=65534, gid=65532)
+    assert (c.getattr(f).uid, c.getattr(f).gid) == (65534, 65532)
+
+
+def test_new_inodes_take_the_gid_the_request_carries():
+    server = Server()
+    server.fs.setattr(server.fs.root, mode=0o777)
+    c = Client(server, uid=65533)
+    f = c.fid()
+    c.walk(0, f, [])
+    c.lcreate(f, "file", O_RDWR, 0o644, 65532)
+    d = c.walk_new("")
+    c.mkdir(d, "dir", 0o755, 65532)
+    c.mknod(d, "fifo", stat.S_IFIFO | 0o644, 0, 0, 65532)
+    c.symlink(d, "link", "file", 65532)
+    for name in ("file", "dir", "fifo", "link"):
+        st = c.getattr(c.walk_new(name))
+        assert (st.uid, st.gid) == (65533, 65532), name
+
+
+def test_setgid_directory_still_gives_its_group_to_trusted_creates():
+    server = Server()
+    top = server.fs.makedirs("/shared")
+    server.fs.setattr(top, gid=65531, mode=0o2777)
+    c = Client(server, uid=65533)
+    d = c.walk_new("shared")
+    c.mkdir(d, "sub", 0o755, 65532)
+    st = c.getattr(c.walk_new("shared/sub"))
+    assert st.gid == 65531 and stat.S_IMODE(st.mode) == 0o2755
+
+
+def test_a_trusted_client_truncates_a_file_it_opened_before_chmod():
+    server = Server()
+    server.fs.setattr(server.fs.root, mode=0o777)
+    c = Client(server, uid=65534)
+    f = new_file(c, "mode0", b"abc", mode=0)  # open(O_CREAT|O_RDWR, 0) then ftruncate(fd, 0)
+    c.setattr(f, SET_SIZE, size=0)
+    assert c.getattr(f).size == 0
+
+
+def test_write_by_a_user_outside_the_group_clears_setgid_without_group_execute(server):
+    _other_users_file(server, 0o2666)
+    c = Client(server, uid=65533)
+    f = c.walk_new("f")
+    c.lopen(f, O_WRONLY)
+    c.write(f, 0, b"x")
+    assert stat.S_IMODE(c.getattr(f).mode) == 0o666
+
+
+def test_zero_byte_write_past_the_largest_offset_writes_nothing(c):
+    f = new_file(c, "edge")
+    limit = c.server.fs.max_file_size
+    for offset in (limit - 1, limit, limit + 1, (1 << 63) - 1, (1 << 64) - 1):
+        assert c.write(f, offset, b"") == 0
+    assert err(c.write, f, limit, b"x") == errno.EFBIG
+    assert c.getattr(f).size == 0
+
+
+def test_a_uid_etc_passwd_does_not_list_is_in_no_other_group():
+    fs = Filesystem()
+    fs.write_file("/etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+    fs.write_file("/etc/group", "root:x:0:\nnogroup:x:65534:\n")  # no members
+    fs.setattr(fs.root, mode=0o777)
+    fs.setattr(fs.write_file("/f", b"", mode=0o060), uid=65534, gid=65534)
+    c = Client(Server(fs, permissions="server"), uid=65533)
+    assert err(c.lopen, c.walk_new("f"), O_RDONLY) == errno.EACCES

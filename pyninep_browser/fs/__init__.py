@@ -1,0 +1,32 @@
+"""The filesystem package: POSIX semantics in memory, split by concern.
+
+- ``constants``: limits, mode bits, open flags, the errno helper
+- ``inode``: ``Inode``, ``DirEntries``, ``Cred``, ``StatFS``
+- ``filesystem``: ``Filesystem`` (the tree: create, link, unlink, rename, setattr, statfs, quota)
+- ``data``: file data (open, read, write, truncate) in ``CHUNK``-sized chunks
+- ``xattrs``: extended attributes
+- ``locks``: POSIX byte-range locks
+- ``permissions``: every permission rule (the one place to change who may do what)
+- ``paths``: path-based helpers for authoring and tools
+
+Everything importable from the former ``fs`` module is importable from here.
+"""
+
+from .constants import (CHUNK, DT_BY_TYPE, LINK_MAX, MAX_FILE_SIZE, MAX_LOCKS_PER_INODE,
+                        MAX_SYMLINK_DEPTH, NAME_MAX, O_ACCMODE, O_APPEND, O_CREAT, O_DIRECTORY,
+                        O_EXCL, O_NOATIME, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, PATH_MAX,
+                        R_OK, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_ISVTX,
+                        S_IXGRP, W_OK, X_OK, XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_TOTAL_MAX,
+                        _DAY_NS, _NODE_TYPES, _fail)
+from .filesystem import Filesystem
+from .inode import ROOT, Cred, DirEntries, Inode, StatFS
+from .locks import F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END, Lock
+
+__all__ = [
+    "CHUNK", "DT_BY_TYPE", "LINK_MAX", "MAX_FILE_SIZE", "MAX_LOCKS_PER_INODE", "MAX_SYMLINK_DEPTH",
+    "NAME_MAX", "O_ACCMODE", "O_APPEND", "O_CREAT", "O_DIRECTORY", "O_EXCL", "O_NOATIME",
+    "O_NOFOLLOW", "O_RDONLY", "O_RDWR", "O_TRUNC", "O_WRONLY", "PATH_MAX", "R_OK", "ROOT_INO",
+    "S_IFDIR", "S_IFLNK", "S_IFMT", "S_IFREG", "S_ISGID", "S_ISUID", "S_ISVTX", "S_IXGRP", "W_OK",
+    "X_OK", "XATTR_NAME_MAX", "XATTR_SIZE_MAX", "XATTR_TOTAL_MAX", "Filesystem", "ROOT", "Cred",
+    "DirEntries", "Inode", "StatFS", "F_RDLCK", "F_UNLCK", "F_WRLCK", "LOCK_END", "Lock",
+]

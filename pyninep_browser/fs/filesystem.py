@@ -1,0 +1,384 @@
+"""The filesystem: inodes and the tree of names, links, attributes, statfs and quota.
+
+POSIX semantics with no 9P in it. Callers (the 9P server, the authoring API, image tools) hand it
+inodes, names and credentials; it hands back inodes and data or raises ``OSError`` with the errno
+Linux would give. It never sees a frame and never touches storage directly: everything lives in
+memory, and a store (later) observes changes through ``dirty``.
+
+:class:`Filesystem` is assembled from one part per concern, each in its own module: file data
+(data.py), xattrs (xattrs.py), byte-range locks (locks.py), permission rules (permissions.py) and
+the path-based helpers for authoring (paths.py). This module keeps what ties them together.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from typing import Callable, Iterator
+
+from .constants import (LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ROOT_INO, S_IFDIR, S_IFLNK,
+                        S_IFMT, S_IFREG, W_OK, X_OK, _NODE_TYPES, _fail)
+from .data import FileData
+from .inode import ROOT, Cred, DirEntries, Inode, StatFS
+from .locks import ByteRangeLocks, Lock
+from .paths import PathHelpers
+from .permissions import PermissionRules
+from .xattrs import Xattrs
+
+
+class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules):
+    """An in-memory POSIX filesystem.
+
+    ``quota_bytes``/``quota_inodes`` bound the whole filesystem (ENOSPC past them and what statfs
+    reports); ``user_quota_bytes`` bounds what any one non-root uid may own (EDQUOT);
+    ``max_file_size`` bounds a file's size (EFBIG). ``clock`` returns nanoseconds since the epoch.
+    """
+
+    def __init__(self, *, clock: Callable[[], int] | None = None,
+                 quota_bytes: int = 1 << 30, quota_inodes: int = 1 << 20,
+                 user_quota_bytes: int | None = None, max_file_size: int = MAX_FILE_SIZE,
+                 root_mode: int = 0o755, root_uid: int = 0, root_gid: int = 0,
+                 fsid: int | None = None) -> None:
+        self.clock = clock or time.time_ns
+        self.quota_bytes = quota_bytes
+        self.quota_inodes = quota_inodes
+        self.user_quota_bytes = user_quota_bytes
+        self.max_file_size = max_file_size
+        self.fsid = fsid if fsid is not None else int.from_bytes(os.urandom(8), "little") >> 1
+        self.used_bytes = 0
+        self.used_inodes = 0
+        self.user_bytes: dict[int, int] = {}
+        self.next_ino = ROOT_INO
+        self.inodes: dict[int, Inode] = {}
+        self.locks: dict[int, list[Lock]] = {}
+        # Inodes and chunks changed since a store last looked (a store clears these).
+        self.dirty: set[int] = set()
+        now = self.clock()
+        root = self._new_inode(S_IFDIR | (root_mode & 0o7777), root_uid, root_gid, now)
+        root.nlink = 2
+        root.entries = DirEntries()
+        root.parent = root
+        self.root = root
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def _new_inode(self, mode: int, uid: int, gid: int, now: int) -> Inode:
+        if self.used_inodes >= self.quota_inodes:
+            raise _fail(errno.ENOSPC, "no inodes left")
+        ino = self.next_ino
+        self.next_ino += 1
+        inode = Inode(ino=ino, mode=mode, uid=uid, gid=gid, atime=now, mtime=now, ctime=now,
+                      btime=now, gen=1)
+        self.inodes[ino] = inode
+        self.used_inodes += 1
+        self.dirty.add(ino)
+        return inode
+
+    def _charge(self, inode: Inode, delta: int) -> None:
+        """Account ``delta`` bytes of storage to ``inode``'s owner, or fail without changing anything."""
+        if delta > 0:
+            if self.used_bytes + delta > self.quota_bytes:
+                raise _fail(errno.ENOSPC)
+            if self.user_quota_bytes is not None and inode.uid != 0:
+                if self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes:
+                    raise _fail(errno.EDQUOT)
+        self.used_bytes += delta
+        self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + delta
+
+    def _maybe_free(self, inode: Inode) -> None:
+        """Release an inode once no name and no holder refers to it."""
+        if inode.nlink > 0 or inode.refs > 0 or inode.ino not in self.inodes:
+            return
+        self._charge(inode, -inode.allocated - self._xattr_bytes(inode))
+        inode.chunks = None
+        inode.data_bytes = 0
+        inode.target = None
+        inode.xattrs = None
+        del self.inodes[inode.ino]
+        self.locks.pop(inode.ino, None)
+        self.used_inodes -= 1
+        self.dirty.add(inode.ino)
+
+    def ref(self, inode: Inode) -> None:
+        inode.refs += 1
+
+    def unref(self, inode: Inode) -> None:
+        inode.refs -= 1
+        if inode.refs <= 0 and inode.nlink <= 0:
+            self._maybe_free(inode)
+
+    def _touch(self, inode: Inode, now: int, *, m: bool = True, c: bool = True) -> None:
+        if m:
+            inode.mtime = now
+        if c:
+            inode.ctime = now
+        self.dirty.add(inode.ino)
+
+    # ----------------------------------------------------------------- names
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise _fail(errno.EINVAL, repr(name))
+        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise _fail(errno.ENAMETOOLONG)
+
+    def lookup(self, directory: Inode, name: str, cred: Cred = ROOT) -> Inode:
+        if directory.entries is None:
+            raise _fail(errno.ENOTDIR)
+        if cred.uid != 0 and not cred.trusted:  # root may search any directory: skip the check
+            self.check(directory, cred, X_OK)
+        if name == "." or name == "":
+            return directory
+        if name == "..":
+            return directory.parent or directory
+        if "/" in name:
+            raise _fail(errno.ENOENT, name)
+        found = directory.entries.get(name)
+        if found is None:
+            if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+                raise _fail(errno.ENAMETOOLONG)
+            raise _fail(errno.ENOENT, name)
+        return found
+
+    def _link_new(self, directory: Inode, name: str, mode: int, cred: Cred, gid: int) -> Inode:
+        self._may_create(directory, name, cred)
+        mode, gid = self._init_owner(directory, mode, cred, gid)
+        now = self.clock()
+        inode = self._new_inode(mode, cred.uid, gid, now)
+        inode.nlink = 1
+        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        self._touch(directory, now)
+        return inode
+
+    # ----------------------------------------------------------------- creating
+
+    def create(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
+               gid: int | None = None) -> Inode:
+        inode = self._link_new(directory, name, S_IFREG | (mode & 0o7777), cred,
+                               cred.gid if gid is None else gid)
+        inode.chunks = {}
+        return inode
+
+    def mkdir(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
+              gid: int | None = None) -> Inode:
+        if directory.nlink >= LINK_MAX:
+            raise _fail(errno.EMLINK)
+        inode = self._link_new(directory, name, S_IFDIR | (mode & 0o7777), cred,
+                               cred.gid if gid is None else gid)
+        inode.nlink = 2
+        inode.entries = DirEntries()
+        inode.parent = directory
+        directory.nlink += 1
+        return inode
+
+    def symlink(self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT,
+                gid: int | None = None) -> Inode:
+        raw = target if isinstance(target, bytes) else target.encode("utf-8", "surrogateescape")
+        if not raw:
+            raise _fail(errno.ENOENT, "empty symlink target")
+        if len(raw) >= PATH_MAX:
+            raise _fail(errno.ENAMETOOLONG)
+        self._may_create(directory, name, cred)
+        probe = Inode(0, S_IFLNK, cred.uid, 0, 0, 0, 0, 0)
+        self._charge(probe, len(raw))
+        try:
+            inode = self._link_new(directory, name, S_IFLNK | 0o777, cred,
+                                   cred.gid if gid is None else gid)
+        except OSError:
+            self._charge(probe, -len(raw))
+            raise
+        inode.target = raw
+        inode.size = len(raw)
+        return inode
+
+    def mknod(self, directory: Inode, name: str, mode: int, rdev: int = 0, cred: Cred = ROOT,
+              gid: int | None = None) -> Inode:
+        kind = mode & S_IFMT or S_IFREG
+        if kind not in _NODE_TYPES:
+            raise _fail(errno.EINVAL, "bad file type")
+        if kind in (stat.S_IFCHR, stat.S_IFBLK) and not self._exempt(cred):
+            raise _fail(errno.EPERM)
+        inode = self._link_new(directory, name, kind | (mode & 0o7777), cred,
+                               cred.gid if gid is None else gid)
+        if kind == S_IFREG:
+            inode.chunks = {}
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+            inode.rdev = rdev
+        return inode
+
+    def link(self, directory: Inode, name: str, inode: Inode, cred: Cred = ROOT) -> None:
+        self._may_create(directory, name, cred)  # EEXIST comes before EPERM, as in Linux
+        if inode.is_dir():
+            raise _fail(errno.EPERM, "hard link to a directory")
+        if inode.nlink == 0:
+            raise _fail(errno.ENOENT, "file was removed")
+        if inode.nlink >= LINK_MAX:
+            raise _fail(errno.EMLINK)
+        now = self.clock()
+        inode.nlink += 1
+        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        self._touch(directory, now)
+        self._touch(inode, now, m=False)
+
+    # ----------------------------------------------------------------- removing and renaming
+
+    def unlink(self, directory: Inode, name: str, cred: Cred = ROOT, *, rmdir: bool = False) -> None:
+        if directory.entries is None:
+            raise _fail(errno.ENOTDIR)
+        if rmdir and name == ".":
+            raise _fail(errno.EINVAL)
+        if rmdir and name == "..":
+            raise _fail(errno.ENOTEMPTY)
+        self.check_name(name)
+        victim = self.lookup(directory, name, cred)
+        if rmdir:
+            if not victim.is_dir():
+                raise _fail(errno.ENOTDIR)
+            if len(victim.entries):  # type: ignore[arg-type]
+                raise _fail(errno.ENOTEMPTY)
+        elif victim.is_dir():
+            raise _fail(errno.EISDIR)
+        self._may_delete(directory, victim, cred)
+        now = self.clock()
+        directory.entries.remove(name)
+        self._drop_link(directory, victim, now)
+        self._touch(directory, now)
+
+    def _drop_link(self, directory: Inode, victim: Inode, now: int) -> None:
+        if victim.is_dir():
+            victim.nlink = 0
+            directory.nlink -= 1
+        else:
+            victim.nlink -= 1
+        self._touch(victim, now, m=False)
+        self._maybe_free(victim)
+
+    def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str,
+               cred: Cred = ROOT) -> None:
+        for d in (old_dir, new_dir):
+            if d.entries is None:
+                raise _fail(errno.ENOTDIR)
+        self.check_name(old_name)
+        self.check_name(new_name)
+        src = self.lookup(old_dir, old_name, cred)
+        self.check(new_dir, cred, X_OK)
+        dst = new_dir.entries.get(new_name)  # type: ignore[union-attr]
+        self._may_delete(old_dir, src, cred)
+        if dst is not None:
+            self._may_delete(new_dir, dst, cred)
+        else:
+            if new_dir.nlink == 0:
+                raise _fail(errno.ENOENT)
+            self.check(new_dir, cred, W_OK | X_OK)
+            if len(new_name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+                raise _fail(errno.ENAMETOOLONG)
+        if src is dst:
+            return
+        if dst is not None and dst.is_dir() and self._is_ancestor(dst, old_dir):
+            raise _fail(errno.ENOTEMPTY, "target is an ancestor of the source")
+        if src.is_dir():
+            if self._is_ancestor(src, new_dir):
+                raise _fail(errno.EINVAL, "directory into its own subtree")
+            if new_dir is not old_dir and not self.permitted(src, cred, W_OK):
+                raise _fail(errno.EACCES)
+            if dst is not None:
+                if not dst.is_dir():
+                    raise _fail(errno.ENOTDIR)
+                if len(dst.entries):  # type: ignore[arg-type]
+                    raise _fail(errno.ENOTEMPTY)
+            elif new_dir is not old_dir and new_dir.nlink >= LINK_MAX:
+                raise _fail(errno.EMLINK)
+        elif dst is not None and dst.is_dir():
+            raise _fail(errno.EISDIR)
+        now = self.clock()
+        if dst is not None:
+            new_dir.entries.remove(new_name)  # type: ignore[union-attr]
+            self._drop_link(new_dir, dst, now)
+        old_dir.entries.remove(old_name)  # type: ignore[union-attr]
+        new_dir.entries.add(new_name, src)  # type: ignore[union-attr]
+        if src.is_dir() and new_dir is not old_dir:
+            src.parent = new_dir
+            old_dir.nlink -= 1
+            new_dir.nlink += 1
+        self._touch(old_dir, now)
+        self._touch(new_dir, now)
+        self._touch(src, now, m=False)
+
+    @staticmethod
+    def _is_ancestor(ancestor: Inode, inode: Inode) -> bool:
+        """Whether ``ancestor`` is ``inode`` or one of its parent directories."""
+        cur: Inode | None = inode
+        while cur is not None:
+            if cur is ancestor:
+                return True
+            if cur.parent is cur:
+                return False
+            cur = cur.parent
+        return False
+
+    # ----------------------------------------------------------------- attributes
+
+    def setattr(self, inode: Inode, cred: Cred = ROOT, *, mode: int | None = None,
+                uid: int | None = None, gid: int | None = None, size: int | None = None,
+                atime: int | None = None, mtime: int | None = None,
+                atime_now: bool = False, mtime_now: bool = False, ctime: bool = False) -> None:
+        """Change attributes with chmod/chown/truncate/utimensat rules; all checks before any change."""
+        self._check_setattr(inode, cred, mode, uid, gid, size, atime, mtime, atime_now, mtime_now)
+        if uid == 0xFFFFFFFF:
+            uid = None
+        if gid == 0xFFFFFFFF:
+            gid = None
+        now = self.clock()
+        if size is not None:
+            self.truncate(inode, size, cred)
+        if mode is not None:
+            inode.mode = self._chmod_mode(inode, cred, mode, gid)
+        if uid is not None or gid is not None:
+            new_uid = inode.uid if uid is None else uid
+            if new_uid != inode.uid:
+                used = inode.allocated
+                self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) - used
+                self.user_bytes[new_uid] = self.user_bytes.get(new_uid, 0) + used
+            inode.uid = new_uid
+            inode.gid = inode.gid if gid is None else gid
+            if mode is None and not inode.is_dir():
+                # Linux clears set-user-ID on any chown of a non-directory (root's too), and
+                # set-group-ID when group-execute is set (otherwise it marks mandatory locking).
+                self._kill_priv(inode)
+        if atime_now:
+            inode.atime = now
+        elif atime is not None:
+            inode.atime = atime
+        if mtime_now:
+            inode.mtime = now
+        elif mtime is not None:
+            inode.mtime = mtime
+        inode.ctime = now
+        self.dirty.add(inode.ino)
+
+
+    def statfs(self) -> StatFS:
+        bsize = 4096
+        blocks = self.quota_bytes // bsize
+        used = (self.used_bytes + bsize - 1) // bsize
+        free = max(0, blocks - used)
+        return StatFS(bsize=bsize, blocks=blocks, bfree=free, bavail=free,
+                      files=self.quota_inodes, ffree=max(0, self.quota_inodes - self.used_inodes),
+                      fsid=self.fsid)
+
+    # ----------------------------------------------------------------- directories
+
+    def readdir(self, directory: Inode, cookie: int) -> Iterator[tuple[int, str, Inode]]:
+        """Entries after ``cookie`` as (cookie, name, inode), starting with "." and ".."."""
+        entries = directory.entries
+        if entries is None:
+            raise _fail(errno.ENOTDIR)
+        if cookie < 1:
+            yield 1, ".", directory
+        if cookie < 2:
+            yield 2, "..", directory.parent or directory
+        yield from entries.iter_from(cookie)
+        self._note_access(directory)

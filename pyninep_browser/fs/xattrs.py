@@ -1,0 +1,61 @@
+"""Extended attributes: storage, size limits and quota charging (access rules: permissions.py)."""
+
+from __future__ import annotations
+
+import errno
+
+from .constants import XATTR_SIZE_MAX, XATTR_TOTAL_MAX, _fail
+from .inode import ROOT, Cred, Inode
+
+
+class Xattrs:
+    """The xattr half of :class:`Filesystem`."""
+
+    @staticmethod
+    def _xattr_bytes(inode: Inode) -> int:
+        if not inode.xattrs:
+            return 0
+        return sum(len(k.encode("utf-8", "surrogateescape")) + len(v) for k, v in inode.xattrs.items())
+
+    def getxattr(self, inode: Inode, name: str, cred: Cred = ROOT) -> bytes:
+        self._xattr_access(inode, name, cred, write=False)
+        value = (inode.xattrs or {}).get(name)
+        if value is None:
+            raise _fail(errno.ENODATA)
+        return value
+
+    def listxattr(self, inode: Inode, cred: Cred = ROOT) -> list[str]:
+        names = list(inode.xattrs or ())
+        if cred.uid != 0:  # the client lists what the server sends: hide trusted.* by uid
+            names = [n for n in names if not n.startswith("trusted.")]
+        return names
+
+    def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0,
+                 cred: Cred = ROOT) -> None:
+        self._xattr_access(inode, name, cred, write=True)
+        if len(value) > XATTR_SIZE_MAX:
+            raise _fail(errno.E2BIG)
+        xattrs = inode.xattrs or {}
+        old = xattrs.get(name)
+        if flags & 1 and old is not None:
+            raise _fail(errno.EEXIST)
+        if flags & 2 and old is None:
+            raise _fail(errno.ENODATA)
+        key = len(name.encode("utf-8", "surrogateescape"))
+        delta = len(value) + key - (0 if old is None else len(old) + key)
+        if self._xattr_bytes(inode) + delta > XATTR_TOTAL_MAX:
+            raise _fail(errno.ENOSPC)
+        self._charge(inode, delta)
+        xattrs[name] = bytes(value)
+        inode.xattrs = xattrs
+        inode.ctime = self.clock()
+        self.dirty.add(inode.ino)
+
+    def removexattr(self, inode: Inode, name: str, cred: Cred = ROOT) -> None:
+        self._xattr_access(inode, name, cred, write=True)
+        if not inode.xattrs or name not in inode.xattrs:
+            raise _fail(errno.ENODATA)
+        old = inode.xattrs.pop(name)
+        self._charge(inode, -(len(old) + len(name.encode("utf-8", "surrogateescape"))))
+        inode.ctime = self.clock()
+        self.dirty.add(inode.ino)
