@@ -32,16 +32,17 @@ _DEFERRED = bytes(4)
 class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
-    def __init__(self, image: Any = None, on_reply: Any = None, script: Any = None) -> None:
+    def __init__(self, image: Any = None, on_reply: Any = None, script: Any = None,
+                 build: bool = False) -> None:
         fs = load_image(_bytes(image)) if image is not None else Filesystem()
         if script is not None:
-            # An authoring script: its module-level live declarations register; with no image,
-            # its build(tree) authors the tree the guest boots into.
+            # An authoring script: its module-level live declarations register (attached below,
+            # and again after a restore); asked to, its build(tree) authors the tree.
             module = authoring.load_script(source=str(script), name="pyninep_page_script")
-            if image is None:
-                build = getattr(module, "build", None)
-                if callable(build):
-                    build(authoring.Tree(fs))
+            if build:
+                if not callable(getattr(module, "build", None)):
+                    raise ValueError("the page's script defines no build(tree) function")
+                module.build(authoring.Tree(fs))
         self._on_reply = on_reply
         self.server = self._attach(Server(fs))
         size = self.server.max_msize + SLACK

@@ -17,9 +17,9 @@
  *             filesystem (default: manifest.image, the default guest root).
  *   script    an authoring script (Python) run in Pyodide at start-up: a URL, or { source: "…" }.
  *             Its module-level live_file/live_dir declarations attach to the image's live files
- *             by name; with image: null its build(tree) authors the whole tree. Default: the
- *             manifest's script (images/default.py: /py/run…) when image is not given, else none;
- *             null for none.
+ *             (and to a restored state's) by name. Given here with image: null, its build(tree)
+ *             authors the whole tree (a site ships a .py file instead of an image). Default: the
+ *             manifest's script (images/default.py: /py/run…), declarations only; null for none.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
@@ -111,8 +111,8 @@ export async function createServer(options = {}) {
             ? decodeURIComponent(indexURL.pathname) : indexURL.href;
         pyodide = await loadPyodide({ indexURL: index });
     }
-    const scriptOption = options.script !== undefined ? options.script
-        : options.image === undefined && manifest.script ? manifest.script : null;
+    const scriptOption = options.script !== undefined ? options.script : manifest.script ?? null;
+    const buildFromScript = options.image === null && options.script != null;
     const [wheel, image, script] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null ? null
@@ -136,7 +136,8 @@ export async function createServer(options = {}) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
-    const page = glue.PageServer(image ?? undefined, deliver, script ?? undefined); // undefined: None
+    // undefined, not null: Python's None
+    const page = glue.PageServer(image ?? undefined, deliver, script ?? undefined, buildFromScript);
     glue.destroy();
     const handle = page.handle;
     const handleSharedProxy = page.handle_shared;
