@@ -181,6 +181,7 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
+        "$PY" bench/store.py
         node bench/crossing.mjs dist
         trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it
         "$PY" bench/replay.py record "$trace"

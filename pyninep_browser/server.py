@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from . import protocol as p
 from .fs import (S_IFMT, DT_BY_TYPE, F_UNLCK, LOCK_END, O_ACCMODE, O_APPEND, O_CREAT, O_EXCL,
-                 O_RDONLY, O_TRUNC, O_WRONLY, Cred, Filesystem, Inode, _fail,
+                 O_RDONLY, O_TRUNC, O_WRONLY, ChunksNeeded, Cred, Filesystem, Inode, _fail,
                  NAME_MAX, XATTR_SIZE_MAX)
 from .protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 
@@ -56,6 +56,7 @@ _SET_ATIME, _SET_MTIME, _SET_CTIME, _SET_ATIME_SET, _SET_MTIME_SET = 0x10, 0x20,
 _RWALK_HDR = struct.Struct("<IBHH")
 _RWALK1 = struct.Struct("<IBHHBIQ")  # an Rwalk with one qid
 _TWALK_HDR = struct.Struct("<IIH")
+_TFSYNC = struct.Struct("<IBHII")
 _U32 = struct.Struct("<I")
 # Plain ints for the hot paths (enum attribute lookups cost more than module globals).
 _RWALK, _RGETATTR_T, _RCLUNK = int(T.Rwalk), int(T.Rgetattr), int(T.Rclunk)
@@ -135,6 +136,11 @@ class Server:
         self.fids: dict[int, Fid] = {}
         self.on_reply = on_reply
         self.pending: set[int] = set()  # tags whose reply is deferred
+        # Deferred requests that are re-run or answered from their frame (data loading, fsync),
+        # by tag; a snapshot records them so a restored server can answer them.
+        self.deferred_frames: dict[int, bytes] = {}
+        self._reruns: dict[int, object] = {}
+        self.resume_frames: list[tuple[int, bytes | None]] = []  # from a restored state
         self.session_id = id(self)
         self.stats: dict[str, Any] | None = None  # see enable_stats
         self._handlers: dict[int, Callable[..., bytes | None]] = {
@@ -184,6 +190,8 @@ class Server:
             if mtype not in self._handlers:
                 raise ProtocolError(errno.EOPNOTSUPP, f"message type {mtype} not supported")
             return self._generic(mtype, tag, buf, size)
+        except ChunksNeeded as exc:  # nothing changed: load the data, then run it again
+            return self._await_chunks(tag, bytes(buf[:size]), exc.keys)
         except OSError as exc:
             return p.lerror(tag, exc.errno)
         except ProtocolError as exc:
@@ -286,6 +294,8 @@ class Server:
         """Deliver a deferred reply, unless the request was flushed meanwhile."""
         if tag in self.pending:
             self.pending.discard(tag)
+            self.deferred_frames.pop(tag, None)
+            self._reruns.pop(tag, None)
             if self.on_reply is not None:
                 self.on_reply(reply)
 
@@ -295,6 +305,57 @@ class Server:
         and Linux ignores a reply to a request it flushed."""
         if tag in self.pending:
             self.complete(tag, p.lerror(tag, errno.EINTR))
+
+    # ----------------------------------------------------------------- persistence (store)
+
+    def _await_chunks(self, tag: int, frame: bytes, keys: list[str]) -> None:
+        """Defer a request until the store has delivered ``keys``, then run its frame again."""
+        token = object()
+        self.defer(tag)
+        self.deferred_frames[tag] = frame
+        self._reruns[tag] = token
+
+        def loaded(err: int) -> None:
+            if self._reruns.get(tag) is not token or tag not in self.pending:
+                return  # flushed (and maybe the tag reused) meanwhile
+            del self._reruns[tag]
+            if err:
+                self.complete(tag, p.lerror(tag, err))
+                return
+            reply = self.handle_buffer(frame, len(frame))
+            if reply is not None:
+                self.complete(tag, reply)
+
+        self.fs.load_chunks(keys, loaded)
+        return None
+
+    def tick(self, now_ms: float) -> None:
+        """Call often (every 100 ms or so) from the transport: write-behind for a stored
+        filesystem, and answers for requests a restored state left open."""
+        if self.resume_frames:
+            self.resume()
+        self.fs.tick(now_ms)
+
+    def flush_store(self, done: Callable[[int], None]) -> None:
+        """``done(0)`` once everything so far is durably committed (``done(errno)`` if not)."""
+        self.fs.persist(True, done)
+
+    def resume(self) -> None:
+        """Answer the requests that were deferred when the restored state was saved: run their
+        frames again (a read waiting for data, an fsync) or answer EINTR when there is nothing
+        to re-run. Call once ``on_reply`` is set; :meth:`tick` calls it too."""
+        frames, self.resume_frames = self.resume_frames, []
+        for tag, frame in frames:
+            if tag not in self.pending:
+                continue
+            reply = None
+            if frame is not None:
+                self.pending.discard(tag)
+                reply = self.handle_buffer(frame, len(frame))
+                if reply is None:
+                    continue  # deferred again: answered when that completes
+                self.pending.add(tag)
+            self.complete(tag, reply if reply is not None else p.lerror(tag, errno.EINTR))
 
     # ----------------------------------------------------------------- helpers
 
@@ -592,7 +653,28 @@ class Server:
         f = self._file_fid(fid)
         if f.live is not None:  # a live file's write function sees what was written so far
             return self._after(tag, f.live.fsync(), lambda: self._empty(T.Rfsync, tag))
-        return self._empty(T.Rfsync, tag)
+        if self.fs.store is None:
+            return self._empty(T.Rfsync, tag)
+        # Answered once a durable commit holding everything up to now is in the store: inline
+        # for a synchronous store, else deferred until the store calls back.
+        inline: list[int] = []
+        deferred = False
+
+        def committed(err: int) -> None:
+            if not deferred:
+                inline.append(err)
+            else:
+                self.complete(tag, p.lerror(tag, err) if err else self._empty(T.Rfsync, tag))
+
+        self.fs.persist(True, committed)
+        if inline:
+            if inline[0]:
+                raise _fail(inline[0], "committing to the store")
+            return self._empty(T.Rfsync, tag)
+        deferred = True
+        self.defer(tag)
+        self.deferred_frames[tag] = _TFSYNC.pack(_TFSYNC.size, T.Tfsync, tag, fid, datasync)
+        return None
 
     def readdir(self, tag: int, fid: int, offset: int, count: int) -> bytes:
         f = self._dir_fid(fid)

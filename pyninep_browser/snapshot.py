@@ -1,10 +1,23 @@
 """Versioned serialization of a filesystem, and of a whole server (filesystem plus session).
 
-The format is ours and stable across releases that keep ``FORMAT``: a magic, a format number, a
-JSON header describing inodes, directories and fids, then one blob holding every byte of data
-(file chunks, symlink targets, xattr values) referenced from the header by offset and length.
+The format is ours and stable across releases that keep ``FORMAT``: a fixed head (magic
+``PYNINEP\0``, format number, flags, header length, body length, CRC-32 of everything after the
+head), a JSON header describing inodes, directories and fids, then one blob holding every byte of
+data (file chunks, symlink targets, xattr values) referenced from the header by offset and length.
 Nothing in it is executed on load (no pickle), so a state file from elsewhere is only data, and
-everything read is checked before it is trusted.
+everything read is checked before it is trusted: a truncated, corrupted (checksum), foreign
+(magic) or newer (format) state raises :class:`SnapshotError` before anything is built, and a
+restore builds new objects, so a refused one changes nothing that runs. Format 1 (no checksum)
+is still read.
+
+A state is always complete and portable: for a filesystem kept in a store it holds every file's
+data too (a synchronous store's chunks are loaded while saving; for an asynchronous one, load
+``fs.missing_chunks()`` with ``fs.load_chunks`` first). :func:`restore` makes a filesystem in
+memory, or, given a store, one that replaces that store's content at its first commit.
+
+Requests still deferred at save time (waiting for data or for a commit) are saved with their
+frames: the restored server runs them again on :meth:`Server.resume` (or its first ``tick``) and
+answers the others EINTR there, so a restored guest never waits forever for a reply.
 
 Directory entries keep their readdir sequence numbers and fids keep their inodes, open modes and
 locks, so a guest restored from a v86 save state carries on mid-``ls`` with its files still open.
@@ -14,6 +27,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from typing import Any
 
 from .fs import CHUNK, DirEntries, Filesystem, Inode, Lock
@@ -21,8 +35,9 @@ from .server import Fid, Server
 from .fs import Cred
 
 MAGIC = b"PYNINEP\0"
-FORMAT = 1  # bump when the layout changes; load refuses other formats
-_HEAD = struct.Struct("<8sIQ")  # magic, format, header length
+FORMAT = 2  # bump when the layout changes; load refuses newer formats
+_HEAD_V1 = struct.Struct("<8sIQ")  # magic, format, header length
+_HEAD = struct.Struct("<8sIIQQI")  # magic, format, flags, header length, body length, CRC-32
 
 
 class SnapshotError(ValueError):
@@ -64,7 +79,22 @@ def _inode_record(inode: Inode, blob: _Blob) -> dict[str, Any]:
     return rec
 
 
+def _load_everything(fs: Filesystem) -> None:
+    """A state holds every file's data: bring in the chunks a store has not loaded yet."""
+    missing = fs.missing_chunks()
+    if not missing:
+        return
+    if fs.store.asynchronous:
+        raise SnapshotError(f"{len(missing)} data chunks are not loaded yet: load "
+                            "fs.missing_chunks() with fs.load_chunks() before saving")
+    result: list[int] = []
+    fs.load_chunks(missing, result.append)
+    if result != [0]:
+        raise SnapshotError(f"reading the store failed (errno {result})")
+
+
 def _fs_header(fs: Filesystem, blob: _Blob) -> dict[str, Any]:
+    _load_everything(fs)
     return {
         "root": fs.root.ino, "next_ino": fs.next_ino, "fsid": fs.fsid,
         "quota_bytes": fs.quota_bytes, "quota_inodes": fs.quota_inodes,
@@ -78,27 +108,51 @@ def _fs_header(fs: Filesystem, blob: _Blob) -> dict[str, Any]:
 def _pack(kind: str, header: dict[str, Any], blob: _Blob) -> bytes:
     header["kind"] = kind
     raw = json.dumps(header, separators=(",", ":")).encode()
-    return b"".join([_HEAD.pack(MAGIC, FORMAT, len(raw)), raw, *blob.parts])
+    crc = zlib.crc32(raw)
+    for part in blob.parts:
+        crc = zlib.crc32(part, crc)
+    return b"".join([_HEAD.pack(MAGIC, FORMAT, 0, len(raw), blob.size, crc), raw, *blob.parts])
 
 
 def _unpack(data: bytes | bytearray | memoryview, kind: str) -> tuple[dict[str, Any], memoryview]:
-    buf = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
-    if len(buf) < _HEAD.size:
+    try:
+        buf = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    except TypeError:
+        raise SnapshotError("not a pyninep snapshot: not bytes") from None
+    if len(buf) < _HEAD_V1.size:
         raise SnapshotError("not a pyninep snapshot: too short")
-    magic, fmt, hlen = _HEAD.unpack_from(buf, 0)
+    magic, fmt, _ = _HEAD_V1.unpack_from(buf, 0)
     if magic != MAGIC:
         raise SnapshotError("not a pyninep snapshot: bad magic")
-    if fmt != FORMAT:
+    if fmt > FORMAT:
+        raise SnapshotError(f"snapshot format {fmt} is newer than this version reads ({FORMAT}): "
+                            "restore it with a newer pyninep_browser")
+    if fmt == 1:  # no checksum and no body length: read as it always was
+        head_size, (_, _, hlen) = _HEAD_V1.size, _HEAD_V1.unpack_from(buf, 0)
+        end = len(buf)
+    elif fmt == FORMAT:
+        if len(buf) < _HEAD.size:
+            raise SnapshotError("snapshot truncated")
+        _, _, _, hlen, blen, crc = _HEAD.unpack_from(buf, 0)
+        head_size = _HEAD.size
+        end = head_size + hlen + blen
+        if end > len(buf):
+            raise SnapshotError(f"snapshot truncated: {len(buf)} of {end} bytes")
+        if end < len(buf):
+            raise SnapshotError(f"snapshot has {len(buf) - end} unexpected bytes after its end")
+        if zlib.crc32(buf[head_size:end]) != crc:
+            raise SnapshotError("snapshot is corrupt: checksum mismatch")
+    else:
         raise SnapshotError(f"snapshot format {fmt} is not supported (this version reads {FORMAT})")
-    if _HEAD.size + hlen > len(buf):
+    if head_size + hlen > end:
         raise SnapshotError("snapshot truncated")
     try:
-        header = json.loads(bytes(buf[_HEAD.size:_HEAD.size + hlen]))
+        header = json.loads(bytes(buf[head_size:head_size + hlen]))
     except ValueError as exc:
         raise SnapshotError(f"snapshot header is corrupt: {exc}") from None
     if not isinstance(header, dict) or header.get("kind") != kind:
         raise SnapshotError(f"snapshot is not a {kind} snapshot")
-    return header, buf[_HEAD.size + hlen:]
+    return header, buf[head_size + hlen:end]
 
 
 def _take(blob: memoryview, ref: list[int]) -> bytes:
@@ -189,14 +243,18 @@ def load_filesystem(data: bytes | bytearray | memoryview) -> Filesystem:
 def save(server: Server) -> bytes:
     """The server's whole state (filesystem, negotiated session, fids) as bytes.
 
-    Take it with no request in flight (v86 is paused, or between two requests); deferred replies
-    still pending are recorded by tag so a restored server answers them.
+    Take it with no request in flight (v86 is paused, or between two requests). Deferred
+    requests still pending are recorded (with their frames where they can run again), and the
+    restored server answers every one of them on :meth:`Server.resume`.
     """
     blob = _Blob()
     header = _fs_header(server.fs, blob)
     header["session"] = {
         "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
         "version": server.version, "pending": sorted(server.pending),
+        # Deferred requests that can run again on the restored server (see Server.resume).
+        "frames": [[tag, blob.put(server.deferred_frames[tag])] for tag in sorted(server.pending)
+                   if tag in server.deferred_frames],
         "session_id": server.session_id,
         "permissions": server.permissions,
         "fids": [[n, f.inode.ino, [f.cred.uid, f.cred.gid, sorted(f.cred.groups), f.cred.trusted],
@@ -209,8 +267,10 @@ def save(server: Server) -> bytes:
     return _pack("server", header, blob)
 
 
-def restore(data: bytes | bytearray | memoryview) -> Server:
-    """A server exactly as :func:`save` found it."""
+def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -> Server:
+    """A server exactly as :func:`save` found it. With ``store``, its filesystem is kept in that
+    store from now on, replacing what the store held at its first commit (``store_options``:
+    ``cache_bytes``, ``writeback_ms``); a refused state leaves the store untouched."""
     header, blob = _unpack(data, "server")
     try:
         fs = _build_fs(header, blob)
@@ -220,6 +280,8 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
         server.msize = int(s["msize"])
         server.version = s["version"]
         server.pending = set(int(t) for t in s["pending"])
+        frames = {int(tag): bytes(_take(blob, ref)) for tag, ref in s.get("frames", [])}
+        server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(server.pending)]
         server.session_id = s["session_id"]
         for n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners, top in s["fids"]:
             inode = fs.inodes.get(int(ino))
@@ -244,6 +306,8 @@ def restore(data: bytes | bytearray | memoryview) -> Server:
         if isinstance(exc, SnapshotError):
             raise
         raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
+    if store is not None:
+        fs.adopt_store(store, **store_options)
     return server
 
 

@@ -5,6 +5,11 @@ The 9P side behaves like the Linux client: it resolves a path one component per 
 follow symlinks (operations here never go through one), and turns each syscall into the messages
 the kernel would send. Runs as whatever user runs the suite; permission differences are avoided by
 comparing operations whose outcome does not depend on being root.
+
+It runs once per store: no store, the memory store, SQLite, and an asynchronous store whose
+answers come later (every chunk load is a deferred reply, re-run when the data arrives). With a
+store, the chunk cache holds two chunks, and the filesystem is committed and reopened from its
+store at random points (a fresh Server, as after a reload), so the stored tree is compared too.
 """
 
 import errno
@@ -18,7 +23,9 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from ninep_client import Client, NinePError
-from pyninep_browser import Server
+from pyninep_browser import Filesystem, Server
+from pyninep_browser.store import MemoryStore, SQLiteStore
+from stores import SMALL_CACHE, AsyncStore, DrainingServer
 
 PATHS = ["a", "b", "c", "d", "d/a", "d/e", "d/e/f", "g"]
 O_WRONLY, O_RDONLY, O_RDWR, O_EXCL, O_TRUNC, AT_REMOVEDIR = 1, 0, 2, 0o200, 0o1000, 0x200
@@ -43,8 +50,56 @@ class Outcome:
 class NineP:
     """POSIX-ish calls spoken as 9P2000.L, one Twalk per path component like the kernel."""
 
-    def __init__(self) -> None:
-        self.c = Client(Server())
+    def __init__(self, kind: str = "plain", db: str | None = None) -> None:
+        self.kind = kind
+        self.db = db
+        self.inner = MemoryStore() if kind in ("memory", "async") else None
+        self.deferred = 0
+        self.c = Client(self._server())
+
+    def _server(self):
+        if self.kind == "plain":
+            return Server()
+        if self.kind == "sqlite":
+            store = SQLiteStore(self.db)
+        elif self.kind == "async":
+            store = AsyncStore(self.inner)
+        else:
+            store = self.inner
+        self.store = store
+        server = Server(Filesystem(store=store, cache_bytes=SMALL_CACHE))
+        return DrainingServer(server, store) if self.kind == "async" else server
+
+    def persist(self):
+        """Commit what changed (write-behind would), then evict what the cache cannot hold."""
+        if self.kind == "plain":
+            return
+        fs = self.c.server.server.fs if self.kind == "async" else self.c.server.fs
+        fs.persist(False, None)
+        if self.kind == "async":
+            self.store.drain()
+
+    def reopen(self):
+        """Commit durably and open the store again in a fresh filesystem and server."""
+        if self.kind == "plain":
+            return
+        server = self.c.server
+        fs = server.server.fs if self.kind == "async" else server.fs
+        result = []
+        fs.persist(True, result.append)
+        if self.kind == "async":
+            self.deferred += server.deferred
+            self.store.drain()
+        assert result == [0]
+        if self.kind == "sqlite":
+            self.store.close()
+        self.c = Client(self._server())
+        fs = self.c.server.server.fs if self.kind == "async" else self.c.server.fs
+        assert fs.repairs == [], fs.repairs
+
+    def close(self):
+        if self.kind == "sqlite":
+            self.store.close()
 
     def _walk(self, path: str) -> int:
         fid = self.c.fid()
@@ -228,15 +283,31 @@ class Host:
 
 
 class SameAsHost(RuleBasedStateMachine):
+    KIND = "plain"
+
     @initialize()
     def setup(self):
         self.tmp = tempfile.TemporaryDirectory()
-        self.host = Host(self.tmp.name)
-        self.ours = NineP()
+        os.mkdir(os.path.join(self.tmp.name, "host"))
+        self.host = Host(os.path.join(self.tmp.name, "host"))
+        self.ours = NineP(self.KIND, os.path.join(self.tmp.name, "fs.db"))
+        if self.KIND != "plain":  # files larger than the chunk cache, their chunks not in memory
+            self.both("create", "a", bytes(range(256)) * 800)
+            self.both("create", "g", b"g" * 70000)
+            self.ours.persist()
 
     def teardown(self):
         if hasattr(self, "tmp"):
+            self.ours.close()
             self.tmp.cleanup()
+
+    @rule()
+    def persist(self):
+        self.ours.persist()
+
+    @rule()
+    def reopen(self):
+        self.ours.reopen()
 
     def both(self, op, *args):
         for arg in args:
@@ -318,11 +389,49 @@ class SameAsHost(RuleBasedStateMachine):
             self.both("lstat" if self._is_symlink(path) else "listdir", path)
 
 
-SameAsHost.TestCase.settings = settings(
-    max_examples=int(os.environ.get("DIFF_EXAMPLES", 300)), stateful_step_count=50, deadline=None,
-    derandomize=not os.environ.get("DIFF_RANDOM"),
-    suppress_health_check=list(HealthCheck), database=None)
+class SameAsHostInMemoryStore(SameAsHost):
+    KIND = "memory"
+
+
+class SameAsHostInSQLite(SameAsHost):
+    KIND = "sqlite"
+
+
+class SameAsHostInAsyncStore(SameAsHost):
+    KIND = "async"
+
+    def teardown(self):
+        if hasattr(self, "tmp"):
+            SameAsHostInAsyncStore.deferred_total += self.ours.deferred + self.ours.c.server.deferred
+        super().teardown()
+
+
+SameAsHostInAsyncStore.deferred_total = 0
+
+
+def _settings(examples: int):
+    return settings(
+        max_examples=examples, stateful_step_count=50, deadline=None,
+        derandomize=not os.environ.get("DIFF_RANDOM"),
+        suppress_health_check=list(HealthCheck), database=None)
+
+
+SameAsHost.TestCase.settings = _settings(int(os.environ.get("DIFF_EXAMPLES", 300)))
 test_same_results_and_errnos_as_the_host = SameAsHost.TestCase
+# The stores rerun the same machine with fewer examples each (the plain run covers the rules).
+for _cls in (SameAsHostInMemoryStore, SameAsHostInSQLite, SameAsHostInAsyncStore):
+    _cls.TestCase.settings = _settings(int(os.environ.get("DIFF_STORE_EXAMPLES", 60)))
+test_same_in_a_memory_store = SameAsHostInMemoryStore.TestCase
+test_same_in_sqlite = SameAsHostInSQLite.TestCase
+test_same_in_an_asynchronous_store = SameAsHostInAsyncStore.TestCase
+
+
+def test_asynchronous_store_run_deferred_requests():
+    """The asynchronous run above really went through deferred replies (run after it)."""
+    if SameAsHostInAsyncStore.deferred_total == 0:
+        import pytest
+        pytest.skip("the asynchronous-store run did not run in this session")
+    assert SameAsHostInAsyncStore.deferred_total > 50, SameAsHostInAsyncStore.deferred_total
 
 
 # ----------------------------------------------------------------- as users other than root

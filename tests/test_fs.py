@@ -7,6 +7,8 @@ import pytest
 
 from pyninep_browser.fs import CHUNK, Cred, Filesystem, F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END
 
+from stores import KINDS, SMALL_CACHE, assert_store_round_trip, open_store
+
 ALICE = Cred(1000, 1000)
 BOB = Cred(1001, 1001)
 
@@ -27,9 +29,27 @@ def clock():
     return Clock()
 
 
+@pytest.fixture(params=KINDS)
+def new_fs(request, clock, tmp_path):
+    """Make the test's filesystem, plain or kept in a store; at the end, a stored one must
+    reopen from its store as the same tree."""
+    made = []
+
+    def make(**options):
+        store = open_store(request.param, tmp_path)
+        fs = Filesystem(clock=clock, store=store, cache_bytes=SMALL_CACHE, **options)
+        made.append((fs, store, options))
+        return fs
+
+    yield make
+    for fs, store, options in made:
+        if store is not None:
+            assert_store_round_trip(fs, request.param, store, tmp_path, clock=clock, **options)
+
+
 @pytest.fixture
-def fs(clock):
-    return Filesystem(clock=clock)
+def fs(new_fs):
+    return new_fs()
 
 
 def errno_of(fn, *args, **kw):
@@ -75,8 +95,8 @@ def test_truncate_down_then_up_exposes_zeros_not_old_data(fs):
     assert fs.read_bytes(f, 0, CHUNK + 100) == b"x" * 10 + bytes(CHUNK + 90)
 
 
-def test_quota_bytes_gives_enospc_and_changes_nothing(clock):
-    fs = Filesystem(clock=clock, quota_bytes=100_000)
+def test_quota_bytes_gives_enospc_and_changes_nothing(new_fs):
+    fs = new_fs(quota_bytes=100_000)
     f = fs.create(fs.root, "f", 0o644)
     fs.write(f, 0, b"a" * 90_000)
     assert errno_of(fs.write, f, 90_000, b"b" * 20_000) == errno.ENOSPC
@@ -85,16 +105,16 @@ def test_quota_bytes_gives_enospc_and_changes_nothing(clock):
     fs.write(f, 0, b"c" * 99_000)  # freed space is usable again
 
 
-def test_quota_inodes_gives_enospc(clock):
-    fs = Filesystem(clock=clock, quota_inodes=3)
+def test_quota_inodes_gives_enospc(new_fs):
+    fs = new_fs(quota_inodes=3)
     fs.create(fs.root, "a", 0o644)
     fs.mkdir(fs.root, "d", 0o755)
     assert errno_of(fs.create, fs.root, "b", 0o644) == errno.ENOSPC
     assert fs.statfs().ffree == 0
 
 
-def test_user_quota_gives_edquot_but_root_is_exempt(clock):
-    fs = Filesystem(clock=clock, user_quota_bytes=1000)
+def test_user_quota_gives_edquot_but_root_is_exempt(new_fs):
+    fs = new_fs(user_quota_bytes=1000)
     fs.setattr(fs.root, mode=0o777)
     mine = fs.create(fs.root, "mine", 0o644, ALICE)
     assert errno_of(fs.write, mine, 0, b"x" * 2000, ALICE) == errno.EDQUOT
@@ -102,8 +122,8 @@ def test_user_quota_gives_edquot_but_root_is_exempt(clock):
     fs.write(roots, 0, b"x" * 2000)
 
 
-def test_max_file_size_gives_efbig(clock):
-    fs = Filesystem(clock=clock, max_file_size=1000)
+def test_max_file_size_gives_efbig(new_fs):
+    fs = new_fs(max_file_size=1000)
     f = fs.create(fs.root, "f", 0o644)
     assert errno_of(fs.write, f, 1000, b"x") == errno.EFBIG
     assert fs.write(f, 990, b"y" * 50) == 10  # short write up to the limit, as Linux does

@@ -8,6 +8,7 @@
 - ``locks``: POSIX byte-range locks
 - ``permissions``: every permission rule (the one place to change who may do what)
 - ``paths``: path-based helpers for authoring and tools
+- ``persist``: keeping it in a store (record format, open-time check, commits, chunk cache)
 
 Everything importable from the former ``fs`` module is importable from here.
 """
@@ -21,6 +22,7 @@ from .constants import (CHUNK, DT_BY_TYPE, LINK_MAX, MAX_FILE_SIZE, MAX_LOCKS_PE
 from .filesystem import Filesystem
 from .inode import ROOT, Cred, DirEntries, Inode, StatFS
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END, Lock
+from .persist import FORMAT as STORE_FORMAT, ChunksNeeded
 
 __all__ = [
     "CHUNK", "DT_BY_TYPE", "LINK_MAX", "MAX_FILE_SIZE", "MAX_LOCKS_PER_INODE", "MAX_SYMLINK_DEPTH",
@@ -29,4 +31,5 @@ __all__ = [
     "S_IFDIR", "S_IFLNK", "S_IFMT", "S_IFREG", "S_ISGID", "S_ISUID", "S_ISVTX", "S_IXGRP", "W_OK",
     "X_OK", "XATTR_NAME_MAX", "XATTR_SIZE_MAX", "XATTR_TOTAL_MAX", "Filesystem", "ROOT", "Cred",
     "DirEntries", "Inode", "StatFS", "F_RDLCK", "F_UNLCK", "F_WRLCK", "LOCK_END", "Lock",
+    "ChunksNeeded", "STORE_FORMAT",
 ]

@@ -17,6 +17,8 @@ class FileData:
     """The data half of :class:`Filesystem`."""
 
     max_file_size: int
+    store: object | None
+    dirty_chunks: set[tuple[int, int]]
 
     def open(self, inode: Inode, flags: int, cred: Cred = ROOT) -> None:
         """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC."""
@@ -43,6 +45,8 @@ class FileData:
         parts: list = []
         pos = offset
         chunks = inode.chunks
+        if self.store is not None and pos < end:
+            self._ensure_chunks(inode, range(pos // CHUNK, (end - 1) // CHUNK + 1))
         while pos < end:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
@@ -92,15 +96,22 @@ class FileData:
         if mv.ndim != 1 or mv.itemsize != 1:
             mv = mv.cast("B")
         chunks = inode.chunks
+        end = offset + n
+        if self.store is not None:
+            # Chunks the write only partly covers must be in memory; fully covered ones need not.
+            first, last = offset // CHUNK, (end - 1) // CHUNK
+            self._ensure_chunks(inode, [
+                ci for ci in range(first, last + 1)
+                if type(chunks.get(ci)) is int
+                and (ci == first and offset % CHUNK or end - ci * CHUNK < chunks[ci])])
         # Charge first so a full disk fails before anything changes.
         grow = 0
         pos = offset
-        end = offset + n
         while pos < end:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
             chunk = chunks.get(ci)
-            have = 0 if chunk is None else len(chunk)
+            have = 0 if chunk is None else chunk if type(chunk) is int else len(chunk)
             if co + take > have:
                 grow += co + take - have
             pos += take
@@ -113,7 +124,7 @@ class FileData:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
             chunk = chunks.get(ci)
-            if chunk is None:
+            if chunk is None or type(chunk) is int:  # absent, or wholly overwritten unloaded
                 if co == 0 and take == CHUNK:
                     chunks[ci] = bytearray(mv[src:src + take])
                 else:
@@ -125,6 +136,9 @@ class FileData:
                 chunk[co:co + take] = mv[src:src + take]
             pos += take
             src += take
+        if self.store is not None:
+            ino = inode.ino
+            self.dirty_chunks.update((ino, ci) for ci in range(offset // CHUNK, (end - 1) // CHUNK + 1))
         if end > inode.size:
             inode.size = end
         self._data_changed(inode, cred)
@@ -151,13 +165,23 @@ class FileData:
             raise _fail(errno.EFBIG)
         if size < inode.size:
             last, rem = divmod(size, CHUNK)
-            freed = 0
-            for ci in [ci for ci in inode.chunks if ci > last or (ci == last and rem == 0)]:
-                freed += len(inode.chunks.pop(ci))
             chunk = inode.chunks.get(last)
-            if chunk is not None and len(chunk) > rem:
+            if self.store is not None and type(chunk) is int and chunk > rem > 0:
+                self._ensure_chunks(inode, (last,))
+            freed = 0
+            gone = [ci for ci in inode.chunks if ci > last or (ci == last and rem == 0)]
+            for ci in gone:
+                c = inode.chunks.pop(ci)
+                freed += c if type(c) is int else len(c)
+            chunk = inode.chunks.get(last)
+            trimmed = chunk is not None and type(chunk) is not int and len(chunk) > rem
+            if trimmed:
                 freed += len(chunk) - rem
                 del chunk[rem:]
+            if self.store is not None:
+                self.dirty_chunks.update((inode.ino, ci) for ci in gone)
+                if trimmed:
+                    self.dirty_chunks.add((inode.ino, last))
             self._charge(inode, -freed)
             inode.data_bytes -= freed
         inode.size = size

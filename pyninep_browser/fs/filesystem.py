@@ -25,22 +25,29 @@ from .inode import ROOT, Cred, DirEntries, Inode, StatFS
 from .locks import ByteRangeLocks, Lock
 from .paths import PathHelpers
 from .permissions import PermissionRules
+from .persist import DEFAULT_CACHE_BYTES, DEFAULT_WRITEBACK_MS, Persistence
 from .xattrs import Xattrs
 
 
-class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules):
-    """An in-memory POSIX filesystem.
+class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules, Persistence):
+    """A POSIX filesystem in memory, optionally kept in a store.
 
     ``quota_bytes``/``quota_inodes`` bound the whole filesystem (ENOSPC past them and what statfs
     reports); ``user_quota_bytes`` bounds what any one non-root uid may own (EDQUOT);
     ``max_file_size`` bounds a file's size (EFBIG). ``clock`` returns nanoseconds since the epoch.
+
+    ``store`` (a :class:`~pyninep_browser.store.Store`): open the filesystem kept there (an empty
+    store gets a new one, made with the ``root_*`` and ``fsid`` arguments), load data chunks on
+    demand, keep at most ``cache_bytes`` of clean chunks in memory, and write changes back through
+    :meth:`persist` / :meth:`tick` (after ``writeback_ms``). See ``persist.py``.
     """
 
     def __init__(self, *, clock: Callable[[], int] | None = None,
                  quota_bytes: int = 1 << 30, quota_inodes: int = 1 << 20,
                  user_quota_bytes: int | None = None, max_file_size: int = MAX_FILE_SIZE,
                  root_mode: int = 0o755, root_uid: int = 0, root_gid: int = 0,
-                 fsid: int | None = None) -> None:
+                 fsid: int | None = None, store=None, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
         self.clock = clock or time.time_ns
         self.quota_bytes = quota_bytes
         self.quota_inodes = quota_inodes
@@ -61,6 +68,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
         root.entries = DirEntries()
         root.parent = root
         self.root = root
+        self._init_persistence(store, cache_bytes, writeback_ms)
+        if store is not None:
+            self._open_store()
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -81,6 +91,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
         if delta > 0:
             if self.used_bytes + delta > self.quota_bytes:
                 raise _fail(errno.ENOSPC)
+            if self.used_bytes + delta > self._store_limit:
+                raise _fail(errno.ENOSPC, "the store is full")
             if self.user_quota_bytes is not None and inode.uid != 0:
                 if self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes:
                     raise _fail(errno.EDQUOT)
@@ -92,6 +104,13 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
         if inode.nlink > 0 or inode.refs > 0 or inode.ino not in self.inodes:
             return
         self._charge(inode, -inode.allocated - self._xattr_bytes(inode))
+        if self.store is not None:
+            ino = inode.ino
+            if inode.chunks:
+                self.dirty_chunks.update((ino, ci) for ci in inode.chunks)
+            if inode.entries is not None and inode.entries.changed:
+                self._extra_meta_delete.update(f"e:{ino}:{seq}" for seq in inode.entries.changed)
+                inode.entries.changed = None
         inode.chunks = None
         inode.data_bytes = 0
         inode.target = None
@@ -170,6 +189,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
                                cred.gid if gid is None else gid)
         inode.nlink = 2
         inode.entries = DirEntries()
+        if self.store is not None:
+            inode.entries.changed = set()
         inode.parent = directory
         directory.nlink += 1
         return inode
@@ -365,6 +386,10 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules)
         blocks = self.quota_bytes // bsize
         used = (self.used_bytes + bsize - 1) // bsize
         free = max(0, blocks - used)
+        if self.store is not None:
+            self._refresh_room()  # the store may fill up before the quota does
+            if self._store_limit != float("inf"):
+                free = max(0, min(free, int(self._store_limit - self.used_bytes) // bsize))
         return StatFS(bsize=bsize, blocks=blocks, bfree=free, bavail=free,
                       files=self.quota_inodes, ffree=max(0, self.quota_inodes - self.used_inodes),
                       fsid=self.fsid)

@@ -38,7 +38,7 @@ class DirEntries:
     there all along, whatever was added or removed in between.
     """
 
-    __slots__ = ("by_name", "_seqs", "_names", "_next", "_dead")
+    __slots__ = ("by_name", "_seqs", "_names", "_next", "_dead", "changed")
     FIRST = 3  # cookies 1 and 2 are "." and ".."
 
     def __init__(self) -> None:
@@ -47,6 +47,8 @@ class DirEntries:
         self._names: list[str] = []
         self._next = self.FIRST
         self._dead = 0
+        # Sequence numbers added or removed since a store last looked (None: nobody is looking).
+        self.changed: set[int] | None = None
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -61,9 +63,13 @@ class DirEntries:
         self.by_name[name] = (seq, inode)
         self._seqs.append(seq)
         self._names.append(name)
+        if self.changed is not None:
+            self.changed.add(seq)
 
     def remove(self, name: str) -> None:
-        del self.by_name[name]
+        seq, _ = self.by_name.pop(name)
+        if self.changed is not None:
+            self.changed.add(seq)
         self._dead += 1
         if self._dead > 64 and self._dead > len(self._seqs) // 2:
             self._compact()
@@ -83,6 +89,16 @@ class DirEntries:
             if e is not None and e[0] == seq:
                 yield seq, name, e[1]
             i += 1
+
+    def at(self, seq: int) -> tuple[str, Inode] | None:
+        """The live entry with sequence number ``seq``, if any."""
+        i = bisect.bisect_left(self._seqs, seq)
+        if i < len(self._seqs) and self._seqs[i] == seq:
+            name = self._names[i]
+            e = self.by_name.get(name)
+            if e is not None and e[0] == seq:
+                return name, e[1]
+        return None
 
     def items(self) -> Iterator[tuple[str, Inode]]:
         for name, (_, inode) in self.by_name.items():

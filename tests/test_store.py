@@ -1,0 +1,427 @@
+"""Persistence on CPython: what a store keeps, across processes, crashes, deferrals and states.
+
+Everything here uses real stores (SQLite files, the memory store, an asynchronous wrapper whose
+answers come when the test drains its queue) and speaks 9P frames where a guest would.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from ninep_client import Client, NinePError
+from pyninep_browser import Filesystem, Server, snapshot
+from pyninep_browser.fs import CHUNK
+from pyninep_browser.snapshot import SnapshotError
+from pyninep_browser.store import Batch, MemoryStore, SQLiteStore, StoreError
+from stores import AsyncStore, DrainingServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+O_RDONLY, O_WRONLY, O_RDWR, O_CREAT = 0, 1, 2, 0o100
+
+
+def run_py(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def create(c: Client, name: str, data: bytes, fsync: bool = True, dfid: int = 0) -> None:
+    d = c.fid()
+    c.walk(dfid, d, [])
+    c.lcreate(d, name, O_RDWR, 0o644)
+    for off in range(0, len(data), 60000):
+        c.write(d, off, data[off:off + 60000])
+    if fsync:
+        c.fsync(d)
+    c.clunk(d)
+
+
+def read(c: Client, path: str) -> bytes:
+    f = c.walk_new(path)
+    c.lopen(f, O_RDONLY)
+    out = b""
+    while chunk := c.read(f, len(out), 1 << 19):
+        out += chunk
+    c.clunk(f)
+    return out
+
+
+# ----------------------------------------------------------------- across processes
+
+
+def test_sqlite_store_reopened_in_a_fresh_process_holds_what_was_fsynced(tmp_path):
+    db = str(tmp_path / "fs.db")
+    writer = run_py("""
+        import os, sys
+        from ninep_client import Client
+        from pyninep_browser import Filesystem, Server
+        from pyninep_browser.store import SQLiteStore
+        from test_store import create
+        c = Client(Server(Filesystem(store=SQLiteStore(sys.argv[1]))))
+        create(c, "big", bytes(range(256)) * 1000)
+        d = c.walk_new("/"); c.mkdir(d, "sub"); c.clunk(d)
+        sub = c.walk_new("/sub")
+        create(c, "small", b"fsynced", dfid=sub)
+        create(c, "late", b"never fsynced", fsync=False)
+        os._exit(0)  # no close, no last commit: only what fsync committed may be there
+    """, db)
+    assert writer.returncode == 0, writer.stderr
+    reader = run_py("""
+        import sys
+        from pyninep_browser import Filesystem
+        from pyninep_browser.store import SQLiteStore
+        fs = Filesystem(store=SQLiteStore(sys.argv[1]))
+        print(fs.read_file("/big") == bytes(range(256)) * 1000, fs.read_file("/sub/small"),
+              fs.listdir("/"), fs.repairs)
+    """, db)
+    assert reader.returncode == 0, reader.stderr
+    # "late" was created after the last fsync: it may or may not be there, but nothing is broken.
+    assert reader.stdout.startswith("True b'fsynced' ['big', 'sub'")
+    assert reader.stdout.rstrip().endswith("[]")
+
+
+def test_second_server_on_the_same_sqlite_file_is_refused_clearly(tmp_path):
+    store = SQLiteStore(tmp_path / "fs.db")
+    fs = Filesystem(store=store)
+    fs.write_file("/f", b"x")
+    other = run_py("""
+        import sys
+        from pyninep_browser.store import SQLiteStore, StoreError
+        try:
+            SQLiteStore(sys.argv[1])
+        except StoreError as exc:
+            print("refused:", exc)
+    """, str(tmp_path / "fs.db"))
+    assert "refused:" in other.stdout and "in use" in other.stdout, other.stdout + other.stderr
+    fs.close()
+    assert Filesystem(store=SQLiteStore(tmp_path / "fs.db")).read_file("/f") == b"x"
+
+
+# ----------------------------------------------------------------- crash consistency
+
+CRASH_WRITER = """
+    import hashlib, os, random, sys
+    from ninep_client import Client
+    from pyninep_browser import Filesystem, Server
+    from pyninep_browser.store import SQLiteStore
+    fs = Filesystem(store=SQLiteStore(sys.argv[1]), cache_bytes=4 * 65536)
+    print("opened", len(fs.repairs), flush=True)
+    c = Client(Server(fs))
+    rnd = random.Random(int(sys.argv[2]))
+    # An unlinked file kept open: a crash leaves it as an orphan for the open-time check.
+    d = c.walk_new("/"); c.lcreate(d, "tmp-%s" % sys.argv[2], 2, 0o644)
+    c.write(d, 0, os.urandom(100000))
+    u = c.walk_new("/"); c.unlinkat(u, "tmp-%s" % sys.argv[2], 0); c.clunk(u)
+    fs.persist(True)
+    i = 0
+    while True:
+        i += 1
+        name = "f%s-%d" % (sys.argv[2], i)
+        data = os.urandom(rnd.choice([10, 5000, 65536, 70000, 200000]))
+        f = c.walk_new("/"); c.lcreate(f, name, 2, 0o644)
+        for off in range(0, len(data), 50000):
+            c.write(f, off, data[off:off + 50000])
+        if rnd.random() < 0.3:  # rewrite part of an earlier file, unsynced: must not hurt it
+            g = c.walk_new("/")
+            c.lcreate(g, name + ".scratch", 2, 0o644)
+            c.write(g, 0, os.urandom(1000)); c.clunk(g)
+        c.fsync(f); c.clunk(f)
+        print("synced", name, hashlib.sha256(data).hexdigest(), flush=True)
+"""
+
+
+def crash_once(db: str, seed: int, kill_after: float) -> dict[str, str]:
+    """Run the writer until its first fsync, SIGKILL it ``kill_after`` seconds later, and return
+    the files it reported fsynced (name -> sha256)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HERE]))
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CRASH_WRITER), db, str(seed)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    first_sync = threading.Event()
+
+    def collect() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("synced"):
+                first_sync.set()
+        first_sync.set()
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    first_sync.wait(60)
+    time.sleep(kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reader.join(10)
+    err = proc.stderr.read()  # type: ignore[union-attr]
+    synced = {}
+    for line in lines:
+        parts = line.split()
+        if parts[:1] == ["synced"] and len(parts) == 3:
+            synced[parts[1]] = parts[2]
+    assert synced, "the writer never fsynced: " + err
+    return synced
+
+
+def check_after_crash(db: str, synced: dict[str, str]) -> list[str]:
+    fs = Filesystem(store=SQLiteStore(db))
+    try:
+        for name, digest in synced.items():
+            assert hashlib.sha256(fs.read_file("/" + name)).hexdigest() == digest, name
+        return fs.repairs
+    finally:
+        fs.store.close()
+
+
+def test_sigkill_during_fsynced_writes_loses_no_fsynced_file(tmp_path):
+    db = str(tmp_path / "crash.db")
+    rnd = random.Random(8)
+    all_synced: dict[str, str] = {}
+    repaired = 0
+    for run in range(3):
+        synced = crash_once(db, run, rnd.uniform(0.0, 0.6))
+        all_synced.update(synced)
+        repairs = check_after_crash(db, all_synced)
+        assert any("orphan inode" in r for r in repairs), repairs  # the check ran and repaired
+        repaired += len(repairs)
+    print(f"crash test: 3 kills, {len(all_synced)} fsynced files checked, 0 lost, "
+          f"{repaired} repairs")
+
+
+# ----------------------------------------------------------------- asynchronous stores
+
+
+def async_server(files: dict[str, bytes], cache_bytes: int = 2 * CHUNK):
+    inner = MemoryStore()
+    fs = Filesystem(store=inner)
+    for path, data in files.items():
+        fs.write_file(path, data)
+    fs.close()
+    store = AsyncStore(inner)
+    server = Server(Filesystem(store=store, cache_bytes=cache_bytes))
+    return store, server, DrainingServer(server, store)
+
+
+def test_read_of_a_file_larger_than_the_cache_defers_and_reruns(tmp_path):
+    data = os.urandom(5 * CHUNK + 123)
+    store, server, draining = async_server({"/big": data})
+    c = Client(draining)
+    assert read(c, "/big") == data
+    assert draining.deferred >= 1 and store.chunk_reads >= 6
+    assert server.fs.cached_chunks <= 6
+    assert not server.pending
+
+
+def test_flushed_deferred_read_gets_eintr_once_and_no_late_reply():
+    store, server, _ = async_server({"/f": b"x" * 100})
+    replies = []
+    server.on_reply = replies.append
+    c = Client(server)
+    f = c.walk_new("/f")
+    c.lopen(f, O_RDONLY)
+    frame = struct.pack("<IBHIQI", 23, 116, 77, f, 0, 100)
+    assert server.handle(frame) is None  # waiting for the chunk
+    assert 77 in server.pending
+    c.flush(77)
+    assert [struct.unpack_from("<BHI", r, 4) for r in replies] == [(7, 77, errno.EINTR)]
+    store.drain()  # the chunk arrives after the flush: no second reply
+    assert len(replies) == 1 and not server.pending
+
+
+def test_fsync_on_an_asynchronous_store_is_answered_after_its_durable_commit():
+    inner = MemoryStore()
+    store = AsyncStore(inner)
+    server = Server(Filesystem(store=store))
+    store.drain()
+    replies = []
+    server.on_reply = replies.append
+    c = Client(server)
+    d = c.walk_new("/")
+    c.lcreate(d, "f", O_RDWR, 0o644)
+    c.write(d, 0, b"payload")
+    frame = struct.pack("<IBHII", 15, 50, 9, d, 0)
+    assert server.handle(frame) is None and replies == []
+    commits_before = inner.commits
+    store.drain()
+    assert inner.commits == commits_before + 1
+    assert struct.unpack_from("<BH", replies[0], 4) == (51, 9)  # Rfsync, once committed
+    again = Filesystem(store=inner)
+    assert again.read_file("/f") == b"payload"
+
+
+def test_failed_commit_answers_fsync_with_enospc_and_keeps_the_changes():
+    inner = MemoryStore(quota_bytes=10_000_000)
+    fs = Filesystem(store=inner)
+    c = Client(Server(fs))
+    d = c.walk_new("/")
+    c.lcreate(d, "f", O_RDWR, 0o644)
+    inner.quota_bytes = 1000  # the store fills up behind the filesystem's back
+    c.write(d, 0, b"y" * 5000)
+    with pytest.raises(NinePError) as info:
+        c.fsync(d)
+    assert info.value.errno == errno.ENOSPC
+    assert fs.has_changes()
+    inner.quota_bytes = 10_000_000
+    c.fsync(d)
+    assert Filesystem(store=inner).read_file("/f") == b"y" * 5000
+
+
+def test_statfs_and_enospc_follow_the_store_estimate():
+    inner = MemoryStore(quota_bytes=3 << 20)
+    fs = Filesystem(store=inner)
+    s = fs.statfs()
+    assert s.bfree * s.bsize < 3 << 20  # the store, not the 1 GiB quota, bounds it
+    f = fs.create(fs.root, "f", 0o644)
+    with pytest.raises(OSError) as info:
+        fs.write(f, 0, b"z" * (3 << 20))
+    assert info.value.errno == errno.ENOSPC and f.size == 0
+
+
+def test_write_behind_commits_once_changes_are_older_than_the_bound():
+    inner = MemoryStore()
+    fs = Filesystem(store=inner, writeback_ms=500)
+    server = Server(fs)
+    fs.write_file("/wb", b"later")
+    server.tick(1000)
+    server.tick(1400)
+    assert "wb" not in Filesystem(store=_copy(inner)).listdir("/")
+    server.tick(1600)
+    assert Filesystem(store=_copy(inner)).read_file("/wb") == b"later"
+    assert not fs.has_changes()
+
+
+def _copy(store: MemoryStore) -> MemoryStore:
+    other = MemoryStore()
+    other.meta, other.chunks = dict(store.meta), dict(store.chunks)
+    return other
+
+
+# ----------------------------------------------------------------- the open-time check
+
+
+def test_open_time_check_repairs_orphans_and_wrong_counts(tmp_path):
+    store = MemoryStore()
+    fs = Filesystem(store=store)
+    fs.write_file("/keep", b"k" * 70000)
+    fs.write_file("/lost", b"l" * 100)
+    fs.add_hardlink("/keep2", "/keep")
+    fs.close()
+    lost = fs.resolve("/lost").ino
+    keep = fs.resolve("/keep").ino
+    # What a damaged store could hold: an inode without a name, a chunk without an inode,
+    # a link count and a used-bytes count that disagree with the tree.
+    for key in [k for k, v in store.meta.items() if k.startswith("e:1:") and json.loads(v)[1] == lost]:
+        del store.meta[key]
+    store.chunks["999:0"] = b"stray"
+    rec = json.loads(store.meta[f"i:{keep}"])
+    rec["n"] = 7
+    store.meta[f"i:{keep}"] = json.dumps(rec).encode()
+    sup = json.loads(store.meta["super"])
+    sup["used"] = 1
+    store.meta["super"] = json.dumps(sup).encode()
+
+    again = Filesystem(store=store)
+    text = "\n".join(again.repairs)
+    assert f"orphan inode {lost}" in text and "1 orphan chunks" in text
+    assert f"inode {keep}: link count 7 corrected to 2" in text and "used-bytes" in text
+    assert again.read_file("/keep") == b"k" * 70000 and again.listdir("/") == ["keep", "keep2"]
+    assert "999:0" not in store.chunks and f"{lost}:0" not in store.chunks
+    assert Filesystem(store=store).repairs == []  # repaired for good
+
+
+def test_newer_or_foreign_store_is_refused_and_left_alone(tmp_path):
+    store = MemoryStore()
+    Filesystem(store=store).close()
+    sup = json.loads(store.meta["super"])
+    sup["format"] = 99
+    store.meta["super"] = json.dumps(sup).encode()
+    before = dict(store.meta)
+    with pytest.raises(StoreError, match="newer"):
+        Filesystem(store=store)
+    assert store.meta == before
+    foreign = MemoryStore()
+    foreign.commit(Batch(meta_put={"something": b"else"}), True, lambda err: None)
+    with pytest.raises(StoreError, match="not a pyninep filesystem"):
+        Filesystem(store=foreign)
+    (tmp_path / "junk.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError):
+        Filesystem(store=SQLiteStore(tmp_path / "junk.db"))
+
+
+# ----------------------------------------------------------------- states
+
+
+def test_state_of_a_stored_filesystem_is_complete_and_restores_into_a_store(tmp_path):
+    store = SQLiteStore(tmp_path / "a.db")
+    fs = Filesystem(store=store, cache_bytes=CHUNK)
+    data = os.urandom(4 * CHUNK)
+    fs.write_file("/d/f", data)
+    fs.close()
+    server = Server(Filesystem(store=SQLiteStore(tmp_path / "a.db"), cache_bytes=CHUNK))
+    c = Client(server)
+    f = c.walk_new("/d/f")
+    c.lopen(f, O_RDONLY)
+    state = snapshot.save(server)  # chunks not in memory are loaded for the state
+    target = SQLiteStore(tmp_path / "b.db")
+    Filesystem(store=target).write_file("/old", b"replaced")
+    restored = snapshot.restore(state, store=target)
+    c2 = Client(restored, attach=False)
+    c2.tag = 100
+    assert c2.read(f, 0, 1 << 20)[:CHUNK] == data[:CHUNK]  # the open fid still works
+    restored.fs.close()
+    again = Filesystem(store=SQLiteStore(tmp_path / "b.db"))
+    assert again.read_file("/d/f") == data and again.listdir("/") == ["d"]
+
+
+def test_request_deferred_at_save_time_is_answered_after_restore():
+    store, server, _ = async_server({"/f": b"abc" * 100})
+    c = Client(server)
+    f = c.walk_new("/f")
+    c.lopen(f, O_RDONLY)
+    assert server.handle(struct.pack("<IBHIQI", 23, 116, 5, f, 0, 300)) is None
+    assert len(store.queue) == 1  # the read waits for its chunk
+    # Saving a state first loads every chunk (what the page does for an asynchronous store);
+    # run only that load, so the read is still waiting when the state is taken.
+    loaded = []
+    server.fs.load_chunks(server.fs.missing_chunks(), loaded.append)
+    store.queue.pop()()
+    assert loaded == [0] and server.pending == {5}
+    state = snapshot.save(server)
+    restored = snapshot.restore(state)
+    replies = []
+    restored.on_reply = replies.append
+    restored.tick(0)
+    assert len(replies) == 1 and replies[0][4] == 117 and replies[0].endswith(b"abc" * 100)
+    assert not restored.pending
+
+
+def test_bad_states_are_refused_and_nothing_running_changes():
+    server = Server()
+    c = Client(server)
+    create(c, "f", b"hello", fsync=False)
+    good = snapshot.save(server)
+    newer = bytearray(good)
+    newer[8:12] = struct.pack("<I", 3)
+    flipped = bytearray(good)
+    flipped[-3] ^= 0x40
+    cases = {"truncated": good[:-10], "corrupt": bytes(flipped), "foreign": b"GIF89a" + good[6:],
+             "newer": bytes(newer), "empty": b"", "trailing": good + b"x"}
+    for what, data in cases.items():
+        with pytest.raises(SnapshotError) as info:
+            snapshot.restore(data)
+        assert str(info.value), what
+    assert "newer" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(newer)).value)
+    assert "checksum" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(flipped)).value)
+    assert read(c, "/f") == b"hello"  # the running server is untouched
