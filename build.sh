@@ -187,6 +187,7 @@ case "$verb" in
         "$PY" bench/replay.py record "$trace"
         "$PY" bench/replay.py replay "$trace"
         node bench/replay.mjs dist "$trace" --thrash 8
+        "$PY" bench/live_files.py
         "$PY" bench/guest_workloads.py "$@" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
