@@ -4,7 +4,7 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, run the whole suite (pytest)
 #   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
-#          requests, guest workloads)
+#          requests, guest workloads, the page's time to a prompt)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
 # Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
 set -euo pipefail
@@ -130,13 +130,30 @@ build_wheel() {
 
 build_site() {
     local nm=web/node_modules
-    mkdir -p "$DIST/pyodide" "$DIST/v86"
+    mkdir -p "$DIST/pyodide" "$DIST/v86" "$DIST/xterm"
     for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip pyodide-lock.json; do
         cp -u "$nm/pyodide/$f" "$DIST/pyodide/$f"
     done
     cp -u "$nm/v86/build/libv86.mjs" "$nm/v86/build/v86.wasm" "$DIST/v86/"
-    cp web/pyninep.js web/index.html "$DIST/"
+    cp -u "$nm/@xterm/xterm/lib/xterm.mjs" "$nm/@xterm/xterm/lib/xterm.mjs.map" \
+          "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
+          "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
+    cp web/pyninep.js web/machine.js web/app.js web/index.html "$DIST/"
+    write_manifest
+}
+
+write_manifest() { # write_manifest [MACHINE_FILE]: manifest.json, then the service worker for it
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
+    local machine="" m=${1:-}
+    if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
+        machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
+        machine="\"machine\": $machine,"
+    fi
+    # Every file of the site with its size: the page's progress bars know totals up front, and
+    # the service worker caches exactly this build.
+    local sizes; sizes=$(cd "$DIST" && find . -type f ! -name '.*' ! -name '*.tmp' \
+        ! -name sw.js ! -name manifest.json -printf '%P\t%s\n' | sort \
+        | "$PY" -c 'import json,sys; print(json.dumps(dict((p, int(n)) for p, n in (l.rstrip("\n").split("\t") for l in sys.stdin))))')
     cat > "$DIST/manifest.json.tmp" <<EOF
 {
   "wheel": "$wheel",
@@ -144,6 +161,7 @@ build_site() {
   "script": "images/default.py",
   "pyodide": "pyodide/",
   "v86": "v86/",
+  $machine
   "guest": {
     "bios": "guest/bios.bin",
     "vgabios": "guest/vgabios.bin",
@@ -151,10 +169,34 @@ build_site() {
     "initrd": "guest/initramfs.img",
     "cmdline": "$CMDLINE",
     "memory": 268435456
-  }
+  },
+  "sizes": $sizes
 }
 EOF
     mv "$DIST/manifest.json.tmp" "$DIST/manifest.json"
+    # The service worker of this build: its cache name changes whenever any file does.
+    local build; build=$(cd "$DIST" && find . -type f ! -name sw.js ! -name '.*' -print0 | sort -z \
+        | xargs -0 sha256sum | sha256sum | cut -c1-16)
+    local files; files=$(cd "$DIST" && "$PY" -c 'import json; print(json.dumps(["./", "manifest.json", *json.load(open("manifest.json"))["sizes"]]))')
+    sed -e "s|__BUILD__|$build|" -e "s|__FILES__|$files|" web/sw.js > "$DIST/sw.js"
+}
+
+# The first visit's fast start: boot the default guest once in Node and save it at its prompt
+# (web/build-machine.mjs). Rebuilt only when what the machine is made of changes: the kernel,
+# initramfs, image, the Python that serves it, v86, and the scripts that make it.
+build_machine() {
+    local n=web/node_modules/v86/build
+    local h; h=$(hash_of "$DIST/guest/vmlinuz" "$DIST/guest/initramfs.img" "$DIST/guest/bios.bin" \
+        "$DIST/guest/vgabios.bin" "$DIST/images/default.img" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
+        web/pyninep.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
+        <(echo "$CMDLINE"))
+    local m="machine/${h:0:16}.machine"
+    if [ ! -f "$DIST/$m" ] || [ ! -f "$DIST/$m.json" ]; then
+        say "saving the booted machine for the first visit's fast start (once per guest change)"
+        rm -rf "$DIST/machine"; mkdir -p "$DIST/machine"
+        node web/build-machine.mjs "$DIST" "$DIST/$m" "$h" >&2 || die "saving the machine failed"
+    fi
+    write_manifest "$m"
 }
 
 build() {
@@ -165,6 +207,7 @@ build() {
     build_guest
     build_wheel
     build_site
+    build_machine
     say "dist/ ready ($(du -sh "$DIST" | cut -f1))"
 }
 
@@ -188,7 +231,8 @@ case "$verb" in
         "$PY" bench/replay.py replay "$trace"
         node bench/replay.mjs dist "$trace" --thrash 8
         "$PY" bench/live_files.py
-        "$PY" bench/guest_workloads.py "$@" ;;
+        "$PY" bench/guest_workloads.py "$@"
+        "$PY" bench/page.py "$DIST" ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
 esac

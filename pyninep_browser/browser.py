@@ -7,6 +7,7 @@ CPython through the classes it wraps.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
@@ -90,6 +91,34 @@ class PageServer:
 
     def import_tar(self, data: Any, directory: str = "/") -> int:
         return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
+
+
+    # The page's file browser (web/app.js). Paths are absolute paths of the served tree.
+
+    def list_dir(self, path: str) -> str:
+        """JSON ``[[name, kind, size, mtime_ms], …]`` of a directory, kind one of d f l o."""
+        fs = self.server.fs
+        out = []
+        for name in fs.listdir(path):
+            inode = fs.resolve(path.rstrip("/") + "/" + name, follow=False)
+            kind = "d" if inode.is_dir() else "f" if inode.is_reg() else \
+                "l" if inode.target is not None else "o"
+            out.append([name, kind, inode.size, inode.mtime // 1_000_000])
+        return json.dumps(out)
+
+    def make_dir(self, path: str) -> None:
+        self.server.fs.makedirs(path)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove a file, or a directory with everything in it (like ``rm -r``)."""
+        fs = self.server.fs
+        if path.strip("/") == "":
+            raise ValueError("refusing to remove the root directory")
+        inode = fs.resolve(path, follow=False)
+        if inode.is_dir():
+            for name in fs.listdir(path):
+                self.remove_tree(path.rstrip("/") + "/" + name)
+        fs.remove(path)
 
 
 def _bytes(value: Any) -> bytes:

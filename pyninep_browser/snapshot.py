@@ -57,14 +57,20 @@ class _Blob:
         return ref
 
 
-def _inode_record(inode: Inode, blob: _Blob) -> dict[str, Any]:
+def _inode_record(inode: Inode, blob: _Blob, stored: set | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "ino": inode.ino, "mode": inode.mode, "uid": inode.uid, "gid": inode.gid,
         "nlink": inode.nlink, "rdev": inode.rdev, "size": inode.size, "gen": inode.gen,
         "version": inode.version, "t": [inode.atime, inode.mtime, inode.ctime, inode.btime],
     }
     if inode.chunks is not None:
-        rec["chunks"] = [[ci, *blob.put(c)] for ci, c in sorted(inode.chunks.items())]
+        if stored is None:
+            rec["chunks"] = [[ci, *blob.put(c)] for ci, c in sorted(inode.chunks.items())]
+        else:  # offset -1: the chunk is in the store this state builds on
+            ino = inode.ino
+            rec["chunks"] = [
+                [ci, -1, c if type(c) is int else len(c)] if (ino, ci) not in stored
+                else [ci, *blob.put(c)] for ci, c in sorted(inode.chunks.items())]
     if inode.target is not None:
         rec["target"] = blob.put(inode.target)
     if inode.xattrs:
@@ -93,16 +99,27 @@ def _load_everything(fs: Filesystem) -> None:
         raise SnapshotError(f"reading the store failed (errno {result})")
 
 
-def _fs_header(fs: Filesystem, blob: _Blob) -> dict[str, Any]:
-    _load_everything(fs)
-    return {
+def _fs_header(fs: Filesystem, blob: _Blob, stored: bool = False) -> dict[str, Any]:
+    if not stored:
+        _load_everything(fs)
+        unstored = None
+    else:
+        if fs.store is None:
+            raise SnapshotError("stored=True needs a filesystem kept in a store")
+        unstored = fs.unstored_chunks()
+    header = {
         "root": fs.root.ino, "next_ino": fs.next_ino, "fsid": fs.fsid,
         "quota_bytes": fs.quota_bytes, "quota_inodes": fs.quota_inodes,
         "user_quota_bytes": fs.user_quota_bytes, "max_file_size": fs.max_file_size,
-        "inodes": [_inode_record(i, blob) for i in fs.inodes.values()],
+        "inodes": [_inode_record(i, blob, unstored) for i in fs.inodes.values()],
         "locks": [[ino, [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner]
                          for lk in locks]] for ino, locks in fs.locks.items()],
     }
+    if stored:
+        # The store generation this state builds on: the last commit, and the one in flight
+        # (its chunks are in the state, so a store that finished it is just as good).
+        header["stored"] = {"fsid": fs.fsid, "gen": fs.generation, "inflight": fs._inflight}
+    return header
 
 
 def _pack(kind: str, header: dict[str, Any], blob: _Blob) -> bytes:
@@ -181,9 +198,12 @@ def _build_fs(h: dict[str, Any], blob: memoryview) -> Filesystem:
         if "chunks" in r:
             inode.chunks = {}
             for ci, off, n in r["chunks"]:
-                if n > CHUNK:
+                if not 0 < n <= CHUNK:
                     raise SnapshotError("chunk larger than the chunk size")
-                inode.chunks[int(ci)] = bytearray(_take(blob, [off, n]))
+                if off == -1 and "stored" in h:  # in the store the state builds on
+                    inode.chunks[int(ci)] = int(n)
+                else:
+                    inode.chunks[int(ci)] = bytearray(_take(blob, [off, n]))
                 inode.data_bytes += int(n)
         if "target" in r:
             inode.target = bytes(_take(blob, r["target"]))
@@ -226,7 +246,18 @@ def save_filesystem(fs: Filesystem) -> bytes:
     return _pack("filesystem", _fs_header(fs, blob), blob)
 
 
-def load_filesystem(data: bytes | bytearray | memoryview) -> Filesystem:
+def load_filesystem(data: bytes | bytearray | memoryview, store=None,
+                    **store_options) -> Filesystem:
+    """A filesystem from an image. With ``store``: the filesystem kept there if the store holds
+    one (the image is not even read), else the image, which becomes the store's content at its
+    first commit (started here; ``store_options``: ``cache_bytes``, ``writeback_ms``)."""
+    if store is not None:
+        if store.load_meta():
+            return Filesystem(store=store, **store_options)
+        fs = load_filesystem(data)
+        fs.adopt_store(store, **store_options)
+        fs.persist(True)
+        return fs
     header, blob = _unpack(data, "filesystem")
     try:
         fs = _build_fs(header, blob)
@@ -240,15 +271,20 @@ def load_filesystem(data: bytes | bytearray | memoryview) -> Filesystem:
     return fs
 
 
-def save(server: Server) -> bytes:
+def save(server: Server, stored: bool = False) -> bytes:
     """The server's whole state (filesystem, negotiated session, fids) as bytes.
+
+    ``stored=True`` (a filesystem kept in a store): leave out the data the store already holds
+    and name the store generation the state builds on; :func:`restore` then needs that store,
+    unchanged since (saving at page unload, restoring at the next load). Small whatever the
+    store's size, and nothing has to be loaded to take it.
 
     Take it with no request in flight (v86 is paused, or between two requests). Deferred
     requests still pending are recorded (with their frames where they can run again), and the
     restored server answers every one of them on :meth:`Server.resume`.
     """
     blob = _Blob()
-    header = _fs_header(server.fs, blob)
+    header = _fs_header(server.fs, blob, stored)
     header["session"] = {
         "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
         "version": server.version, "pending": sorted(server.pending),
@@ -272,6 +308,7 @@ def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -
     store from now on, replacing what the store held at its first commit (``store_options``:
     ``cache_bytes``, ``writeback_ms``); a refused state leaves the store untouched."""
     header, blob = _unpack(data, "server")
+    generation = _check_store_for(header, store)
     try:
         fs = _build_fs(header, blob)
         s = header["session"]
@@ -307,8 +344,32 @@ def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -
             raise
         raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
     if store is not None:
-        fs.adopt_store(store, **store_options)
+        fs.adopt_store(store, generation=generation, **store_options)
     return server
+
+
+def _check_store_for(header: dict[str, Any], store) -> int:
+    """For a state saved with ``stored=True``: the store must be the one it builds on, at the
+    generation it names. Returns the store's generation (0 without a store)."""
+    if store is None:
+        if "stored" in header:
+            raise SnapshotError("this state builds on a store: restore it with that store")
+        return 0
+    try:
+        sup = json.loads(dict(store.load_meta()).get("super", b"{}"))
+    except ValueError:
+        sup = {}
+    gen = sup.get("gen", 0) if isinstance(sup, dict) else 0
+    ref = header.get("stored")
+    if ref is None:
+        return gen if isinstance(gen, int) else 0
+    if sup.get("fsid") != ref.get("fsid"):
+        raise SnapshotError("this state builds on another store (its filesystem id differs)")
+    ok = {ref.get("gen"), ref.get("gen", 0) + 1} if ref.get("inflight") else {ref.get("gen")}
+    if gen not in ok:
+        raise SnapshotError(f"the store has changed since this state was saved (store generation "
+                            f"{gen}, the state builds on {ref.get('gen')})")
+    return gen
 
 
 __all__ = ["SnapshotError", "save", "restore", "save_filesystem", "load_filesystem"]

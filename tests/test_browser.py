@@ -1,9 +1,15 @@
-"""The built page in real headless Chromium: Pyodide serves the guest's root, a shell answers.
+"""The built page in real headless Chromium: the first visit restores the shipped machine, the
+terminal, the files panel, the returning visit, offline use, a fresh boot, reset, and every error
+state the page knows, each shown as one sentence.
 
 Playwright drives Debian's /usr/bin/chromium (it cannot download its own browsers here). The site
-is served from dist/ by the same static server ``./build.sh serve`` uses.
+is served from a sub-path (/some/dir/) by the same static server ``./build.sh serve`` uses, to
+prove it uses relative URLs only. Screenshots of the main states go to test-artifacts/page/.
 """
 
+import hashlib
+import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -12,67 +18,285 @@ import pytest
 
 from pyninep_browser.__main__ import make_site_server
 
-DIST = Path(__file__).resolve().parent.parent / "dist"
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "dist"
+ARTIFACTS = ROOT / "test-artifacts" / "page"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+SUB = "some/dir/"
+READY = "window.pyninep && (window.pyninep.timing.prompt_ms || window.pyninep.failed)"
 
 
 @pytest.fixture(scope="module")
-def site():
+def site(tmp_path_factory):
     if not (DIST / "index.html").is_file():
         pytest.fail("dist/ is not built: run ./build.sh")
-    server = make_site_server(DIST, "127.0.0.1", 0)
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (./build.sh test does it)")
+    top = tmp_path_factory.mktemp("www")
+    (top / "some").mkdir()
+    (top / SUB.rstrip("/")).symlink_to(DIST, target_is_directory=True)
+    server = make_site_server(top, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    # A sub-path, to prove the site uses relative URLs only.
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield f"http://127.0.0.1:{server.server_address[1]}/{SUB}"
     server.shutdown()
 
 
-def test_page_boots_the_guest_and_runs_a_command(site, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: apt-get install chromium (./build.sh test does it)")
+@pytest.fixture(scope="module")
+def pw():
     from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        yield p
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+
+class Watch:
+    """Console errors, uncaught exceptions and failed responses of a page: none are allowed."""
+
+    def __init__(self, page):
+        self.problems: list[str] = []
+        page.on("pageerror", lambda exc: self.problems.append(f"exception: {exc}"))
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"))
+
+
+def visit(page, url, timeout=120_000):
+    started = time.monotonic()
+    page.goto(url)
+    page.wait_for_function(READY, timeout=timeout)
+    failed = page.evaluate("window.pyninep.failed")
+    assert not failed, failed
+    return time.monotonic() - started, page.evaluate("window.pyninep.timing"), page.evaluate("window.pyninep.source")
+
+
+def screen(page) -> str:
+    return page.evaluate("window.pyninep.screenText()")
+
+
+def run(page, command: str, until: str, timeout=30_000) -> str:
+    """Type a command on the keyboard and return what the terminal shows after it, once `until`
+    (a regex) matches there."""
+    before = len(screen(page).splitlines())
+    page.keyboard.type(command + "\n")
+    page.wait_for_function(
+        "([n, re]) => new RegExp(re).test(window.pyninep.screenText().split('\\n').slice(Math.max(n - 1, 0)).join('\\n'))",
+        arg=[before, until], timeout=timeout)
+    return "\n".join(screen(page).splitlines()[max(before - 1, 0):])
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
+    context = pw.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=FLAGS,
+        viewport={"width": 1180, "height": 720}, accept_downloads=True)
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        watch = Watch(page)
+        # First visit: the machine saved at build time is restored, not booted.
+        wall, timing, source = visit(page, site)
+        assert source == "shipped"
+        print(f"\nfirst visit: shell in {wall:.2f} s (page's own count {timing['prompt_ms']} ms: {timing})")
+        assert "ready" in page.inner_text("#status")
+        assert page.evaluate("document.activeElement.closest('#terminal') !== null"), "terminal has focus"
+        out = run(page, "echo page-says-$((6*7)); uname -m; cat /etc/hostname; date +%s",
+                  r"page-says-42\s+i686\s+pyninep\s+\d+\s")
+        guest_now = int(re.search(r"pyninep\s+(\d+)", out).group(1))
+        assert abs(guest_now - time.time()) < 60, "the restored guest's clock was set from the page"
+        # The default image's /py/run, re-attached from images/default.py in the restored machine:
+        # Python in the page runs what the guest writes to it.
+        run(page, "echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run", r"\n42 from py/run\s")
+        # The boot noise is not in the terminal (there was no boot); the log says what happened.
+        assert "Linux version" not in screen(page)
+        shot(page, "first-visit")
+
+        # Resizing the window tells the guest.
+        size1 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
+        page.set_viewport_size({"width": 640, "height": 480})
+        page.wait_for_timeout(400)
+        size2 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
+        assert size2 != size1 and int(size2[1]) < int(size1[1]), (size1, size2)
+        # On a small screen the file browser is out of the terminal's way until asked for.
+        assert not page.is_visible("#files")
+        shot(page, "small-screen")
+        page.click("#files-toggle")
+        assert page.is_visible("#files")
+        shot(page, "small-screen-files")
+        page.keyboard.press("Escape")
+        assert not page.is_visible("#files")
+        page.set_viewport_size({"width": 1180, "height": 720})
+
+        # The files panel: upload by button and by drop, seen by the guest at once.
+        page.keyboard.press("Alt+f")
+        assert page.is_visible("#files")
+        page.click("#files-refresh")
+        page.set_input_files("#files-upload", files=[
+            {"name": "up.txt", "mimeType": "text/plain", "buffer": b"uploaded through the panel\n"}])
+        page.wait_for_selector("#file-list button.name:text-is('up.txt')")
+        page.evaluate("""() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(['dropped here\\n'], 'dropped.txt'));
+            document.getElementById('files').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+        }""")
+        page.wait_for_selector("#file-list button.name:text-is('dropped.txt')")
+        page.click("#terminal")
+        out = run(page, "cat /root/up.txt /root/dropped.txt", r"uploaded through the panel\s+dropped here")
+        # A file the guest writes downloads with the same bytes.
+        out = run(page, "head -c 5000 /dev/urandom > /root/rand.bin; sha256sum /root/rand.bin",
+                  r"[0-9a-f]{64}\s+/root/rand.bin")
+        guest_sum = re.search(r"([0-9a-f]{64})\s+/root/rand.bin", out).group(1)
+        page.click("#files-refresh")
+        with page.expect_download() as download:
+            page.click("#file-list button.name:text-is('rand.bin')")
+        assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == guest_sum
+        # New folder and delete, by keyboard: the dialogs are the browser's own.
+        page.once("dialog", lambda d: d.accept("made-here"))
+        page.focus("#files-mkdir")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#file-list button.name:text-is('made-here/')")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#file-list li:has(button.name:text-is('dropped.txt')) button.del")
+        page.wait_for_selector("#file-list button.name:text-is('dropped.txt')", state="detached")
+        page.click("#terminal")
+        out = run(page, "ls -d /root/made-here; ls /root/dropped.txt", r"No such file")
+        assert "/root/made-here" in out
+        shot(page, "files")
+        assert not watch.problems, watch.problems
+
+        # Returning visit: the machine saved in this browser comes back with the files.
+        page.wait_for_function("window.pyninep.offlineReady", timeout=60_000)
+        page.evaluate("window.pyninep.save()")
+        assert "saved" in page.inner_text("#status")
+        wall, timing, source = visit(page, site)
+        assert source == "saved"
+        print(f"returning visit: shell in {wall:.2f} s ({timing})")
+        run(page, "cat /root/up.txt", r"uploaded through the panel")
+        shot(page, "returning-visit")
+
+        # Offline: every request to the network fails; the service worker has the site.
+        context.route("**/*", lambda route: route.abort("internetdisconnected"))
         try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            started = time.monotonic()
-            page.goto(site + "index.html")
-            page.wait_for_function(
-                "document.getElementById('terminal').textContent.trimEnd().endsWith('#')",
-                timeout=120_000)
-            boot = time.monotonic() - started
-            assert "shell ready" in page.inner_text("#status")
-            page.click("#terminal")
-            page.keyboard.type("echo page-says-$((6*7)); uname -m; cat /etc/hostname\n")
-            # Wait for the last command's output, not the first: the terminal
-            # fills in as the guest writes to its serial port.
-            page.wait_for_function(
-                "(() => { const t = document.getElementById('terminal').textContent;"
-                " const i = t.lastIndexOf('page-says-42');"
-                " return i >= 0 && /i686\\s+pyninep/.test(t.slice(i)); })()",
-                timeout=60_000)
-            text = page.inner_text("#terminal")
-            after = text.rsplit("page-says-42", 1)[1]
-            assert "i686" in after and "pyninep" in after
-            # The page's own API sees what the guest wrote.
-            page.keyboard.type("echo from-guest > /root/seen-by-page\n")
-            page.wait_for_function(
-                "(() => { try { return new TextDecoder().decode("
-                "window.pyninep.server.readFile('/root/seen-by-page')) === 'from-guest\\n'; }"
-                " catch (e) { return false; } })()", timeout=30_000)
-            # The default image's /py/run: Python in the page runs what the guest writes to it.
-            page.keyboard.type("echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run\n")
-            page.wait_for_function(
-                "document.getElementById('terminal').textContent.includes('42 from py/run')",
-                timeout=30_000)
-            page.screenshot(path=str(tmp_path / "page.png"))
-            assert not errors, errors
-            print(f"page to shell: {boot:.1f} s")
+            wall, timing, source = visit(page, site)
+            print(f"offline visit: shell in {wall:.2f} s")
+            run(page, "echo offline-$((1+1))", r"offline-2")
+            shot(page, "offline")
         finally:
-            browser.close()
+            context.unroute("**/*")
+        watch.problems.clear()  # the offline run's aborted requests are its point
+
+        # Boot fresh: the kernel boots; its noise goes to the log, not the terminal.
+        wall, timing, source = visit(page, site + "?fresh=1", timeout=240_000)
+        assert source == "boot"
+        print(f"fresh boot: shell in {wall:.1f} s")
+        boot_log = page.evaluate("document.getElementById('log-text').textContent")
+        assert "BusyBox" in boot_log and "BusyBox" not in screen(page)
+        run(page, "echo fresh-$((2+3)); date +%s", r"fresh-5\s+\d+")
+        shot(page, "fresh-boot")
+
+        # Reset, with its confirmation: the saved machine goes, the shipped one starts.
+        page.click("#reset")
+        page.wait_for_selector("#confirm-reset[open]")
+        shot(page, "reset-confirm")
+        with page.expect_navigation():
+            page.click("#confirm-reset-yes")
+        page.wait_for_function(READY, timeout=120_000)
+        assert page.evaluate("window.pyninep.source") == "shipped"
+        run(page, "ls /root/up.txt", r"No such file")
+        assert not watch.problems, watch.problems
+    finally:
+        context.close()
+
+
+def error_sentence(page, timeout=60_000) -> str:
+    page.wait_for_selector("#error:not([hidden])", timeout=timeout)
+    return page.inner_text("#error-text")
+
+
+def test_page_error_states_each_show_one_sentence(site, pw, tmp_path):
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    seen = {}
+    try:
+        def fresh_page(init=None):
+            context = browser.new_context(viewport={"width": 1000, "height": 640}, service_workers="block")
+            if init:
+                context.add_init_script(init)
+            return context, context.new_page()
+
+        # No WebAssembly.
+        context, page = fresh_page("delete globalThis.WebAssembly")
+        page.goto(site)
+        seen["no-wasm"] = error_sentence(page)
+        assert "WebAssembly" in seen["no-wasm"]
+        shot(page, "error-no-webassembly")
+        context.close()
+
+        # IndexedDB refused (as in some private modes): the page says so and runs anyway.
+        context, page = fresh_page(
+            "IDBFactory.prototype.open = function () { throw new DOMException('denied', 'SecurityError'); }")
+        page.goto(site)
+        seen["no-idb"] = error_sentence(page)
+        assert "IndexedDB" in seen["no-idb"]
+        page.wait_for_function(READY, timeout=120_000)
+        assert page.evaluate("window.pyninep.failed") is None
+        shot(page, "error-no-indexeddb")
+        context.close()
+
+        # Quota full: the browser reports no room left. (CDP's Storage.overrideQuotaForOrigin
+        # changes nothing that estimate() reports in this Chromium, so the estimate is replaced.)
+        context, page = fresh_page(
+            "StorageManager.prototype.estimate = async () => ({usage: 2 ** 30, quota: 2 ** 30})")
+        page.goto(site)
+        seen["quota"] = error_sentence(page)
+        assert "full" in seen["quota"]
+        shot(page, "error-quota-full")
+
+        # Another tab holds the sandbox.
+        other = context.new_page()
+        other.goto(site)
+        seen["other-tab"] = error_sentence(other)
+        assert "another tab" in seen["other-tab"]
+        shot(other, "error-another-tab")
+        context.close()
+
+        # A corrupt shipped machine: the page offers a fresh boot.
+        context, page = fresh_page()
+        page.route("**/machine/*.machine", lambda route: route.fulfill(
+            status=200, body=b"\x1f\x8b\x08\x00" + b"not really gzip" * 100,
+            headers={"content-type": "application/octet-stream"}))
+        page.goto(site)
+        seen["corrupt"] = error_sentence(page)
+        assert "damaged" in seen["corrupt"] and page.is_visible("#error-fresh")
+        shot(page, "error-corrupt-machine")
+        context.close()
+
+        # A machine saved by an older build in this browser: detected, the shipped one starts.
+        # (Written from a page of the site that is not the app, so no save of the app's races it.)
+        context, page = fresh_page()
+        page.goto(site + "manifest.json")
+        page.evaluate("""() => new Promise((resolve, reject) => {
+            const r = indexedDB.open('pyninep-page', 1);
+            r.onupgradeneeded = () => r.result.createObjectStore('machine');
+            r.onerror = () => reject(r.error);
+            r.onsuccess = () => {
+                const tx = r.result.transaction('machine', 'readwrite');
+                tx.objectStore('machine').put({stamp: 'an-older-build', bytes: new Uint8Array(8)}, 'last');
+                tx.oncomplete = () => { r.result.close(); resolve(); };
+                tx.onerror = () => reject(tx.error);
+            };
+        })""")
+        page.goto(site)
+        seen["old-build"] = error_sentence(page)
+        assert "older version" in seen["old-build"]
+        page.wait_for_function(READY, timeout=120_000)
+        assert page.evaluate("window.pyninep.source") == "shipped"
+        context.close()
+    finally:
+        browser.close()
+    for name, sentence in seen.items():
+        # one readable sentence each
+        assert sentence.count(". ") == 0 and sentence.endswith("."), (name, sentence)
+    print("\n" + json.dumps(seen, indent=1))

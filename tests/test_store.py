@@ -425,3 +425,75 @@ def test_bad_states_are_refused_and_nothing_running_changes():
     assert "newer" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(newer)).value)
     assert "checksum" in str(pytest.raises(SnapshotError, snapshot.restore, bytes(flipped)).value)
     assert read(c, "/f") == b"hello"  # the running server is untouched
+
+
+def test_sqlite_commit_past_its_quota_is_enospc_and_applies_nothing(tmp_path):
+    store = SQLiteStore(tmp_path / "q.db", quota_bytes=1 << 20)
+    ok = []
+    store.commit(Batch(meta_put={"a": b"1"}), True, ok.append)
+    big = Batch(meta_put={"b": b"2"}, chunk_put={f"9:{i}": os.urandom(CHUNK) for i in range(40)})
+    store.commit(big, True, ok.append)
+    assert ok == [0, errno.ENOSPC]
+    assert dict(store.load_meta()) == {"a": b"1"} and store.chunk_keys() == []
+
+
+def test_failed_write_behind_stays_pending_and_is_retried():
+    inner = MemoryStore(quota_bytes=10_000_000)
+    fs = Filesystem(store=inner, writeback_ms=100)
+    fs._store_limit = float("inf")  # let the filesystem believe there is room
+    fs.write_file("/f", b"w" * 20_000)
+    inner.quota_bytes = 1000
+    fs.tick(0)
+    fs.tick(200)  # the commit fails: nothing is lost, it stays pending
+    assert fs.has_changes() and "f" not in Filesystem(store=_copy(inner)).listdir("/")
+    inner.quota_bytes = 10_000_000
+    fs.tick(300)
+    fs.tick(500)
+    assert not fs.has_changes() and Filesystem(store=_copy(inner)).read_file("/f") == b"w" * 20_000
+
+
+def test_stored_state_leaves_stored_data_out_and_needs_the_unchanged_store(tmp_path):
+    store = SQLiteStore(tmp_path / "s.db")
+    fs = Filesystem(store=store, cache_bytes=CHUNK)
+    big = os.urandom(8 * CHUNK)
+    fs.write_file("/big", big)
+    fs.persist(True)
+    server = Server(fs)
+    c = Client(server)
+    create(c, "unstored", b"only in memory", fsync=False)  # not committed: must be in the state
+    f = c.walk_new("/big")
+    c.lopen(f, O_RDONLY)
+    state = snapshot.save(server, stored=True)
+    assert len(state) < 3 * CHUNK  # the stored chunks are left out
+    fs.store.close()
+    with pytest.raises(SnapshotError, match="with that store"):
+        snapshot.restore(state)
+    with pytest.raises(SnapshotError, match="another store"):
+        snapshot.restore(state, store=_other_store(tmp_path))
+    restored = snapshot.restore(state, store=SQLiteStore(tmp_path / "s.db"))
+    c2 = Client(restored, attach=False)
+    c2.tag = 200
+    assert c2.read(f, 0, 1 << 20) == big
+    assert read(c2, "/unstored") == b"only in memory"
+    restored.fs.close()
+    # The store moved on (a commit after the restore): the old state no longer fits it.
+    with pytest.raises(SnapshotError, match="changed since"):
+        snapshot.restore(state, store=SQLiteStore(tmp_path / "s.db"))
+
+
+def _other_store(tmp_path):
+    other = SQLiteStore(tmp_path / "other.db")
+    Filesystem(store=other)
+    return other
+
+
+def test_an_empty_store_is_seeded_from_an_image_and_a_full_one_keeps_its_files(tmp_path):
+    image_fs = Filesystem()
+    image_fs.write_file("/etc/motd", b"from the image")
+    image = snapshot.save_filesystem(image_fs)
+    fs = snapshot.load_filesystem(image, store=SQLiteStore(tmp_path / "s.db"))
+    fs.write_file("/home/mine", b"the user's")
+    fs.close()
+    again = snapshot.load_filesystem(b"not even an image", store=SQLiteStore(tmp_path / "s.db"))
+    assert again.read_file("/etc/motd") == b"from the image"
+    assert again.read_file("/home/mine") == b"the user's" and again.repairs == []

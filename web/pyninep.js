@@ -30,6 +30,8 @@
  *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
  *   exportTar(path = "/") → Uint8Array   the tree (or a subtree) as a pax tar
  *   importTar(bytes, dir = "/") → number   unpack a tar (any compression) into dir; entries added
+ *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
+ *   remove(path) (a file, or a directory and all in it)   for a page's file browser
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close()                   release the Python objects
@@ -216,6 +218,10 @@ export async function createServer(options = {}) {
         },
         exportTar: (path = "/") => toBytes(page.export_tar(path)),
         importTar: (bytes, dir = "/") => page.import_tar(bytes, dir),
+        listDir: (path) => JSON.parse(page.list_dir(path)).map(
+            ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
+        mkdir: (path) => page.make_dir(path),
+        remove: (path) => page.remove_tree(path),
         close() {
             requestBuf?.release();
             replyBuf?.release();

@@ -99,13 +99,19 @@ def encode_inode(inode: Inode) -> bytes:
     return json.dumps(rec, separators=(",", ":")).encode()
 
 
+_decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing (10,000s of records)
+
+
 def decode_inode(ino: int, raw: bytes) -> tuple[Inode, int]:
     """An inode from its record, and the parent ino a directory record names (else 0)."""
-    r = json.loads(raw)
-    at, mt, ct, bt = (_int(x) for x in r["t"])
-    inode = Inode(ino=ino, mode=_int(r["m"]), uid=_int(r["u"]), gid=_int(r["g"]), atime=at,
-                  mtime=mt, ctime=ct, btime=bt, nlink=_int(r["n"]), rdev=_int(r.get("r", 0)),
-                  size=_int(r["s"]), gen=_int(r["G"]), version=_int(r["v"]))
+    r = _decode(raw.decode())
+    at, mt, ct, bt = r["t"]
+    fields = (r["m"], r["u"], r["g"], r["n"], r.get("r", 0), r["s"], r["G"], r["v"], at, mt, ct, bt)
+    for v in fields:
+        if type(v) is not int:
+            raise ValueError(f"not an integer: {v!r}")
+    inode = Inode(ino, *fields[:3], at, mt, ct, bt, nlink=fields[3], rdev=fields[4],
+                  size=fields[5], gen=fields[6], version=fields[7])
     parent = 0
     if "c" in r:
         chunks: dict = {}
@@ -145,7 +151,7 @@ class Persistence:
         self.writeback_ms = writeback_ms
         self.dirty_chunks: set[tuple[int, int]] = set()
         self.repairs: list[str] = []  # what the open-time check found and repaired
-        self.generation = 0  # commits since open
+        self.generation = 0  # commits the store holds (kept in the superblock)
         self._lru: OrderedDict[tuple[int, int], None] = OrderedDict()  # clean loaded chunks
         self._extra_meta_delete: set[str] = set()
         self._extra_chunk_delete: set[str] = set()
@@ -211,6 +217,7 @@ class Persistence:
             root = inodes.get(_int(sup["root"]))
             self.fsid = _int(sup["fsid"])
             next_ino = _int(sup["next_ino"])
+            self.generation = _int(sup.get("gen", 0))
         except (KeyError, ValueError, TypeError):
             raise _store_error("the store's superblock is corrupt") from None
         if root is None or root.entries is None:
@@ -229,7 +236,7 @@ class Persistence:
             lst.sort()
             for seq, key in lst:
                 try:
-                    name, child_ino = json.loads(records[key])
+                    name, child_ino = _decode(records[key].decode())
                     name = str(name)
                     child = inodes.get(_int(child_ino))
                 except (ValueError, TypeError):
@@ -268,8 +275,10 @@ class Persistence:
                     links[d.ino] = links.get(d.ino, 0) + 1
                 seen.add(child.ino)
                 links[child.ino] = links.get(child.ino, 0) + 1
+        orphan_bytes = 0
         for ino in [i for i in inodes if i not in seen]:
             inode = inodes.pop(ino)
+            orphan_bytes += inode.allocated + self._xattr_bytes(inode)  # type: ignore[attr-defined]
             what = _KIND.get(inode.mode & S_IFMT, "node")
             repairs.append(f"removed orphan inode {ino} ({what}, {inode.data_bytes} bytes, no name)")
             self._extra_meta_delete.add(f"i:{ino}")
@@ -329,7 +338,7 @@ class Persistence:
             self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
             if inode.entries is not None:
                 inode.entries.changed = set()
-        if sup.get("used") != self.used_bytes:
+        if sup.get("used") != self.used_bytes + orphan_bytes:  # orphans' bytes are explained
             repairs.append(f"used-bytes count {sup.get('used')} corrected to {self.used_bytes}")
         if repairs:
             for line in repairs:
@@ -338,28 +347,34 @@ class Persistence:
         self._refresh_room()
 
     def adopt_store(self, store, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                    writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
-        """Keep this (fully loaded) filesystem in ``store`` from now on, replacing whatever the
-        store held; the replacement is one commit (the next persist: nothing changes in the store
-        before it, and a crash before it leaves the old content whole)."""
+                    writeback_ms: int = DEFAULT_WRITEBACK_MS, generation: int = 0) -> None:
+        """Keep this filesystem in ``store`` from now on, replacing whatever the store held; the
+        replacement is one commit (the next persist: nothing changes in the store before it, and
+        a crash before it leaves the old content whole). Chunks this filesystem has not loaded
+        (lengths in its chunk maps: a state saved with ``stored=True``) are taken to be in the
+        store already and kept there; every other stored chunk is replaced or deleted."""
         old = store.load_meta()
         listed = store.chunk_keys()
         self._init_persistence(store, cache_bytes, writeback_ms)
-        self._extra_meta_delete = {k for k, _ in old}
-        if listed is not None:
-            self._extra_chunk_delete = set(listed)
-        else:
+        self.generation = generation
+        if listed is None:
+            listed = []
             for key, raw in old:
                 if key.startswith("i:"):
                     try:
                         inode, _ = decode_inode(int(key[2:]), raw)
                     except (ValueError, KeyError, TypeError):
                         continue
-                    self._extra_chunk_delete.update(f"{inode.ino}:{ci}" for ci in inode.chunks or ())
+                    listed += [f"{inode.ino}:{ci}" for ci in inode.chunks or ()]
+        self._extra_meta_delete = {k for k, _ in old}
+        kept = {f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
+                for ci, c in inode.chunks.items() if type(c) is int}
+        self._extra_chunk_delete = set(listed) - kept
         for ino, inode in self.inodes.items():
             self.dirty.add(ino)
             if inode.chunks:
-                self.dirty_chunks.update((ino, ci) for ci in inode.chunks)
+                self.dirty_chunks.update((ino, ci) for ci, c in inode.chunks.items()
+                                         if type(c) is not int)
             if inode.entries is not None:
                 inode.entries.changed = {seq for _, (seq, _) in inode.entries.by_name.items()}
         self._refresh_room()
@@ -466,6 +481,7 @@ class Persistence:
         put["super"] = json.dumps({
             "format": FORMAT, "fsid": self.fsid, "next_ino": self.next_ino,
             "root": self.root.ino, "chunk": CHUNK, "used": self.used_bytes,
+            "gen": self.generation + 1,
         }).encode()
         return batch, (dirty, chunks, extra_meta, extra_chunks, entry_changes)
 
@@ -483,6 +499,8 @@ class Persistence:
         """Write-behind: persist (not durably) once changes are ``writeback_ms`` old."""
         if self.store is None:
             return
+        if len(self._lru) > self.cache_bytes // CHUNK:  # a large read may have overfilled it
+            self.trim_cache()
         if not self.has_changes():
             self._dirty_since = None
             return
@@ -528,6 +546,10 @@ class Persistence:
             self.load_chunks(missing, result.append)
             if not result or result[0]:
                 raise _fail(result[0] if result else errno.EIO, "loading file data")
+
+    def unstored_chunks(self) -> set[tuple[int, int]]:
+        """(ino, index) of chunks whose content the store does not hold yet (dirty or in flight)."""
+        return self.dirty_chunks | self._inflight_chunks
 
     def missing_chunks(self) -> list[str]:
         """Keys of every chunk not in memory (to load before a full export)."""

@@ -90,7 +90,11 @@ class SQLiteStore(Store):
                                    batch.chunk_put.items())
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
                 raise
         except sqlite3.Error as exc:
             full = getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc)

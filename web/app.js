@@ -1,0 +1,684 @@
+// The demo page: a terminal on the guest's serial console, a file browser on the served tree, and
+// the fast start (restore a saved machine instead of booting). See README "The page".
+// Every URL here is relative to the page, so the site works from any sub-path of any static host.
+import * as pyninep from "./pyninep.js";
+import * as machine from "./machine.js";
+
+const $ = (id) => document.getElementById(id);
+const t0 = performance.now();
+const params = new URLSearchParams(location.search);
+const LOCAL_DB = "pyninep-page"; // the page's own store: the last machine saved in this browser
+const SAVE_EVERY_MS = 3 * 60_000;
+
+// ---------------------------------------------------------------- status, errors, log
+
+const statusEl = $("status");
+function setStatus(text, kind = "busy") {
+    statusEl.textContent = text;
+    statusEl.className = kind;
+}
+
+/** One readable sentence in the page; `fresh` adds a Boot fresh button. Fatal ones stop start-up. */
+function showError(sentence, { fresh = false } = {}) {
+    $("error-text").textContent = sentence;
+    $("error-fresh").hidden = !fresh;
+    $("error").hidden = false;
+}
+
+class PageError extends Error {
+    constructor(sentence, { fresh = false, cause } = {}) {
+        super(sentence, { cause });
+        this.fresh = fresh;
+    }
+}
+
+const logEl = $("log-text");
+let logText = "";
+let logPending = false;
+function log(text) {
+    logText += text;
+    if (logText.length > 200_000) logText = logText.slice(-150_000);
+    if (!logPending) {
+        logPending = true;
+        requestAnimationFrame(() => { logPending = false; logEl.textContent = logText; });
+    }
+}
+const note = (line) => log(`[page ${((performance.now() - t0) / 1000).toFixed(2)} s] ${line}\n`);
+
+// ---------------------------------------------------------------- progress (bytes of total)
+
+const bars = new Map(); // group -> { files: Map(url -> [loaded, total]), el, text }
+function bar(group, label) {
+    if (bars.has(group)) return bars.get(group);
+    const l = document.createElement("span");
+    l.textContent = label;
+    const el = document.createElement("progress");
+    el.setAttribute("aria-label", label);
+    el.max = 1;
+    el.value = 0;
+    const text = document.createElement("span");
+    $("progress").append(l, el, text);
+    const b = { files: new Map(), el, text };
+    bars.set(group, b);
+    return b;
+}
+function progress(group, url, loaded, total) {
+    const b = bars.get(group);
+    if (!b) return;
+    const known = b.files.get(url);
+    b.files.set(url, [loaded, total || known?.[1] || 0]);
+    let sum = 0, all = 0;
+    for (const [l, t] of b.files.values()) { sum += l; all += Math.max(t, l); }
+    b.el.max = Math.max(all, 1);
+    b.el.value = sum;
+    b.text.textContent = `${mb(sum)} of ${mb(all)} MB`;
+}
+const mb = (n) => (n / 1048576).toFixed(1);
+
+let manifest = null;
+/** Which bar a URL's bytes count towards, and its size from the manifest (for a total up front). */
+function classify(url) {
+    const u = new URL(url, location.href);
+    const base = new URL(".", location.href).href;
+    if (!u.href.startsWith(base)) return null;
+    const rel = u.href.slice(base.length).split(/[?#]/)[0];
+    const size = manifest?.sizes?.[rel] ?? 0;
+    if (rel.startsWith(manifest?.pyodide ?? "pyodide/") || rel.startsWith("wheels/") || rel.startsWith("images/")) {
+        return { group: "python", rel, size };
+    }
+    if (rel.startsWith("machine/")) return { group: "machine", rel, size };
+    if (rel.startsWith(manifest?.v86 ?? "v86/") || rel.startsWith("guest/")) return { group: "linux", rel, size };
+    return null;
+}
+
+// Pyodide fetches its own files: count their bytes as they stream through.
+const plainFetch = window.fetch.bind(window);
+window.fetch = async (input, init) => {
+    const response = await plainFetch(input, init);
+    const c = response.ok && response.body ? classify(response.url || String(input?.url ?? input)) : null;
+    if (!c || !bars.has(c.group)) return response;
+    const total = Number(response.headers.get("content-length")) || c.size;
+    let loaded = 0;
+    progress(c.group, c.rel, 0, total);
+    const counted = response.body.pipeThrough(new TransformStream({
+        transform(chunk, controller) {
+            loaded += chunk.byteLength;
+            progress(c.group, c.rel, loaded, total);
+            controller.enqueue(chunk);
+        },
+    }));
+    return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
+};
+
+// ---------------------------------------------------------------- the terminal
+
+let terminal = null, fit = null;
+let emulator = null, server = null;
+let consoleLive = false; // guest output goes to the terminal (after the console set-up), else the log
+const typedEarly = []; // keys pressed before the guest listens
+
+async function startTerminal() {
+    const [{ Terminal }, { FitAddon }] = await Promise.all([
+        import("./xterm/xterm.mjs"), import("./xterm/addon-fit.mjs")]);
+    terminal = new Terminal({
+        cursorBlink: true, scrollback: 5000, fontSize: 14,
+        fontFamily: "ui-monospace, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
+        theme: { background: "#000000" },
+    });
+    fit = new FitAddon();
+    terminal.loadAddon(fit);
+    terminal.open($("terminal"));
+    fit.fit();
+    window.pyninep.terminal = terminal;
+    terminal.onData((data) => send(new TextEncoder().encode(data)));
+    terminal.onBinary((data) => send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
+    terminal.onResize(tellSize);
+    // Ctrl+Shift+C / Ctrl+Shift+V copy and paste (plain Ctrl+C is the guest's interrupt).
+    terminal.attachCustomKeyEventHandler((event) => {
+        if (event.type !== "keydown" || !event.ctrlKey || !event.shiftKey) return true;
+        if (event.code === "KeyC") {
+            const text = terminal.getSelection();
+            if (text) navigator.clipboard?.writeText(text).catch(() => {});
+            return false;
+        }
+        if (event.code === "KeyV") {
+            navigator.clipboard?.readText().then((text) => terminal.paste(text)).catch(() => {});
+            return false;
+        }
+        return true;
+    });
+    new ResizeObserver(() => fit.fit()).observe($("terminal"));
+    terminal.focus();
+}
+
+function send(bytes) {
+    if (consoleLive && emulator) emulator.serial_send_bytes(0, bytes);
+    else typedEarly.push(bytes);
+}
+
+function tellSize({ rows, cols } = terminal) {
+    if (consoleLive && emulator) emulator.serial_send_bytes(1, machine.resizeLine({ rows, cols }));
+}
+
+// Keys typed while nothing has focus go to the terminal: no click needed to find it.
+document.addEventListener("keydown", (event) => {
+    if (!terminal || event.target !== document.body || event.metaKey) return;
+    if (event.altKey && event.code === "KeyF") return;
+    terminal.focus();
+    const k = event.key;
+    const bytes = k === "Enter" ? "\r" : k === "Backspace" ? "\x7f" : k === "Tab" ? "\t"
+        : k.length === 1 && !event.ctrlKey && !event.altKey ? k : null;
+    if (bytes !== null) {
+        event.preventDefault();
+        send(new TextEncoder().encode(bytes));
+    }
+});
+
+let outBytes = [];
+let outPending = false;
+let afterWake = "";
+let readyResolve;
+const ready = new Promise((resolve) => { readyResolve = resolve; });
+
+function onSerial(byte) {
+    if (!consoleLive) {
+        log(String.fromCharCode(byte));
+        return;
+    }
+    outBytes.push(byte);
+    if (readyResolve) {
+        afterWake = (afterWake + String.fromCharCode(byte)).slice(-64);
+        if (/[#$] $/.test(afterWake)) {
+            const resolve = readyResolve;
+            readyResolve = null;
+            resolve();
+        }
+    }
+    if (!outPending) {
+        outPending = true;
+        queueMicrotask(() => setTimeout(() => {
+            outPending = false;
+            const chunk = Uint8Array.from(outBytes);
+            outBytes = [];
+            terminal.write(chunk);
+        }, 0));
+    }
+}
+
+/** The guest waits in the console script (machine.js): wake it with the clock, entropy, size. */
+function wake() {
+    consoleLive = true;
+    emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
+    tellSize();
+    for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+}
+
+// ---------------------------------------------------------------- storage, locks, checks
+
+function openLocalDb() {
+    return new Promise((resolve, reject) => {
+        let request;
+        try {
+            request = indexedDB.open(LOCAL_DB, 1);
+        } catch (error) {
+            reject(error);
+            return;
+        }
+        request.onupgradeneeded = () => request.result.createObjectStore("machine");
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+        request.onblocked = () => reject(new Error("blocked"));
+    });
+}
+function idb(db, mode, fn) {
+    return new Promise((resolve, reject) => {
+        const tx = db.transaction("machine", mode);
+        const result = fn(tx.objectStore("machine"));
+        tx.oncomplete = () => resolve(result.result);
+        tx.onerror = tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
+    });
+}
+const isQuotaError = (e) => e?.name === "QuotaExceededError" || /quota/i.test(String(e?.message));
+
+/** Exactly one tab runs the sandbox: its saved machine and files are one, and two writers would fork them. */
+function holdTabLock() {
+    if (!navigator.locks) return Promise.resolve(true);
+    return new Promise((resolve) => {
+        navigator.locks.request("pyninep-sandbox", { ifAvailable: true }, (lock) => {
+            resolve(!!lock);
+            return lock ? new Promise(() => {}) : undefined; // held for the page's lifetime
+        });
+    });
+}
+
+async function checkQuota(need) {
+    try {
+        const { usage = 0, quota = Infinity } = await navigator.storage?.estimate?.() ?? {};
+        return quota - usage >= need;
+    } catch {
+        return true;
+    }
+}
+
+// ---------------------------------------------------------------- start-up
+
+async function fetchWithProgress(url, group) {
+    const c = classify(url);
+    const response = await plainFetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    const total = Number(response.headers.get("content-length")) || c?.size || 0;
+    const reader = response.body.getReader();
+    const parts = [];
+    let loaded = 0;
+    for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        loaded += value.byteLength;
+        progress(group, c?.rel ?? url, loaded, total);
+    }
+    const out = new Uint8Array(loaded);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.byteLength; }
+    return out;
+}
+
+async function loadV86(boot, handle9p) {
+    const { V86 } = await import(`./${manifest.v86}libv86.mjs`);
+    const base = new URL(".", location.href);
+    const em = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p, boot }));
+    em.add_listener("download-progress", (e) => {
+        const c = classify(e.file_name);
+        if (c) progress("linux", c.rel, e.loaded, e.total || c.size);
+    });
+    await new Promise((resolve, reject) => {
+        em.add_listener("emulator-loaded", resolve);
+        em.add_listener("download-error", (e) => reject(new Error(`cannot download ${e.file_name}`)));
+    });
+    return em;
+}
+
+async function start() {
+    if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+        throw new PageError("This browser cannot run WebAssembly, which the Linux emulator and Python both need: try a current Chrome, Firefox or Safari with WebAssembly enabled.");
+    }
+    const terminalReady = startTerminal();
+    const timing = (window.pyninep.timing = {});
+
+    let db = null;
+    try {
+        if (!window.indexedDB) throw new Error("no indexedDB");
+        db = await openLocalDb();
+    } catch (error) {
+        showError("This browser does not let the page use IndexedDB (private browsing or blocked storage), so nothing you do here will be kept after you close the page.");
+        note(`IndexedDB unavailable: ${error?.message ?? error}`);
+    }
+    if (!(await holdTabLock())) {
+        throw new PageError("This sandbox is already open in another tab of this browser; close it there (or reload it there) to use it here.");
+    }
+    manifest = window.pyninep.manifest = await (await plainFetch("manifest.json", { cache: "no-cache" })).json();
+    if (db && manifest.machine && !(await checkQuota(manifest.machine.raw ?? 64 << 20))) {
+        showError("Your browser's storage for this site is full, so this session cannot be saved: free some space (or reset) to keep your files.");
+    }
+
+    // Which machine: ?fresh boots the kernel; else the one this browser saved, else the shipped one.
+    const fresh = params.has("fresh") || !manifest.machine;
+    let saved = null;
+    if (!fresh && db) {
+        try {
+            saved = await idb(db, "readonly", (s) => s.get("last"));
+        } catch (error) {
+            note(`could not read the saved machine: ${error.message}`);
+        }
+        if (saved && saved.stamp !== manifest.machine.stamp) {
+            note("the machine saved in this browser is from another build of the page");
+            showError("The machine saved in this browser comes from an older version of this page and cannot be restored; the shipped machine starts instead (your earlier files are not in it).", { fresh: true });
+            saved = null;
+        }
+    }
+    window.pyninep.source = fresh ? "boot" : saved ? "saved" : "shipped";
+    bar("python", "Python");
+    bar("linux", fresh ? "Linux" : "Emulator");
+    if (!fresh && !saved) bar("machine", "Saved machine");
+
+    // Python, the emulator and the machine load side by side.
+    let current = null; // the server, once Python is up; v86 asks for it only after the restore
+    const handle9p = (req, reply) => current.handle9p(req, reply);
+    setStatus(fresh ? "loading…" : "loading and restoring…");
+    const serverP = createServer({ image: fresh ? undefined : null }).then((s) => {
+        timing.python_ms = Math.round(performance.now() - t0);
+        return s;
+    });
+    const machineP = fresh ? null
+        : (saved ? Promise.resolve(saved.bytes) : fetchWithProgress(manifest.machine.url, "machine"))
+            .then((bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return bytes; });
+    const emulatorP = loadV86(fresh, handle9p);
+    [server, emulator] = await Promise.all([serverP, emulatorP, machineP, terminalReady]);
+    current = server;
+    Object.assign(window.pyninep, { server, emulator });
+    emulator.add_listener("serial0-output-byte", onSerial);
+
+    if (fresh) {
+        setStatus("booting Linux…");
+        note("booting (the kernel's messages are in this log)");
+        await waitForBootPrompt();
+        server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+        emulator.serial0_send(machine.CONSOLE_COMMAND);
+        await waitForLog(machine.READY_MARKER);
+    } else {
+        setStatus("restoring…");
+        try {
+            const header = await restoreMachine(await machineP);
+            note(`restored the ${saved ? "saved" : "shipped"} machine (built ${header.built ?? "?"})`);
+        } catch (error) {
+            throw new PageError(saved
+                ? "The machine saved in this browser could not be restored (it is damaged); boot fresh to start again."
+                : "The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.",
+            { fresh: true, cause: error });
+        }
+    }
+    wake();
+    await Promise.race([ready, new Promise((_, reject) => setTimeout(
+        () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
+    timing.prompt_ms = Math.round(performance.now() - t0);
+    $("progress").hidden = true;
+    setStatus(`ready: shell in ${(timing.prompt_ms / 1000).toFixed(1)} s${navigator.onLine ? "" : " (offline)"}`, "ok");
+    note(`shell ready (${JSON.stringify(timing)})`);
+    terminal.focus();
+    files.open(innerWidth > 760 && !params.has("nofiles"));
+    if (db) keepSaving(db);
+    registerServiceWorker();
+}
+
+async function createServer({ image }) {
+    const storage = "memory";
+    return pyninep.createServer({ storage, manifest, ...(image === null ? { image: null } : {}) });
+}
+
+async function restoreMachine(bytes) {
+    return machine.restoreMachine(bytes, { emulator, server });
+}
+
+async function saveMachine() {
+    return machine.saveMachine(emulator, server, { meta: { stamp: manifest.machine?.stamp, built: new Date().toISOString() } });
+}
+
+function waitForBootPrompt() {
+    return waitForLog(/[#$] $/, 180_000);
+}
+function waitForLog(pattern, ms = 30_000) {
+    const test = typeof pattern === "string" ? (t) => t.includes(pattern) : (t) => pattern.test(t);
+    const from = logText.length;
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new PageError("Linux did not finish booting; see the boot log below, or reload to try again.")), ms);
+        const listener = () => {
+            if (test(logText.slice(from))) {
+                clearTimeout(timer);
+                emulator.remove_listener("serial0-output-byte", listener);
+                resolve();
+            }
+        };
+        emulator.add_listener("serial0-output-byte", listener);
+    });
+}
+
+// ---------------------------------------------------------------- saving for the next visit
+
+let lastInput = performance.now();
+let saving = null;
+function keepSaving(db) {
+    terminal.onData(() => { lastInput = performance.now(); });
+    const save = async (why) => {
+        if (saving || !emulator || window.pyninep.resetting) return saving;
+        saving = (async () => {
+            const t = performance.now();
+            setStatus("saving…");
+            try {
+                const bytes = await saveMachine();
+                await idb(db, "readwrite", (s) => s.put({ stamp: manifest.machine?.stamp, bytes, when: Date.now() }, "last"));
+                setStatus(`saved (${why}, ${mb(bytes.length)} MB in ${Math.round(performance.now() - t)} ms)`, "ok");
+            } catch (error) {
+                if (isQuotaError(error)) showError("Your browser's storage for this site is full, so this session cannot be saved: free some space (or reset) to keep your files.");
+                else showError(`Saving the machine failed: ${error.message}.`);
+                setStatus("not saved", "bad");
+            } finally {
+                saving = null;
+            }
+        })();
+        return saving;
+    };
+    window.pyninep.save = () => save("on request");
+    document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") save("page hidden"); });
+    addEventListener("pagehide", () => save("page closed"));
+    setInterval(() => { if (performance.now() - lastInput > 20_000) save("idle"); }, SAVE_EVERY_MS);
+}
+
+// ---------------------------------------------------------------- buttons
+
+function bootFresh() {
+    const u = new URL(location.href);
+    u.searchParams.set("fresh", "1");
+    location.href = u.href;
+}
+$("fresh").addEventListener("click", bootFresh);
+$("error-fresh").addEventListener("click", bootFresh);
+
+async function reset() {
+    window.pyninep.resetting = true;
+    await new Promise((resolve) => {
+        const request = indexedDB.deleteDatabase(LOCAL_DB);
+        request.onsuccess = request.onerror = request.onblocked = () => resolve();
+    });
+    const u = new URL(location.href);
+    u.searchParams.delete("fresh");
+    location.href = u.href;
+}
+$("reset").addEventListener("click", () => $("confirm-reset").showModal());
+$("confirm-reset").addEventListener("close", () => {
+    if ($("confirm-reset").returnValue === "reset") reset();
+    else terminal?.focus();
+});
+
+// ---------------------------------------------------------------- the file browser
+
+const files = {
+    dir: "/root",
+    open(show = true) {
+        $("files").hidden = !show;
+        $("files-toggle").setAttribute("aria-expanded", String(show));
+        if (show) this.refresh();
+        $("files-export").hidden = !server?.exportTar;
+        $("files-import-label").hidden = !server?.importTar;
+    },
+    join: (dir, name) => (dir === "/" ? "" : dir) + "/" + name,
+    refresh() {
+        if (!server) return;
+        const list = $("file-list");
+        $("files-path").textContent = this.dir;
+        let entries;
+        try {
+            entries = server.listDir(this.dir);
+        } catch (error) {
+            this.problem(`Cannot list ${this.dir}: ${pyMessage(error)}`);
+            return;
+        }
+        entries.sort((a, b) => (a.kind === "d") - (b.kind === "d") ? (b.kind === "d") - (a.kind === "d") : a.name.localeCompare(b.name));
+        list.replaceChildren(...entries.map((e) => {
+            const li = document.createElement("li");
+            const name = document.createElement("button");
+            name.className = "name";
+            name.textContent = e.kind === "d" ? e.name + "/" : e.kind === "l" ? e.name + " →" : e.name;
+            name.title = e.kind === "d" ? `Open ${e.name}` : `Download ${e.name}`;
+            name.addEventListener("click", () => e.kind === "d" ? this.cd(this.join(this.dir, e.name)) : this.download(e.name));
+            const size = document.createElement("span");
+            size.className = "size";
+            size.textContent = e.kind === "d" ? "" : human(e.size);
+            const del = document.createElement("button");
+            del.className = "del";
+            del.textContent = "✕";
+            del.title = del.ariaLabel = `Delete ${e.name}`;
+            del.addEventListener("click", () => this.remove(e.name, e.kind === "d"));
+            li.append(name, size, del);
+            return li;
+        }));
+        $("files-note").textContent = entries.length ? "Drop files here to upload them into this folder."
+            : "This folder is empty. Drop files here to upload them.";
+    },
+    cd(dir) { this.dir = dir || "/"; this.refresh(); $("file-list").querySelector("button")?.focus(); },
+    up() { this.cd(this.dir.replace(/\/[^/]*$/, "") || "/"); },
+    problem(text) { $("files-note").textContent = text; },
+    download(name) {
+        const path = this.join(this.dir, name);
+        try {
+            const bytes = server.readFile(path);
+            saveBlob(new Blob([bytes]), name);
+        } catch (error) {
+            this.problem(`Cannot download ${name}: ${pyMessage(error)}`);
+        }
+    },
+    async upload(fileList) {
+        for (const f of fileList) {
+            try {
+                await server.writeFile(this.join(this.dir, f.name), new Uint8Array(await f.arrayBuffer()));
+            } catch (error) {
+                this.problem(`Cannot upload ${f.name}: ${pyMessage(error)}`);
+                return;
+            }
+        }
+        this.refresh();
+        this.problem(`Uploaded ${fileList.length} file${fileList.length === 1 ? "" : "s"} to ${this.dir}.`);
+    },
+    mkdir() {
+        const name = prompt("Name of the new folder:");
+        if (!name) return;
+        if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
+        try {
+            server.mkdir(this.join(this.dir, name));
+            this.refresh();
+        } catch (error) {
+            this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
+        }
+    },
+    remove(name, isDir) {
+        if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
+        try {
+            server.remove(this.join(this.dir, name));
+            this.refresh();
+        } catch (error) {
+            this.problem(`Cannot delete ${name}: ${pyMessage(error)}`);
+        }
+    },
+};
+const human = (n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${mb(n)} MB`;
+const pyMessage = (error) => String(error?.message ?? error).trim().split("\n").pop();
+function saveBlob(blob, name) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+// On a small screen the file browser covers the terminal: it closes when the window gets small.
+matchMedia("(max-width: 760px)").addEventListener("change", (e) => {
+    if (e.matches && !$("files").hidden) files.open(false);
+});
+$("files-toggle").addEventListener("click", () => {
+    files.open($("files").hidden);
+    if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
+});
+$("files-close").addEventListener("click", () => { files.open(false); terminal?.focus(); });
+$("files-up").addEventListener("click", () => files.up());
+$("files-refresh").addEventListener("click", () => files.refresh());
+$("files-mkdir").addEventListener("click", () => files.mkdir());
+$("files-upload").addEventListener("change", (e) => { files.upload([...e.target.files]); e.target.value = ""; });
+$("files-export").addEventListener("click", async () => {
+    saveBlob(new Blob([await server.exportTar(files.dir)]), (files.dir.split("/").pop() || "root") + ".tar");
+});
+$("files-import").addEventListener("change", async (e) => {
+    const f = e.target.files[0];
+    e.target.value = "";
+    if (!f) return;
+    try {
+        await server.importTar(new Uint8Array(await f.arrayBuffer()), files.dir);
+        files.refresh();
+    } catch (error) {
+        files.problem(`Cannot import ${f.name}: ${pyMessage(error)}`);
+    }
+});
+const panel = $("files");
+panel.addEventListener("dragover", (e) => { e.preventDefault(); panel.classList.add("drop"); });
+panel.addEventListener("dragleave", () => panel.classList.remove("drop"));
+panel.addEventListener("drop", (e) => {
+    e.preventDefault();
+    panel.classList.remove("drop");
+    if (e.dataTransfer?.files?.length) files.upload([...e.dataTransfer.files]);
+});
+panel.addEventListener("keydown", (e) => {
+    if (e.key === "Backspace" && e.target.tagName === "BUTTON") { e.preventDefault(); files.up(); }
+    if (e.key === "Escape" && innerWidth <= 760) { files.open(false); terminal?.focus(); }
+});
+// (Capture phase: the terminal would otherwise take Alt+F as a key for the guest.)
+document.addEventListener("keydown", (e) => {
+    if (e.altKey && e.code === "KeyF") {
+        e.preventDefault();
+        e.stopPropagation();
+        files.open($("files").hidden);
+        if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
+        else terminal?.focus();
+    }
+}, true);
+
+// ---------------------------------------------------------------- offline
+
+async function registerServiceWorker() {
+    if (!("serviceWorker" in navigator) || params.has("nosw")) return;
+    try {
+        const reg = await navigator.serviceWorker.register("sw.js", { updateViaCache: "none" });
+        const worker = reg.installing ?? reg.waiting ?? reg.active;
+        const done = new Promise((resolve) => {
+            navigator.serviceWorker.addEventListener("message", (e) => { if (e.data?.cached) resolve(e.data); });
+        });
+        // The worker caches everything of this build (the browser's HTTP cache answers most of it).
+        const ask = (w) => w.postMessage({ cacheAll: true });
+        if (worker.state === "activated") ask(worker);
+        else worker.addEventListener("statechange", () => { if (worker.state === "activated") ask(worker); });
+        const result = await done;
+        window.pyninep.offlineReady = true;
+        note(`cached for offline use (${result.cached} files)`);
+    } catch (error) {
+        note(`offline use unavailable: ${error.message}`);
+    }
+}
+addEventListener("offline", () => { if (statusEl.className === "ok") setStatus(statusEl.textContent.replace(/( \(offline\))?$/, " (offline)"), "ok"); });
+
+// ---------------------------------------------------------------- the scripting interface
+
+window.pyninep = {
+    emulator: null, server: null, terminal: null, manifest: null,
+    ready, timing: {}, source: null, offlineReady: false,
+    saveMachine: () => saveMachine(),
+    restoreMachine: (bytes) => restoreMachine(bytes),
+    bootFresh, reset,
+    screenText: () => {
+        const b = terminal.buffer.active;
+        const lines = [];
+        for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true));
+        return lines.join("\n").trimEnd();
+    },
+    files,
+};
+window.pyninep.sendKeys = (text) => send(new TextEncoder().encode(text));
+
+start().then(() => {
+    Object.assign(window.pyninep, { terminal, manifest });
+}, (error) => {
+    const sentence = error instanceof PageError ? error.message
+        : `The sandbox could not start: ${error?.message ?? error}.`;
+    showError(sentence, { fresh: error instanceof PageError ? error.fresh : true });
+    setStatus("stopped", "bad");
+    note(`start failed: ${error?.stack ?? error}${error?.cause ? `\ncause: ${error.cause.stack ?? error.cause}` : ""}`);
+    window.pyninep.failed = sentence;
+});

@@ -1,0 +1,56 @@
+// Build step (./build.sh): boot the default guest once in Node, stop it at its console's wake-up
+// point (see machine.js) and write the saved machine that a first visit restores instead of booting.
+// Usage: node web/build-machine.mjs DIST_DIR OUT_FILE STAMP
+import { writeFile, rename } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [distArg, outArg, stamp = ""] = process.argv.slice(2);
+const dist = path.resolve(distArg || "dist");
+const base = pathToFileURL(dist + "/");
+const t0 = Date.now();
+const manifest = JSON.parse(await (await import("node:fs/promises")).readFile(path.join(dist, "manifest.json"), "utf8"));
+const machine = await import(new URL("machine.js", base).href);
+const { createServer } = await import(new URL("pyninep.js", base).href);
+const { V86 } = await import(new URL(manifest.v86 + "libv86.mjs", base).href);
+
+const server = await createServer({ storage: "memory", baseUrl: base, manifest });
+const emulator = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p: server.handle9p, cmdline: machine.SAVED_MACHINE_CMDLINE }));
+let out = "";
+let waiting = null;
+emulator.add_listener("serial0-output-byte", (byte) => {
+    out += String.fromCharCode(byte);
+    if (waiting && waiting.re.test(out)) waiting.done();
+});
+const waitFor = (re, ms) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${re} after ${ms} ms; output ends ${JSON.stringify(out.slice(-300))}`)), ms);
+    waiting = { re, done: () => { clearTimeout(timer); waiting = null; resolve(); } };
+    if (re.test(out)) waiting.done();
+});
+const fail = (error) => { console.error(`build-machine: ${error.message}`); process.exit(1); };
+
+try {
+    await waitFor(/[#$] $/, 180_000);
+    const bootMs = Date.now() - t0;
+    server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+    emulator.serial0_send(machine.SAVE_PREP_COMMAND + machine.CONSOLE_COMMAND);
+    await waitFor(new RegExp(machine.READY_MARKER + "\\r?\\n$"), 30_000);
+    // The shell now waits in `read` on the console: no 9P request is in flight. A moment more
+    // lets the resize loop reach its own read.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    emulator.stop();
+    const v86State = await emulator.save_state();
+    const serverState = server.saveState();
+    const packed = await machine.packMachine(v86State, serverState, { stamp, built: new Date().toISOString() });
+    const out = path.resolve(outArg);
+    await writeFile(out + ".tmp", packed);
+    await rename(out + ".tmp", out);
+    const raw = 12 + v86State.byteLength + serverState.length + 200;
+    await writeFile(out + ".json", JSON.stringify({ stamp, bytes: packed.length, raw }) + "\n");
+    console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved v86 ${v86State.byteLength} B` +
+        ` + server ${serverState.length} B -> ${packed.length} B gzip in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    emulator.destroy?.();
+    process.exit(0);
+} catch (error) {
+    fail(error);
+}
