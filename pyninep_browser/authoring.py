@@ -894,7 +894,7 @@ class _LiveFileBackend:
         """Keep the newest snapshot as the inode's data: getattr then tells its size and when it
         changed, and a saved image or state holds it (what the file shows without its script)."""
         inode = self.inode
-        if data != self.last:
+        if data != self.last or inode.size != len(data):  # (an O_TRUNC may have emptied the copy)
             self.last = data
             inode.backend = None  # the filesystem's own data path, not this backend
             try:

@@ -39,6 +39,7 @@ def _run(source: bytes) -> None:
     """Run what was written to /py/run; keep its output for the next read."""
     out = io.StringIO()
     namespace = {"__name__": "__pyrun__", "__builtins__": __builtins__}
+    stdin, sys.stdin = sys.stdin, io.StringIO()  # input() sees end of file, never a page prompt
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
             exec(compile(source.decode("utf-8", "replace"), "/py/run", "exec"), namespace)
@@ -46,6 +47,8 @@ def _run(source: bytes) -> None:
             # Skip this function's own frame: the traceback starts in the guest's code.
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None
             out.write("".join(traceback.format_exception(type(exc), exc, tb)))
+        finally:
+            sys.stdin = stdin
     _last_run["output"] = out.getvalue()
 
 

@@ -110,8 +110,9 @@ def test_export_and_import_tar_from_the_page(guest):
 
 def test_live_file_read_latency_in_the_guest(guest):
     """Measured and printed, loosely asserted: open+read+close of a live file against a plain one,
-    by the shell's own `read` (no process start-up), and the page's time in Tlopen and Tread."""
-    loop = ("t0=$(cut -d' ' -f1 /proc/uptime); i=0; while [ $i -lt 200 ]; do read -r x < {f};"
+    by the shell's own `read` (no process start-up), and the page's time in Tlopen and Tread.
+    (bench/live_files.py is the longer measurement.)"""
+    loop = ("t0=$(cut -d' ' -f1 /proc/uptime); i=0; while [ $i -lt 50 ]; do read -r x < {f};"
             " i=$((i+1)); done; t1=$(cut -d' ' -f1 /proc/uptime); echo $t0 $t1")
     report = {}
     for name, path in (("plain", "/etc/hostname"), ("live", "/py/version"), ("live-dir-entry", "/srv/letters/x")):
@@ -120,9 +121,9 @@ def test_live_file_read_latency_in_the_guest(guest):
         stats = guest.request("stats")["stats"]
         lopen, read = stats.get("12", {}), stats.get("116", {})
         report[name] = {
-            "guest_ms_per_open_read_close": round((t1 - t0) * 1000 / 200, 2),
+            "guest_ms_per_open_read_close": round((t1 - t0) * 1000 / 50, 2),
             "page_us_per_Tlopen": round(1000 * lopen.get("ms", 0) / max(1, lopen.get("count", 1)), 1),
             "page_us_per_Tread": round(1000 * read.get("ms", 0) / max(1, read.get("count", 1)), 1),
         }
-    print(f"\nlive-file latency (200 opens each): {report}")
+    print(f"\nlive-file latency (50 opens each): {report}")
     assert report["live"]["guest_ms_per_open_read_close"] < 10 * report["plain"]["guest_ms_per_open_read_close"] + 50

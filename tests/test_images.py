@@ -267,6 +267,10 @@ def test_default_image_live_files_through_9p():
     out = read("py/run")
     assert out.startswith("Traceback (most recent call last):") and 'File "/py/run", line 3' in out
     assert out.rstrip().endswith("ZeroDivisionError: division by zero") and "default_image" not in out
+    write("py/run", b"input()\n")  # no prompt, no hang: end of file
+    assert read("py/run").rstrip().endswith("EOFError: EOF when reading a line")
+    write("py/run", b"print(1\n")
+    assert "SyntaxError" in read("py/run")
     assert read("py/version").startswith("Python 3.")
     stats = read("py/stats")
     assert "Tlopen" in stats and "bytes_out" in stats
