@@ -142,9 +142,10 @@ build_site() {
     write_manifest
 }
 
-write_manifest() { # write_manifest [MACHINE_FILE]: manifest.json, then the service worker for it
+write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.json, then the service worker
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
-    local machine="" m=${1:-}
+    local machine="" m=${1:-} snap=""
+    [ -n "${2:-}" ] && snap="\"pyodideSnapshot\": \"$2\","
     if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
         machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
         machine="\"machine\": $machine,"
@@ -161,6 +162,7 @@ write_manifest() { # write_manifest [MACHINE_FILE]: manifest.json, then the serv
   "script": "images/default.py",
   "pyodide": "pyodide/",
   "v86": "v86/",
+  $snap
   $machine
   "guest": {
     "bios": "guest/bios.bin",
@@ -196,7 +198,17 @@ build_machine() {
         rm -rf "$DIST/machine"; mkdir -p "$DIST/machine"
         node web/build-machine.mjs "$DIST" "$DIST/$m" "$h" >&2 || die "saving the machine failed"
     fi
-    write_manifest "$m"
+    # Python's start-up, saved too: a Pyodide memory snapshot with our package imported.
+    local p; p=$(hash_of "$DIST/pyodide/pyodide.asm.wasm" "$DIST/pyodide/pyodide.asm.mjs" \
+        "$DIST/pyodide/python_stdlib.zip" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
+        web/build-pyodide.mjs)
+    local s="pysnap/${p:0:16}.bin.gz"
+    if [ ! -f "$DIST/$s" ]; then
+        say "saving Python's start-up (a Pyodide memory snapshot)"
+        rm -rf "$DIST/pysnap"; mkdir -p "$DIST/pysnap"
+        node web/build-pyodide.mjs "$DIST" "$DIST/$s" >&2 || die "saving the Pyodide snapshot failed"
+    fi
+    write_manifest "$m" "$s"
 }
 
 build() {

@@ -486,9 +486,19 @@ class UserNineP(NineP):
         return self._with(d, lambda f: self.c.mkdir(f, name, mode, self.gid) and None)
 
     def chown(self, path, uid, gid):
-        valid = (0x2 if uid != -1 else 0) | (0x4 if gid != -1 else 0) | 0x40
-        return self._with(self._walk(path), lambda f: self.c.setattr(
-            f, valid, uid=uid & 0xFFFFFFFF, gid=gid & 0xFFFFFFFF))
+        def go(f):
+            valid = (0x2 if uid != -1 else 0) | (0x4 if gid != -1 else 0) | 0x40
+            # chown(2) of a non-directory drops set-user-ID, and set-group-ID with group-execute:
+            # the kernel (notify_change) turns that into a mode in the same Tsetattr.
+            mode = self.c.getattr(f).mode
+            new = mode & ~stat.S_ISUID
+            if mode & (stat.S_ISGID | stat.S_IXGRP) == stat.S_ISGID | stat.S_IXGRP:
+                new &= ~stat.S_ISGID
+            if not stat.S_ISDIR(mode) and new != mode:
+                valid |= 0x1
+            self.c.setattr(f, valid, mode=stat.S_IMODE(new), uid=uid & 0xFFFFFFFF,
+                           gid=gid & 0xFFFFFFFF)
+        return self._with(self._walk(path), go)
 
     def utime(self, path, when):
         valid = 0x10 | 0x20 | (0x80 | 0x100 if when is not None else 0)

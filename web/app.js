@@ -74,6 +74,12 @@ function progress(group, url, loaded, total) {
     b.text.textContent = `${mb(sum)} of ${mb(all)} MB`;
 }
 const mb = (n) => (n / 1048576).toFixed(1);
+/** A stage is done: files it loaded without the fetch hook (module imports) count as loaded. */
+function complete(group) {
+    const b = bars.get(group);
+    if (!b) return;
+    for (const [url, [, total]] of b.files) progress(group, url, total, total);
+}
 
 let manifest = null;
 /** Which bar a URL's bytes count towards, and its size from the manifest (for a total up front). */
@@ -83,7 +89,8 @@ function classify(url) {
     if (!u.href.startsWith(base)) return null;
     const rel = u.href.slice(base.length).split(/[?#]/)[0];
     const size = manifest?.sizes?.[rel] ?? 0;
-    if (rel.startsWith(manifest?.pyodide ?? "pyodide/") || rel.startsWith("wheels/") || rel.startsWith("images/")) {
+    if (rel.startsWith(manifest?.pyodide ?? "pyodide/") || rel.startsWith("pysnap/") || rel.startsWith("wheels/")
+        || rel.startsWith("images/")) {
         return { group: "python", rel, size };
     }
     if (rel.startsWith("machine/")) return { group: "machine", rel, size };
@@ -340,6 +347,16 @@ async function start() {
     bar("python", "Python");
     bar("linux", fresh ? "Linux" : "Emulator");
     if (!fresh && !saved) bar("machine", "Saved machine");
+    // Totals up front: every file this start will fetch, at its size from the manifest.
+    const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
+        manifest.guest.vgabios, ...["pyodide.asm.wasm", "pyodide.asm.mjs", "python_stdlib.zip"].map((f) => manifest.pyodide + f)];
+    if (manifest.pyodideSnapshot && !params.has("nosnap")) expect.push(manifest.pyodideSnapshot);
+    if (fresh) expect.push(manifest.image, manifest.guest.kernel, manifest.guest.initrd);
+    else if (!saved) expect.push(manifest.machine.url);
+    for (const rel of expect) {
+        const c = classify(rel);
+        if (c) progress(c.group, c.rel, 0, c.size);
+    }
 
     // Python, the emulator and the machine load side by side.
     let current = null; // the server, once Python is up; v86 asks for it only after the restore
@@ -347,13 +364,16 @@ async function start() {
     setStatus(fresh ? "loading…" : "loading and restoring…");
     const serverP = createServer({ image: fresh ? undefined : null }).then((s) => {
         timing.python_ms = Math.round(performance.now() - t0);
+        complete("python");
         return s;
     });
     const machineP = fresh ? null
         : (saved ? Promise.resolve(saved.bytes) : fetchWithProgress(manifest.machine.url, "machine"))
-            .then((bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return bytes; });
-    const emulatorP = loadV86(fresh, handle9p);
-    [server, emulator] = await Promise.all([serverP, emulatorP, machineP, terminalReady]);
+            .then((bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return unpack(bytes); });
+    const emulatorP = loadV86(fresh, handle9p).then((em) => { complete("linux"); return em; });
+    // (A damaged machine is reported once the restore is tried, below.)
+    machineP?.catch(() => {});
+    [server, emulator] = await Promise.all([serverP, emulatorP, terminalReady]);
     current = server;
     Object.assign(window.pyninep, { server, emulator });
     emulator.add_listener("serial0-output-byte", onSerial);
@@ -362,13 +382,14 @@ async function start() {
         setStatus("booting Linux…");
         note("booting (the kernel's messages are in this log)");
         await waitForBootPrompt();
-        server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+        await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
         emulator.serial0_send(machine.CONSOLE_COMMAND);
         await waitForLog(machine.READY_MARKER);
     } else {
         setStatus("restoring…");
         try {
             const header = await restoreMachine(await machineP);
+            timing.restored_ms = Math.round(performance.now() - t0);
             note(`restored the ${saved ? "saved" : "shipped"} machine (built ${header.built ?? "?"})`);
         } catch (error) {
             throw new PageError(saved
@@ -392,8 +413,33 @@ async function start() {
 
 async function createServer({ image }) {
     const storage = "memory";
-    return pyninep.createServer({ storage, manifest, ...(image === null ? { image: null } : {}) });
+    const pyodide = await loadPython();
+    return pyninep.createServer({ storage, manifest, pyodide, ...(image === null ? { image: null } : {}) });
 }
+
+/** Pyodide from the build's memory snapshot (Python already started, our package imported), or,
+ * without one or if it fails, started from scratch by createServer. */
+async function loadPython() {
+    if (!manifest.pyodideSnapshot || params.has("nosnap")) return undefined;
+    try {
+        const [{ loadPyodide }, gz] = await Promise.all([
+            import(`./${manifest.pyodide}pyodide.mjs`), fetchWithProgress(manifest.pyodideSnapshot, "python")]);
+        const snapshot = new Uint8Array(await new Response(
+            new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+        return await loadPyodide({ indexURL: new URL(manifest.pyodide, location.href).href, _loadSnapshot: snapshot });
+    } catch (error) {
+        note(`the Python snapshot did not load (${error.message}); starting Python from scratch`);
+        return undefined;
+    }
+}
+
+/** Unpacked as soon as it arrives (inflating overlaps Python's start); errors wait for the restore. */
+async function unpack(bytes) {
+    const parts = await machine.unpackMachine(bytes);
+    timings().unpacked_ms = Math.round(performance.now() - t0);
+    return parts;
+}
+const timings = () => window.pyninep.timing;
 
 async function restoreMachine(bytes) {
     return machine.restoreMachine(bytes, { emulator, server });
@@ -483,21 +529,22 @@ $("confirm-reset").addEventListener("close", () => {
 
 const files = {
     dir: "/root",
-    open(show = true) {
+    async open(show = true, { focus = false } = {}) {
         $("files").hidden = !show;
         $("files-toggle").setAttribute("aria-expanded", String(show));
-        if (show) this.refresh();
+        if (show) await this.refresh();
+        if (show && focus) ($("file-list").querySelector("button") ?? $("files-up")).focus();
         $("files-export").hidden = !server?.exportTar;
         $("files-import-label").hidden = !server?.importTar;
     },
     join: (dir, name) => (dir === "/" ? "" : dir) + "/" + name,
-    refresh() {
+    async refresh() {
         if (!server) return;
         const list = $("file-list");
         $("files-path").textContent = this.dir;
         let entries;
         try {
-            entries = server.listDir(this.dir);
+            entries = await server.listDir(this.dir);
         } catch (error) {
             this.problem(`Cannot list ${this.dir}: ${pyMessage(error)}`);
             return;
@@ -524,13 +571,13 @@ const files = {
         $("files-note").textContent = entries.length ? "Drop files here to upload them into this folder."
             : "This folder is empty. Drop files here to upload them.";
     },
-    cd(dir) { this.dir = dir || "/"; this.refresh(); $("file-list").querySelector("button")?.focus(); },
+    async cd(dir) { this.dir = dir || "/"; await this.refresh(); $("file-list").querySelector("button")?.focus(); },
     up() { this.cd(this.dir.replace(/\/[^/]*$/, "") || "/"); },
     problem(text) { $("files-note").textContent = text; },
-    download(name) {
+    async download(name) {
         const path = this.join(this.dir, name);
         try {
-            const bytes = server.readFile(path);
+            const bytes = await server.readFile(path); // a Promise with stored filesystems
             saveBlob(new Blob([bytes]), name);
         } catch (error) {
             this.problem(`Cannot download ${name}: ${pyMessage(error)}`);
@@ -545,25 +592,25 @@ const files = {
                 return;
             }
         }
-        this.refresh();
+        await this.refresh();
         this.problem(`Uploaded ${fileList.length} file${fileList.length === 1 ? "" : "s"} to ${this.dir}.`);
     },
-    mkdir() {
+    async mkdir() {
         const name = prompt("Name of the new folder:");
         if (!name) return;
         if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
         try {
-            server.mkdir(this.join(this.dir, name));
-            this.refresh();
+            await server.mkdir(this.join(this.dir, name));
+            await this.refresh();
         } catch (error) {
             this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
         }
     },
-    remove(name, isDir) {
+    async remove(name, isDir) {
         if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
         try {
-            server.remove(this.join(this.dir, name));
-            this.refresh();
+            await server.remove(this.join(this.dir, name));
+            await this.refresh();
         } catch (error) {
             this.problem(`Cannot delete ${name}: ${pyMessage(error)}`);
         }
@@ -585,10 +632,7 @@ function saveBlob(blob, name) {
 matchMedia("(max-width: 760px)").addEventListener("change", (e) => {
     if (e.matches && !$("files").hidden) files.open(false);
 });
-$("files-toggle").addEventListener("click", () => {
-    files.open($("files").hidden);
-    if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
-});
+$("files-toggle").addEventListener("click", () => files.open($("files").hidden, { focus: true }));
 $("files-close").addEventListener("click", () => { files.open(false); terminal?.focus(); });
 $("files-up").addEventListener("click", () => files.up());
 $("files-refresh").addEventListener("click", () => files.refresh());
@@ -625,9 +669,8 @@ document.addEventListener("keydown", (e) => {
     if (e.altKey && e.code === "KeyF") {
         e.preventDefault();
         e.stopPropagation();
-        files.open($("files").hidden);
-        if (!$("files").hidden) ($("file-list").querySelector("button") ?? $("files-up")).focus();
-        else terminal?.focus();
+        if ($("files").hidden) files.open(true, { focus: true });
+        else { files.open(false); terminal?.focus(); }
     }
 }, true);
 

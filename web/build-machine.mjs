@@ -32,7 +32,7 @@ const fail = (error) => { console.error(`build-machine: ${error.message}`); proc
 try {
     await waitFor(/[#$] $/, 180_000);
     const bootMs = Date.now() - t0;
-    server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+    await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
     emulator.serial0_send(machine.SAVE_PREP_COMMAND + machine.CONSOLE_COMMAND);
     await waitFor(new RegExp(machine.READY_MARKER + "\\r?\\n$"), 30_000);
     // The shell now waits in `read` on the console: no 9P request is in flight. A moment more
@@ -40,7 +40,7 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
     const v86State = await emulator.save_state();
-    const serverState = server.saveState();
+    const serverState = await server.saveState();
     const packed = await machine.packMachine(v86State, serverState, { stamp, built: new Date().toISOString() });
     const out = path.resolve(outArg);
     await writeFile(out + ".tmp", packed);

@@ -152,18 +152,19 @@ export async function saveMachine(emulator, server, { compress = false, meta = {
     emulator.stop();
     try {
         const v86State = await emulator.save_state();
-        const serverState = server.saveState();
+        const serverState = await server.saveState(); // a Promise with stored filesystems
         return await packMachine(v86State, serverState, meta, { compress });
     } finally {
         if (wasRunning) emulator.run();
     }
 }
 
-/** Restore a file from saveMachine (or the build) into an existing emulator and server. */
+/** Restore a file from saveMachine (or the build), or what unpackMachine made of one, into an
+ * existing emulator and server. */
 export async function restoreMachine(bytes, { emulator, server }) {
-    const { header, v86State, serverState } = await unpackMachine(bytes);
+    const { header, v86State, serverState } = bytes.v86State ? bytes : await unpackMachine(bytes);
     emulator.stop();
-    server.restoreState(serverState);
+    await server.restoreState(serverState);
     await emulator.restore_state(v86State);
     emulator.run();
     return header;

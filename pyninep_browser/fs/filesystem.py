@@ -255,6 +255,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOTEMPTY)
         self.check_name(name)
         victim = self.lookup(directory, name, cred)
+        self._may_delete(directory, victim, cred)  # Linux's may_delete: access, then type
         if rmdir:
             if not victim.is_dir():
                 raise _fail(errno.ENOTDIR)
@@ -262,7 +263,6 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 raise _fail(errno.ENOTEMPTY)
         elif victim.is_dir():
             raise _fail(errno.EISDIR)
-        self._may_delete(directory, victim, cred)
         now = self.clock()
         directory.entries.remove(name)
         self._drop_link(directory, victim, now)
@@ -284,36 +284,41 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 raise _fail(errno.ENOTDIR)
         self.check_name(old_name)
         self.check_name(new_name)
-        src = self.lookup(old_dir, old_name, cred)
+        # Both parents are resolved (search permission) before either name is looked up.
+        self.check(old_dir, cred, X_OK)
         self.check(new_dir, cred, X_OK)
+        src = self.lookup(old_dir, old_name, cred)
         dst = new_dir.entries.get(new_name)  # type: ignore[union-attr]
+        # Linux's order: the ancestry traps (do_renameat2), the same-inode no-op, then may_delete
+        # of the source, may_delete (with the type rules) or may_create of the target, then the
+        # write permission a directory changing parents needs for its "..", then the fs's checks.
+        if src.is_dir() and self._is_ancestor(src, new_dir):
+            raise _fail(errno.EINVAL, "directory into its own subtree")
+        if dst is not None and dst.is_dir() and self._is_ancestor(dst, old_dir):
+            raise _fail(errno.ENOTEMPTY, "target is an ancestor of the source")
+        if src is dst:
+            return
         self._may_delete(old_dir, src, cred)
         if dst is not None:
             self._may_delete(new_dir, dst, cred)
+            if src.is_dir() and not dst.is_dir():
+                raise _fail(errno.ENOTDIR)
+            if dst.is_dir() and not src.is_dir():
+                raise _fail(errno.EISDIR)
         else:
             if new_dir.nlink == 0:
                 raise _fail(errno.ENOENT)
             self.check(new_dir, cred, W_OK | X_OK)
             if len(new_name.encode("utf-8", "surrogateescape")) > NAME_MAX:
                 raise _fail(errno.ENAMETOOLONG)
-        if src is dst:
-            return
-        if dst is not None and dst.is_dir() and self._is_ancestor(dst, old_dir):
-            raise _fail(errno.ENOTEMPTY, "target is an ancestor of the source")
         if src.is_dir():
-            if self._is_ancestor(src, new_dir):
-                raise _fail(errno.EINVAL, "directory into its own subtree")
             if new_dir is not old_dir and not self.permitted(src, cred, W_OK):
                 raise _fail(errno.EACCES)
             if dst is not None:
-                if not dst.is_dir():
-                    raise _fail(errno.ENOTDIR)
                 if len(dst.entries):  # type: ignore[arg-type]
                     raise _fail(errno.ENOTEMPTY)
             elif new_dir is not old_dir and new_dir.nlink >= LINK_MAX:
                 raise _fail(errno.EMLINK)
-        elif dst is not None and dst.is_dir():
-            raise _fail(errno.EISDIR)
         now = self.clock()
         if dst is not None:
             new_dir.entries.remove(new_name)  # type: ignore[union-attr]

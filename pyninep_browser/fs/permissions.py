@@ -65,9 +65,12 @@ class PermissionRules:
         if directory.nlink == 0:
             raise _fail(errno.ENOENT, "directory was removed")
         self.check_name(name)  # type: ignore[attr-defined]
-        self.check(directory, cred, W_OK | X_OK)
+        # Linux looks the name up (which needs search permission) before it asks for write
+        # permission: an existing name is EEXIST even in a directory the caller cannot write.
+        self.check(directory, cred, X_OK)
         if directory.entries.get(name) is not None:
             raise _fail(errno.EEXIST, name)
+        self.check(directory, cred, W_OK)
 
     def _may_delete(self, directory: Inode, victim: Inode, cred: Cred) -> None:
         self.check(directory, cred, W_OK | X_OK)
@@ -119,8 +122,8 @@ class PermissionRules:
             owner = cred.uid == inode.uid
             if mode is not None and not owner:
                 raise _fail(errno.EPERM)
-            if uid is not None and uid != 0xFFFFFFFF and uid != inode.uid:
-                raise _fail(errno.EPERM)
+            if uid is not None and uid != 0xFFFFFFFF and (not owner or uid != inode.uid):
+                raise _fail(errno.EPERM)  # only the owner may "chown" to itself (a no-op)
             if gid is not None and gid != 0xFFFFFFFF:
                 if not owner or (gid != inode.gid and not cred.in_group(gid)):
                     raise _fail(errno.EPERM)

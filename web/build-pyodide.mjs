@@ -1,0 +1,28 @@
+// Build step (./build.sh): a memory snapshot of Pyodide with our package imported, which the page
+// loads instead of starting Python from scratch (measured in Chromium on this machine: Python ready
+// in about 1 s instead of 2–5 s; the snapshot costs about 6 MB more to download, gzipped).
+// Usage: node web/build-pyodide.mjs DIST_DIR OUT_FILE
+import { readFile, writeFile, rename } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import zlib from "node:zlib";
+
+const [distArg, outArg] = process.argv.slice(2);
+const dist = path.resolve(distArg || "dist");
+const t0 = Date.now();
+const manifest = JSON.parse(await readFile(path.join(dist, "manifest.json"), "utf8"));
+const pyodideDir = path.join(dist, manifest.pyodide);
+const { loadPyodide } = await import(pathToFileURL(path.join(pyodideDir, "pyodide.mjs")).href);
+const pyodide = await loadPyodide({ indexURL: pyodideDir + "/", _makeSnapshot: true });
+// The same steps as createServer (pyninep.js) up to the first import: unpack the wheel, import.
+const wheel = new Uint8Array(await readFile(path.join(dist, manifest.wheel)));
+const site = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
+pyodide.unpackArchive(wheel, "wheel", { extractDir: site });
+pyodide.runPython("import pyninep_browser.browser");
+const snapshot = pyodide.makeMemorySnapshot();
+const packed = zlib.gzipSync(snapshot, { level: 6 });
+const out = path.resolve(outArg);
+await writeFile(out + ".tmp", packed);
+await rename(out + ".tmp", out);
+console.log(`build-pyodide: snapshot ${snapshot.length} B -> ${packed.length} B gzip in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+process.exit(0);
