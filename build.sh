@@ -4,7 +4,8 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, run the whole suite (pytest)
 #   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
-#          requests, guest workloads, the page's time to a prompt)
+#          requests, guest workloads, the page's time to a prompt, IndexedDB persistence,
+#          machine blobs, the crash test)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
 # Downloads are cached in ${PYNINEP_CACHE:-~/.cache/pyninep-browser} and checked by sha256.
 set -euo pipefail
@@ -138,7 +139,7 @@ build_site() {
     cp -u "$nm/@xterm/xterm/lib/xterm.mjs" "$nm/@xterm/xterm/lib/xterm.mjs.map" \
           "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
           "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
-    cp web/pyninep.js web/machine.js web/app.js web/index.html "$DIST/"
+    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/machine.js web/app.js web/index.html "$DIST/"
     write_manifest
 }
 
@@ -244,7 +245,13 @@ case "$verb" in
         node bench/replay.mjs dist "$trace" --thrash 8
         "$PY" bench/live_files.py
         "$PY" bench/guest_workloads.py "$@"
-        "$PY" bench/page.py "$DIST" ;;
+        "$PY" bench/page.py "$DIST"
+        # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
+        # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
+        "$PY" bench/idb_chunks.py
+        "$PY" bench/idb_workloads.py
+        "$PY" bench/machine_blob.py
+        "$PY" bench/idb_crash.py --runs 100 --guest 3 ;;
     clean) rm -rf "$DIST" ;;
     *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
 esac

@@ -43,7 +43,7 @@ let sink = 0;
 const perType = new Map();
 let best = Infinity;
 for (let r = 0; r < rounds; r++) {
-    server.restoreState(state);
+    await server.restoreState(state);
     let total = 0;
     for (const frame of frames) {
         for (let i = 0; i < thrash.length; i += 16) sink += thrash[i]++;

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .authoring import LIVE_XATTR, Tree, TreePath, major, minor
-from .fs import CHUNK, Filesystem, Inode
+from .fs import Filesystem, Inode
 
 log = logging.getLogger("pyninep_browser")
 _NS = 10**9
@@ -56,15 +56,17 @@ def entries(fs: Filesystem, top: str = "/") -> Iterator[tuple[str, Inode]]:
 
 
 def _data(fs: Filesystem, inode: Inode) -> bytes:
-    """The stored bytes, read without touching atime (exporting is not the guest reading), and
-    not a live function's output: a tar, like an image, records live files by name only."""
-    out = bytearray(inode.size)
-    for ci, chunk in (inode.chunks or {}).items():
-        start = ci * CHUNK
-        if start < inode.size:
-            piece = chunk[:inode.size - start]
-            out[start:start + len(piece)] = piece
-    return bytes(out)
+    """The stored bytes, not a live function's output (a tar, like an image, records live files
+    by name only), and read without touching atime: exporting is not the guest reading. A stored
+    filesystem raises its ChunksNeeded for data not loaded yet (the page loads it and retries)."""
+    if inode.size == 0:
+        return b""
+    backend, atime = inode.backend, inode.atime
+    inode.backend = None
+    try:
+        return fs.read_bytes(inode, 0, inode.size)
+    finally:
+        inode.backend, inode.atime = backend, atime
 
 
 def export_tar(tree: Tree | Filesystem, target: str | os.PathLike | Any, top: str = "/") -> int:

@@ -8,7 +8,7 @@ CPython through the classes it wraps.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
@@ -16,9 +16,16 @@ import io
 
 from . import authoring, snapshot
 from .archive import export_tar, import_tar
+from .protocol import linux_errno
 from .fs import Filesystem
 from .imagefile import load_image
 from .server import Server
+
+try:
+    from .fs import ChunksNeeded
+except ImportError:  # a filesystem without stores never raises it
+    class ChunksNeeded(Exception):  # type: ignore[no-redef]
+        keys: list[str] = []
 
 
 # Frames cross through two preallocated buffers that JS sees as views into wasm memory: JS copies
@@ -33,18 +40,33 @@ _DEFERRED = bytes(4)
 class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
-    def __init__(self, image: Any = None, on_reply: Any = None, script: Any = None,
-                 build: bool = False) -> None:
-        fs = load_image(_bytes(image)) if image is not None else Filesystem()
+    def __init__(self, image: Any = None, on_reply: Any = None, db: Any = None,
+                 config: Any = None, script: Any = None, build: bool = False) -> None:
+        config = dict(config or {})
+        self.store = None
+        self.open_report = None
+        if db is not None:
+            from .store.indexeddb import IndexedDBStore
+
+            self.store = IndexedDBStore(db)
+            fs = _open_stored(self.store, None if image is None else _bytes(image), config)
+            self.open_report = {
+                "repairs": list(getattr(fs, "repairs", [])),
+                "inodes": len(fs.inodes), "bytes": fs.used_bytes,
+            }
+        else:
+            fs = load_image(_bytes(image)) if image is not None else Filesystem()
         if script is not None:
             # An authoring script: its module-level live declarations register (attached below,
-            # and again after a restore); asked to, its build(tree) authors the tree.
+            # and again after a restore); asked to, its build(tree) authors a new tree (a
+            # database that already holds one is left as it is).
             module = authoring.load_script(source=str(script), name="pyninep_page_script")
-            if build:
+            if build and len(fs.inodes) <= 1:
                 if not callable(getattr(module, "build", None)):
                     raise ValueError("the page's script defines no build(tree) function")
                 module.build(authoring.Tree(fs))
         self._on_reply = on_reply
+        self._store_options = _store_options(config)
         self.server = self._attach(Server(fs))
         size = self.server.max_msize + SLACK
         self.request_buffer = bytearray(size)  # never resized: JS holds views of both
@@ -75,8 +97,44 @@ class PageServer:
     def save_state(self) -> bytes:
         return snapshot.save(self.server)
 
-    def restore_state(self, data: Any) -> None:
-        self.server = self._attach(snapshot.restore(_bytes(data)))
+    def save_state_async(self, stored: bool, done: Any) -> None:
+        """done(state, 0). A complete state holds every file's data, so a stored filesystem
+        first loads the chunks that are not in memory (the state is taken in the same turn
+        they arrive). ``stored``: a small state that builds on the database as it is after a
+        durable commit of everything (restorable only with that database, unchanged)."""
+        fs = self.server.fs
+        stored = bool(stored) and fs.store is not None
+
+        def take(err: int) -> None:
+            if err:
+                done(None, linux_errno(err))
+                return
+            try:
+                state = snapshot.save(self.server, stored=stored)
+            except (OSError, snapshot.SnapshotError) as exc:
+                done(None, linux_errno(getattr(exc, "errno", None)))
+                return
+            done(state, 0)
+
+        if stored:
+            fs.persist(True, take)
+            return
+        missing = fs.missing_chunks() if fs.store is not None else []
+        if missing:
+            fs.load_chunks(missing, take)
+        else:
+            take(0)
+
+    def restore_state(self, data: Any, done: Any = None) -> None:
+        """Replace the server with the saved one. A stored filesystem's database is replaced
+        too, in one durable commit; done(None, 0) once it is. A refused state raises
+        SnapshotError and changes nothing."""
+        server = snapshot.restore(_bytes(data), store=self.store, **(
+            self._store_options if self.store is not None else {}))
+        self.server = self._attach(server)
+        server.resume()  # requests deferred at save time get their answers now
+        if done is not None:
+            self.flush(done)
 
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)
@@ -85,12 +143,77 @@ class PageServer:
         self.server.fs.write_file(path, _bytes(data), mode=mode)
 
     def export_tar(self, top: str = "/") -> bytes:
+        # Bytes read through the filesystem (a stored one's chunks must be loaded: see below).
         out = io.BytesIO()
         export_tar(self.server.fs, out, top)
         return out.getvalue()
 
+    def export_tar_async(self, top: str, done: Any) -> None:
+        self._with_chunks(lambda: self.export_tar(str(top)), done)
+
     def import_tar(self, data: Any, directory: str = "/") -> int:
         return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
+
+    def import_tar_async(self, data: Any, directory: str, done: Any) -> None:
+        data = _bytes(data)
+
+        def imported(result: Any, err: int) -> None:
+            if err:
+                done(None, err)
+            else:
+                self.flush(lambda _r, e: done(None if e else result, e))
+        self._with_chunks(lambda: self.import_tar(data, str(directory)), imported)
+
+    # ---- the page's asynchronous calls: each answers through done(result, errno) exactly once
+
+    def _with_chunks(self, operation: Callable[[], Any], done: Any) -> None:
+        """Run ``operation``; when it needs file data the store has not delivered yet, load it
+        and run it again. ``done(result, 0)`` or ``done(None, linux errno)``, exactly once."""
+        try:
+            result = operation()
+        except ChunksNeeded as exc:
+            def loaded(err: int) -> None:
+                if err:
+                    done(None, linux_errno(err))
+                else:
+                    self._with_chunks(operation, done)
+            self.server.fs.load_chunks(exc.keys, loaded)
+            return
+        except OSError as exc:
+            done(None, linux_errno(exc.errno))
+            return
+        done(result, 0)
+
+    def read_file_async(self, path: str, done: Any) -> None:
+        self._with_chunks(lambda: self.read_file(str(path)), done)
+
+    def write_file_async(self, path: str, data: Any, done: Any) -> None:
+        data = _bytes(data)
+
+        def written(_result: Any, err: int) -> None:
+            if err:
+                done(None, err)
+            else:
+                self.flush(done)  # resolves after the commit that holds it
+        self._with_chunks(lambda: self.write_file(str(path), data), written)
+
+    def flush(self, done: Any) -> None:
+        """done(None, 0) once everything changed so far is durably committed."""
+        flush_store = getattr(self.server, "flush_store", None)
+        if flush_store is None:
+            done(None, 0)
+            return
+        flush_store(lambda err: done(None, linux_errno(err) if err else 0))
+
+    def tick(self, now_ms: float) -> None:
+        """The page's timer: commit write-behind changes older than the bound."""
+        tick = getattr(self.server, "tick", None)
+        if tick is not None:
+            tick(now_ms)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
     # The page's file browser (web/app.js). Paths are absolute paths of the served tree.
@@ -119,6 +242,22 @@ class PageServer:
             for name in fs.listdir(path):
                 self.remove_tree(path.rstrip("/") + "/" + name)
         fs.remove(path)
+
+def _store_options(config: dict) -> dict:
+    options = {}
+    if config.get("chunk_cache_bytes"):
+        options["cache_bytes"] = int(config["chunk_cache_bytes"])
+    if config.get("writeback_ms") is not None:
+        options["writeback_ms"] = int(config["writeback_ms"])
+    return options
+
+
+def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
+    """The filesystem kept in ``store``; a new (empty) store starts as a copy of ``image``."""
+    options = _store_options(config)
+    if image is None:
+        return Filesystem(store=store, **options)
+    return load_image(image, store=store, **options)
 
 
 def _bytes(value: Any) -> bytes:

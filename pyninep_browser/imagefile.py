@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Any
 
 from . import snapshot
 from .fs import Filesystem
@@ -60,11 +61,12 @@ def image_payload(data: bytes | bytearray | memoryview) -> memoryview:
     return payload
 
 
-def load_image(data: bytes | bytearray | memoryview) -> Filesystem:
-    """The filesystem in an image (live files are ordinary until attached)."""
+def load_image(data: bytes | bytearray | memoryview, **options: Any) -> Filesystem:
+    """The filesystem in an image (live files are ordinary until attached). ``options`` go to
+    :func:`~pyninep_browser.snapshot.load_filesystem` (``store=``… to keep it in a store)."""
     payload = image_payload(data)
     try:
-        return snapshot.load_filesystem(payload)
+        return snapshot.load_filesystem(payload, **options)
     except ValueError as exc:  # checksummed yet unreadable: written by a broken or other tool
         raise ImageError(f"image content is unreadable: {exc}") from None
 

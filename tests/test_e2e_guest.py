@@ -348,3 +348,28 @@ def test_truncate_times_match_the_guests_tmpfs(guest, credo):
         "credo 0 0 - open $D/f wt; show")
     assert lines == ["truncate OK", "new", "truncate OK", "new", "open OK", "ftruncate OK",
                      "close OK", "new", "open OK", "new"]
+
+
+# ----------------------------------------------------------------- machine blob (last: it rolls the guest back)
+
+
+def test_machine_blob_restores_into_new_objects_with_a_descriptor_still_open(guest):
+    # fd 3 is opened in the guest's top shell (via the serial line), so it outlives the script;
+    # the file's name is then removed, so only the open fid can still read it.
+    guest.sh("echo held-open-across-restore > /root/fd3file")
+    guest.request("run", script="exec 3</root/fd3file; rm /root/fd3file", via_serial=True)
+    info = guest.request("saveMachine", wait=180)
+    assert info["bytes"] > 0
+    guest.sh("echo after-save > /root/after-save")
+    # A damaged blob is refused and the running machine is untouched (it keeps answering, the
+    # file written after the save is still there).
+    for where in (3, 45, info["bytes"] // 2, info["bytes"] - 1):
+        refused = guest.request("restoreMachine", corrupt=where, wait=60)
+        assert "not a usable machine blob" in refused["refused"] and refused["running"]
+    assert guest.sh("cat /root/after-save") == "after-save\n"
+    restored = guest.request("restoreMachine", wait=180)
+    out = guest.request("run", script="cat <&3; ls /root/after-save 2>&1; exec 3<&-", via_serial=True)
+    assert out["status"] == 0 and out["output"].startswith("held-open-across-restore\n")
+    assert "No such file" in out["output"]  # the machine is back at the save: no later files
+    print(f"machine blob {info['bytes']:,} bytes, save {info['save_ms']} ms, "
+          f"restore into new objects {restored['restore_ms']} ms")

@@ -1,12 +1,20 @@
 /**
  * pyninep.js — the page's 9P2000.L server: Python (pyninep_browser) running in Pyodide.
  *
- *   import { createServer } from "./pyninep.js";
- *   const server = await createServer({ storage: "memory" });
+ *   import { createServer, saveMachine, restoreMachine } from "./pyninep.js";
+ *   const server = await createServer({ storage: "indexeddb:home" });   // or "memory"
  *   const emulator = new V86({ ..., filesystem: { handle9p: server.handle9p } });
  *
  * createServer(options) → Promise<PyninepServer>. Options (all optional):
- *   storage   "memory" (default). ("indexeddb:NAME" is planned; anything else is an Error.)
+ *   storage   "memory" (default: nothing survives the page) or "indexeddb:NAME": the filesystem
+ *             lives in IndexedDB database NAME (created from `image` the first time). Only one
+ *             page at a time serves a database (Web Locks): a second gets an Error saying so.
+ *   writeBehindMs  IndexedDB: changes are committed at most this long after they are made
+ *             (default 1000); fsync, writeFile and flush() commit at once, durably.
+ *   chunkCacheBytes  IndexedDB: file data kept in memory (default 64 MiB); the rest loads on use.
+ *   quota     IndexedDB: bytes the filesystem may assume it has at most (statfs and ENOSPC come
+ *             from min(this, navigator.storage.estimate()'s quota) minus what is used).
+ *   persist   IndexedDB: ask navigator.storage.persist() (default true); see server.persisted.
  *   baseUrl   where the built site lives (manifest.json, pyodide/, wheels/, images/);
  *             default: the directory of this module.
  *   manifest  the manifest object itself, instead of fetching baseUrl + "manifest.json".
@@ -14,28 +22,58 @@
  *   pyodideUrl  directory URL of Pyodide's files (default: manifest.pyodide).
  *   wheelUrl  URL of the pyninep_browser wheel (default: manifest.wheel).
  *   image     the filesystem to start from: a URL string, a Uint8Array, or null for an empty
- *             filesystem (default: manifest.image, the default guest root).
+ *             filesystem (default: manifest.image, the default guest root). With IndexedDB
+ *             storage it seeds a new database only; an existing one is opened as it is.
  *   script    an authoring script (Python) run in Pyodide at start-up: a URL, or { source: "…" }.
  *             Its module-level live_file/live_dir declarations attach to the image's live files
  *             (and to a restored state's) by name. Given here with image: null, its build(tree)
- *             authors the whole tree (a site ships a .py file instead of an image). Default: the
- *             manifest's script (images/default.py: /py/run…), declarations only; null for none.
+ *             authors the whole tree (a site ships a .py file instead of an image; a database that
+ *             already holds a tree keeps it). Default: the manifest's script (images/default.py:
+ *             /py/run…), declarations only; null for none.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
  * PyninepServer:
  *   handle9p(reqBuf, reply)  pass as v86's filesystem.handle9p (bound: works detached)
- *   saveState() → Uint8Array  the filesystem and the 9P session (take it with v86's save_state)
- *   restoreState(bytes)       the inverse, for v86's restore_state
- *   readFile(path) → Uint8Array, writeFile(path, bytes)   files of the served tree
- *   exportTar(path = "/") → Uint8Array   the tree (or a subtree) as a pax tar
- *   importTar(bytes, dir = "/") → number   unpack a tar (any compression) into dir; entries added
+ *   readFile(path) → Promise<Uint8Array>   a file of the served tree (rejects with .errno set)
+ *   writeFile(path, bytes|string) → Promise  resolves once the file is committed (durably)
+ *   flush() → Promise         resolves once everything changed so far is committed, durably
+ *   saveState({stored}) → Promise<Uint8Array>  the filesystem and the 9P session (take it with
+ *             v86's save_state, or use saveMachine). Complete and portable by default; with
+ *             IndexedDB, {stored: true} is small: it builds on the database after a durable
+ *             commit of everything, and restores only on that database, unchanged since.
+ *   restoreState(bytes) → Promise  the inverse (with IndexedDB: the database is replaced by the
+ *             state's filesystem in one durable commit; a refused state changes nothing)
+ *   storage, openReport       the storage option; what the open-time check repaired
+ *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
+ *   inFlight()                9P requests whose reply is still to come
+ *   storageStats()            IndexedDB commits, chunk reads, the browser's estimate
+ *   exportTar(path = "/") → Promise<Uint8Array>   the tree (or a subtree) as a pax tar
+ *   importTar(bytes, dir = "/") → Promise<number>  unpack a tar (any compression) into dir:
+ *             resolves to the entries added, once committed
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
- *   remove(path) (a file, or a directory and all in it)   for a page's file browser
+ *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
+ *             with IndexedDB their changes are committed write-behind, or by flush())
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
- *   close()                   release the Python objects
+ *   close() → Promise         commit what is left, release the database and the Python objects
+ * (readFile and writeFile return Promises since IndexedDB storage: a file's data may have to load
+ * first, and a write is done when it is committed. With "memory" they settle at once.)
+ *
+ * saveMachine(emulator, server, {compress, stored}) → Promise<Uint8Array>: the v86 emulator and
+ *   this server as one checked, versioned blob, taken with the emulator stopped and no 9P request
+ *   in flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds slower; default
+ *   false). stored: the server part as saveState({stored: true}) (for a machine kept next to its
+ *   own IndexedDB database, e.g. saved at unload and restored at the next visit).
+ * restoreMachine(blob, {emulator, server, run}) → Promise: both back to the saved moment; a
+ *   truncated, damaged, foreign or newer blob is refused with an Error before anything changes.
+ *   `emulator` must have fired "emulator-loaded"; `server` may be a fresh createServer().
+ * readMachine(blob) → Promise<{v86State, serverState, info}>: the checked parts, e.g. to start
+ *   a new V86({initial_state: {buffer: v86State}}) after server.restoreState(serverState).
  */
+
+import { openIndexedDB, persistStorage } from "./pyninep-idb.js";
+export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyninep-machine.js";
 
 const IS_NODE = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
 const EIO = 5;
@@ -98,9 +136,22 @@ function directCall(pyodide, proxy) {
 
 export async function createServer(options = {}) {
     const storage = options.storage ?? "memory";
-    if (storage !== "memory") {
-        throw new Error(`pyninep: storage ${JSON.stringify(storage)} is not supported (use "memory")`);
+    const dbName = typeof storage === "string" && storage.startsWith("indexeddb:") ? storage.slice(10) : null;
+    if (storage !== "memory" && !dbName) {
+        throw new Error(`pyninep: storage ${JSON.stringify(storage)} is not supported `
+            + '(use "memory" or "indexeddb:NAME")');
     }
+    // The database first: a second tab on the same NAME fails here, before Pyodide loads.
+    const db = dbName ? await openIndexedDB(dbName, { quota: options.quota }) : null;
+    try {
+        return await startServer(options, storage, db);
+    } catch (error) {
+        db?.close();
+        throw error;
+    }
+}
+
+async function startServer(options, storage, db) {
     const baseUrl = dirUrl(options.baseUrl ?? new URL(".", import.meta.url), IS_NODE ? `file://${process.cwd()}/` : location.href);
     const manifest = options.manifest ?? await fetchJson(new URL("manifest.json", baseUrl));
 
@@ -118,6 +169,8 @@ export async function createServer(options = {}) {
     const [wheel, image, script] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null ? null
+            // A database that already holds a filesystem starts from it: the image seeds a new one.
+            : db && db.meta.length > 0 ? null
             : options.image instanceof Uint8Array ? options.image
             : fetchBytes(new URL(options.image ?? manifest.image, baseUrl)),
         scriptOption === null ? null
@@ -138,8 +191,18 @@ export async function createServer(options = {}) {
         }
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
+    // Write-behind: the timer ticks every `interval` ms and Python commits changes that are
+    // `writeback_ms` old, so a change is committed at most writeBehindMs after it was made.
+    const bound = options.writeBehindMs ?? 1000;
+    const interval = Math.max(5, Math.min(100, bound / 4));
+    const config = pyodide.toPy({
+        writeback_ms: Math.max(0, Math.floor(bound - 2 * interval)),
+        chunk_cache_bytes: options.chunkCacheBytes ?? null,
+    });
     // undefined, not null: Python's None
-    const page = glue.PageServer(image ?? undefined, deliver, script ?? undefined, buildFromScript);
+    const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config,
+                                 script ?? undefined, buildFromScript);
+    config.destroy();
     glue.destroy();
     const handle = page.handle;
     const handleSharedProxy = page.handle_shared;
@@ -203,31 +266,99 @@ export async function createServer(options = {}) {
         return out;
     }
 
+    // Write-behind (relaxed commits) and answers for requests a restored state left open.
+    let ticker = null;
+    if (db) {
+        ticker = setInterval(() => {
+            try {
+                page.tick(Date.now());
+            } catch (error) {
+                onError(error, "tick");
+            }
+        }, interval);
+        ticker.unref?.(); // Node: a pending tick does not keep the process alive
+    }
+    const persisted = db && (options.persist ?? true) ? persistStorage() : Promise.resolve(false);
+
+    /** Run a Python operation that answers through done(result, errno) as a Promise. */
+    const pyCall = (method, ...args) => new Promise((resolve, reject) => {
+        let answered = false;
+        const done = (result, errno) => {
+            if (answered) return;
+            answered = true;
+            if (errno) {
+                const error = new Error(`pyninep: ${method} failed: ${errnoName(errno)}`);
+                error.errno = errno;
+                reject(error);
+            } else {
+                resolve(result?.toJs ? toBytes(result) : result);
+            }
+        };
+        try {
+            page[method](...args, done);
+        } catch (error) {
+            answered = true;
+            reject(error);
+        }
+    });
+    let closed = null;
+
     return {
         handle9p,
         pyodide,
+        storage,
         crossing: handleShared === handleSharedProxy ? "pyproxy" : "direct",
-        saveState: () => toBytes(page.save_state()),
-        restoreState(bytes) {
+        /** What the open-time check found and repaired in a stored filesystem (null: nothing to check). */
+        get openReport() {
+            const r = page.open_report;
+            return r?.toJs ? r.toJs({ dict_converter: Object.fromEntries }) : r ?? null;
+        },
+        /** Resolves to whether the browser granted persistent storage (navigator.storage.persist()). */
+        persisted,
+        /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
+        inFlight: () => pending.size,
+        /** Resolves to the whole server's state (a stored filesystem's data is loaded for it);
+         *  {stored: true}: only what the database does not hold (see README). */
+        saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),
+        /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
+         *  not intact rejects, and nothing changes. */
+        async restoreState(bytes) {
+            const done = pyCall("restore_state", bytes); // parses everything before replacing anything
             pending.clear();
-            page.restore_state(bytes);
+            await done;
         },
-        readFile: (path) => toBytes(page.read_file(path)),
-        writeFile(path, bytes) {
-            page.write_file(path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
-        },
-        exportTar: (path = "/") => toBytes(page.export_tar(path)),
-        importTar: (bytes, dir = "/") => page.import_tar(bytes, dir),
+        readFile: (path) => pyCall("read_file_async", path),
+        writeFile: (path, bytes) => pyCall("write_file_async", path,
+            typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes),
+        /** Resolves once everything changed so far is committed with durability "strict". */
+        flush: () => pyCall("flush"),
+        /** Storage statistics: commits, chunk reads, the browser's estimate. */
+        storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
+        _storage: db, // internal (tests)
+        exportTar: (path = "/") => pyCall("export_tar_async", path),
+        importTar: (bytes, dir = "/") => pyCall("import_tar_async", bytes, dir),
         listDir: (path) => JSON.parse(page.list_dir(path)).map(
             ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
         mkdir: (path) => page.make_dir(path),
         remove: (path) => page.remove_tree(path),
         close() {
-            requestBuf?.release();
-            replyBuf?.release();
-            handle.destroy();
-            handleSharedProxy.destroy();
-            page.destroy();
+            if (closed) return closed;
+            clearInterval(ticker);
+            const finish = () => {
+                requestBuf?.release();
+                replyBuf?.release();
+                handle.destroy();
+                handleSharedProxy.destroy();
+                page.close();
+                page.destroy();
+                db?.close();
+            };
+            // A stored filesystem commits what is left before it lets go of the database.
+            closed = db ? pyCall("flush").finally(finish) : Promise.resolve(finish());
+            return closed;
         },
     };
 }
+
+const ERRNO_NAMES = { 5: "EIO", 2: "ENOENT", 28: "ENOSPC", 21: "EISDIR", 20: "ENOTDIR", 13: "EACCES", 122: "EDQUOT" };
+const errnoName = (n) => `${ERRNO_NAMES[n] ?? "errno"} (${n})`;

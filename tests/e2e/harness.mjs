@@ -9,8 +9,15 @@
 //   → {"id": 6, "op": "stats"}     ← {"id": 6, "stats": {"<type>": {"count", "ms", "bytes"}}} (then reset)
 //   → {"id": 7, "op": "record"}    ← {"id": 7, "state": "<base64>"}  (our state now; frames are kept from here)
 //   → {"id": 8, "op": "recorded"}  ← {"id": 8, "frames": "<base64>"}  (the request frames since, end to end)
-//   → {"id": 9, "op": "exportTar", "path": "/etc"}   ← {"id": 9, "data": "<base64 tar>"}
-//   → {"id": 10, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 10, "entries": N}
+//   → {"id": 9, "op": "saveMachine", "compress": true, "path": "…"?}
+//        ← {"id": 9, "ok": true, "bytes": N, "raw_bytes": N, "save_ms": N}  (saveMachine; kept, and
+//          written to path if given)
+//   → {"id": 10, "op": "restoreMachine", "corrupt": N?}  ← {"id": 10, "ok": true, "restore_ms": N}
+//        the kept blob into a NEW server and a NEW emulator (the old ones are destroyed). With
+//        "corrupt": N, byte N of a copy is flipped and it is restored into the running machine,
+//        which must refuse it: ← {"id": 10, "refused": "<error message>"}
+//   → {"id": 11, "op": "exportTar", "path": "/etc"}   ← {"id": 11, "data": "<base64 tar>"}
+//   → {"id": 12, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 12, "entries": N}
 // Scripts are handed to the guest as files written through writeFile, so any length works.
 // Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
 //        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
@@ -27,7 +34,7 @@ const fail = (message) => { send({ fatal: message }); process.exit(1); };
 
 const manifest = JSON.parse(await (await import("node:fs/promises")).readFile(path.join(dist, "manifest.json"), "utf8"));
 const { V86 } = await import(pathToFileURL(path.join(dist, manifest.v86, "libv86.mjs")).href);
-const { createServer } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
+const { createServer, saveMachine, restoreMachine } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
 
 const t0 = Date.now();
 let server = null;
@@ -60,21 +67,25 @@ const timed = (handle) => (req, reply) => {
     s[2] += req.length;
     stats.set(req[4], s);
 };
-const emulator = new V86({
+const makeEmulator = (autostart) => new V86({
     wasm_path: path.join(dist, manifest.v86, "v86.wasm"),
     bios: file(g.bios), vga_bios: file(g.vgabios), bzimage: file(g.kernel), initrd: file(g.initrd),
     cmdline, memory_size: g.memory,
-    filesystem: builtin ? {} : { handle9p: timed(server.handle9p) },
-    autostart: true, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
+    // The server is looked up per request: restoreMachine swaps in a new one.
+    filesystem: builtin ? {} : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
+    autostart, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
+let emulator = makeEmulator(true);
 
 let buffer = "";
 let waiter = null; // { pattern, resolve, timer }
-emulator.add_listener("serial0-output-byte", (byte) => {
+const listen = (emu) => emu.add_listener("serial0-output-byte", (byte) => {
+    if (emu !== emulator) return;
     buffer += String.fromCharCode(byte);
     if (buffer.length > 64 << 20) buffer = buffer.slice(-(32 << 20));
     checkWaiter();
 });
+listen(emulator);
 function checkWaiter() {
     if (!waiter) return;
     const m = waiter.pattern.exec(buffer);
@@ -111,6 +122,7 @@ send({ ready: true, boot_ms: bootMs, pyodide_ms: pyodideMs });
 
 let counter = 0;
 let saved = null;
+let savedMachine = null;
 async function run(req) {
     const n = ++counter;
     const marker = `__END_${n}__`;
@@ -119,7 +131,7 @@ async function run(req) {
         // Our filesystem is the guest's / (or its /mnt with --root none).
         const guestPath = `${opt("--root") === "none" ? "/mnt" : "/tmp"}/.e2e-${n}.sh`;
         const ourPath = opt("--root") === "none" ? `/.e2e-${n}.sh` : guestPath;
-        server.writeFile(ourPath, new TextEncoder().encode(req.script + "\n"));
+        await server.writeFile(ourPath, new TextEncoder().encode(req.script + "\n"));
         emulator.serial0_send(`sh ${guestPath} </dev/null 2>&1; echo "${marker}$?"; rm -f ${guestPath}\n`);
     } else {
         emulator.serial0_send(`{ ${req.script}\n} </dev/null 2>&1; echo "${marker}$?"\n`);
@@ -139,17 +151,50 @@ for await (const line of rl) {
         } else if (req.op === "save") {
             emulator.stop();
             const v86State = await emulator.save_state();
-            const fsState = server.saveState();
+            const fsState = await server.saveState();
             saved = { v86State, fsState };
             emulator.run();
             send({ id: req.id, ok: true, v86_bytes: v86State.byteLength, fs_bytes: fsState.byteLength });
         } else if (req.op === "restore") {
             const t = Date.now();
             emulator.stop();
-            server.restoreState(saved.fsState);
+            await server.restoreState(saved.fsState);
             await emulator.restore_state(saved.v86State);
             emulator.run();
             buffer = "";
+            emulator.serial0_send("echo __RESTORED__\n");
+            await waitFor(/__RESTORED__\r?\n/, 30000);
+            send({ id: req.id, ok: true, restore_ms: Date.now() - t });
+        } else if (req.op === "saveMachine") {
+            const t = Date.now();
+            savedMachine = await saveMachine(emulator, server, { compress: req.compress ?? true });
+            const saveMs = Date.now() - t;
+            if (req.path) await (await import("node:fs/promises")).writeFile(req.path, savedMachine);
+            send({ id: req.id, ok: true, bytes: savedMachine.length, save_ms: saveMs });
+        } else if (req.op === "restoreMachine" && req.corrupt !== undefined) {
+            const bad = savedMachine.slice();
+            bad[req.corrupt % bad.length] ^= 0x55;
+            try {
+                await restoreMachine(bad, { emulator, server });
+                send({ id: req.id, error: "a corrupted blob was accepted" });
+            } catch (e) {
+                send({ id: req.id, refused: String(e.message), running: emulator.is_running() });
+            }
+        } else if (req.op === "restoreMachine") {
+            const t = Date.now();
+            const oldEmulator = emulator, oldServer = server;
+            await oldEmulator.stop();
+            const fresh = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
+                                               pyodide: oldServer.pyodide, image: null });
+            const emu = makeEmulator(false);
+            await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
+            oldEmulator.destroy?.();
+            await oldServer.close();
+            server = fresh;
+            emulator = emu;
+            listen(emu);
+            buffer = "";
+            await restoreMachine(savedMachine, { emulator: emu, server: fresh });
             emulator.serial0_send("echo __RESTORED__\n");
             await waitFor(/__RESTORED__\r?\n/, 30000);
             send({ id: req.id, ok: true, restore_ms: Date.now() - t });
@@ -160,20 +205,20 @@ for await (const line of rl) {
             send({ id: req.id, stats: out });
         } else if (req.op === "record") {
             recording = [];
-            send({ id: req.id, state: Buffer.from(server.saveState()).toString("base64") });
+            send({ id: req.id, state: Buffer.from(await server.saveState()).toString("base64") });
         } else if (req.op === "recorded") {
             const frames = Buffer.concat(recording ?? []);
             recording = null;
             send({ id: req.id, frames: frames.toString("base64") });
         } else if (req.op === "readFile") {
-            send({ id: req.id, data: Buffer.from(server.readFile(req.path)).toString("base64") });
+            send({ id: req.id, data: Buffer.from(await server.readFile(req.path)).toString("base64") });
         } else if (req.op === "exportTar") {
-            send({ id: req.id, data: Buffer.from(server.exportTar(req.path ?? "/")).toString("base64") });
+            send({ id: req.id, data: Buffer.from(await server.exportTar(req.path ?? "/")).toString("base64") });
         } else if (req.op === "importTar") {
-            const n = server.importTar(new Uint8Array(Buffer.from(req.data, "base64")), req.dir ?? "/");
+            const n = await server.importTar(new Uint8Array(Buffer.from(req.data, "base64")), req.dir ?? "/");
             send({ id: req.id, entries: n });
         } else if (req.op === "writeFile") {
-            server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
+            await server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
             send({ id: req.id, ok: true });
         } else {
             send({ id: req.id, error: `unknown op ${req.op}` });

@@ -9,7 +9,7 @@ const dist = path.resolve(process.env.PYNINEP_DIST || "dist");
 const { createServer } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
 const server = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"), image: null });
 
-test("a session through handle9p writes a file the page can read", () => {
+test("a session through handle9p writes a file the page can read", async () => {
     assert.equal(rtype(call(server, T.version(0xffff, 65536))), 101);
     assert.equal(rtype(call(server, T.attach(1, 0))), 105);
     assert.equal(rtype(call(server, T.walk(2, 0, 1, []))), 111);
@@ -18,9 +18,11 @@ test("a session through handle9p writes a file the page can read", () => {
     assert.equal(rtype(w), 119);
     const r = call(server, T.read(5, 1, 3, 100));
     assert.equal(new TextDecoder().decode(r.subarray(11)), "from js");
-    assert.equal(new TextDecoder().decode(server.readFile("/hello")), "hi from js");
-    server.writeFile("/from-page", new TextEncoder().encode("page"));
-    assert.equal(new TextDecoder().decode(server.readFile("/from-page")), "page");
+    assert.equal(new TextDecoder().decode(await server.readFile("/hello")), "hi from js");
+    await server.writeFile("/from-page", new TextEncoder().encode("page"));
+    assert.equal(new TextDecoder().decode(await server.readFile("/from-page")), "page");
+    await assert.rejects(server.readFile("/missing"), (e) => e.errno === 2 && /ENOENT/.test(e.message));
+    await server.flush(); // memory storage: nothing to commit, resolves at once
 });
 
 test("requests cross by the direct call on the pinned Pyodide", () => {
@@ -107,11 +109,11 @@ s.Server.fsync = fsync
     }
 });
 
-test("saveState and restoreState keep files and open fids", () => {
-    const state = server.saveState();
+test("saveState and restoreState keep files and open fids", async () => {
+    const state = await server.saveState();
     assert.ok(state instanceof Uint8Array && state.length > 0);
     call(server, T.write(20, 1, 0, new TextEncoder().encode("CHANGED!!!")));
-    server.restoreState(state);
+    await server.restoreState(state);
     const r = call(server, T.read(21, 1, 0, 100)); // fid 1 is still open after the restore
     assert.equal(new TextDecoder().decode(r.subarray(11)), "hi from js");
 });
@@ -152,15 +154,20 @@ def build(tree):
         assert.deepEqual(replies, [[13, 6]]);
         assert.equal(text(call(site, T.read(7, 3, 0, 100))), "async in the page\n");
         // The tree as a tar, and back in elsewhere.
-        const tar = site.exportTar("/etc");
+        const tar = await site.exportTar("/etc");
         assert.ok(tar instanceof Uint8Array && tar.length >= 1024);
-        assert.ok(site.importTar(tar, "/copy") >= 1);
-        assert.equal(new TextDecoder().decode(site.readFile("/copy/motd")), "site motd\n");
+        assert.ok(await site.importTar(tar, "/copy") >= 1);
+        assert.equal(new TextDecoder().decode(await site.readFile("/copy/motd")), "site motd\n");
     } finally {
-        site.close();
+        await site.close();
     }
 });
 
 test("unknown storage is refused with a clear error", async () => {
     await assert.rejects(createServer({ storage: "floppy", baseUrl: pathToFileURL(dist + "/") }), /storage/);
+});
+
+test("IndexedDB storage where there is no IndexedDB (Node) is a clear error", async () => {
+    await assert.rejects(createServer({ storage: "indexeddb:x", baseUrl: pathToFileURL(dist + "/") }),
+        /needs IndexedDB/);
 });

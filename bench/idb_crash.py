@@ -1,0 +1,123 @@
+"""Crash test, long form (not a test): SIGKILL real Chromium during a write-heavy workload on an
+IndexedDB-backed server, reopen, and check that nothing acknowledged was lost.
+
+    .venv/bin/python bench/idb_crash.py [--runs 100] [--guest 3]
+
+``--runs`` frame-driven runs (9P frames from page script: creates, rewrites, 64 KiB writes,
+fsync, writeFile; tests/pages/idb.js framesWorkload), then ``--guest`` runs with the real guest
+writing and fsyncing (dd conv=fsync) until the kill. Every reopen must open the database; every
+file whose fsync/writeFile returned before the kill must read back exactly, after every later
+crash too. Prints the tally (see tests/crashcheck.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from chromium import Browser, SiteServer, console_lines  # noqa: E402
+from crashcheck import CrashTally, FramesLedger, GuestLedger  # noqa: E402
+
+
+def open_page(browser: Browser, site: SiteServer, ledger: list[str] | None = None):
+    page = browser.page()
+    if ledger is not None:
+        page.expose_function("ledger", lambda line: ledger.append(line))
+    page.goto(site.url + "tests/pages/idb.html")
+    page.wait_for_function("window.ready === true", timeout=60_000)
+    return page
+
+
+def frames_runs(pw, site, profile: Path, runs: int, rng: random.Random) -> CrashTally:
+    tally = CrashTally()
+    ledger = FramesLedger()
+    browser = Browser(pw, profile)
+    try:
+        for run in range(runs + 1):
+            lines: list[str] = []
+            page = open_page(browser, site, ledger=lines)
+            opened = page.evaluate("T.open({db: 'frames', options: {image: null}})")
+            if run:
+                tally.opened(opened["report"])
+                ledger.check(page, tally, everything=run == runs or run % 10 == 0)
+                print(f"  run {run}/{runs}: {tally.checked} checked, {tally.lost} lost", flush=True)
+            if run == runs:
+                break
+            ledger.follow(lines)
+            page.evaluate("(seed) => { T.framesWorkload({seed}).catch((e) => console.log('WORKLOAD ' + e)); }",
+                          run + 1)
+            page.wait_for_timeout(rng.uniform(200, 4000))
+            browser.kill()
+            tally.killed()
+            browser = Browser(pw, profile)
+    finally:
+        browser.close()
+    return tally
+
+
+def guest_runs(pw, site, profile: Path, runs: int, rng: random.Random) -> CrashTally:
+    tally = CrashTally()
+    browser = Browser(pw, profile)
+    ledger = None
+    try:
+        for run in range(runs + 1):
+            page = open_page(browser, site)
+            acks = console_lines(page, r"^ACK ")
+            opened = page.evaluate("T.open({db: 'guest'})")
+            if ledger is not None:
+                tally.opened(opened["report"])
+                ledger.check(page, tally)
+                print(f"  guest run {run}/{runs}: {tally.checked} checked, {tally.lost} lost", flush=True)
+            if run == runs:
+                break
+            page.evaluate("T.boot()")
+            ledger = GuestLedger(acks)
+            page.evaluate("(s) => T.start(s)", GuestLedger.script(f"r{run}"))
+            page.wait_for_timeout(rng.uniform(500, 6000))
+            browser.kill()
+            tally.killed()
+            browser = Browser(pw, profile)
+    finally:
+        browser.close()
+    return tally
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--guest", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=None)
+    opts = ap.parse_args()
+    rng = random.Random(opts.seed)
+    from playwright.sync_api import sync_playwright
+
+    site = SiteServer()
+    started = time.monotonic()
+    try:
+        with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
+            print(f"frame-driven crash runs: {opts.runs}", flush=True)
+            frames = frames_runs(pw, site, Path(tmp) / "frames", opts.runs, rng)
+            print(frames.line("frame-driven"))
+            guest = CrashTally()
+            if opts.guest:
+                print(f"guest crash runs: {opts.guest}", flush=True)
+                guest = guest_runs(pw, site, Path(tmp) / "guest", opts.guest, rng)
+                print(guest.line("real guest"))
+    finally:
+        site.close()
+    lost = frames.lost + guest.lost
+    print(f"total: {frames.kills + guest.kills} kills, {frames.checked + guest.checked} files checked, "
+          f"{lost} lost, {time.monotonic() - started:.0f} s")
+    for failure in (frames.failures + guest.failures)[:20]:
+        print("LOST:", failure)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Real Chromium for the IndexedDB tests and the crash script: a site server and a killable browser.
+
+The browser is started as our own process (``/usr/bin/chromium --remote-debugging-port=0`` on a
+profile directory) and Playwright attaches over CDP, so a test can SIGKILL the browser's whole
+process group at any moment, as a crash or power cut would, and start it again on the same profile.
+Pages come from dist/ (the built site) and, under ``/tests/``, from this directory (test-only pages
+and helpers such as ``js/frames.mjs``).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DIST = ROOT / "dist"
+TESTS = ROOT / "tests"
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+         "--no-default-browser-check", "--disable-features=Translate,MediaRouter"]
+
+
+class SiteServer:
+    """dist/ at /, tests/ at /tests/, on 127.0.0.1 and a free port, in a thread."""
+
+    def __init__(self, dist: Path = DIST, tests: Path = TESTS) -> None:
+        if not (dist / "pyninep.js").is_file():
+            raise RuntimeError("dist/ is not built: run ./build.sh")
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                              ".mjs": "text/javascript", ".js": "text/javascript",
+                              ".wasm": "application/wasm", ".json": "application/json",
+                              ".whl": "application/zip", ".img": "application/octet-stream"}
+
+            def translate_path(self, path: str) -> str:
+                clean = path.split("?", 1)[0].split("#", 1)[0]
+                if clean.startswith("/tests/"):
+                    target = (tests / clean[len("/tests/"):]).resolve()
+                    if tests.resolve() in target.parents:
+                        return str(target)
+                return super().translate_path(path)
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(dist)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Browser:
+    """One Chromium process on ``profile``; ``page()`` gives a Playwright page in it."""
+
+    def __init__(self, playwright, profile: Path, extra_flags: list[str] | None = None) -> None:
+        if not CHROMIUM.exists():
+            raise RuntimeError("Chromium is missing: apt-get install chromium")
+        profile.mkdir(parents=True, exist_ok=True)
+        port_file = profile / "DevToolsActivePort"
+        port_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), *FLAGS, *(extra_flags or []), f"--user-data-dir={profile}",
+             "--remote-debugging-port=0", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # its own process group: kill() takes every child with it
+        deadline = time.monotonic() + 60
+        while True:
+            if port_file.is_file():
+                text = port_file.read_text().split("\n")
+                if len(text) >= 2 and text[0].strip():
+                    port = int(text[0])
+                    break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("Chromium did not start")
+            time.sleep(0.05)
+        self.cdp = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+        self.context = self.cdp.contexts[0]
+        self.pid = self.proc.pid
+
+    def page(self):
+        page = self.context.new_page()
+        page.on("pageerror", lambda exc: print("pageerror:", exc))
+        return page
+
+    def kill(self) -> None:
+        """SIGKILL the browser and every process it started, now."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        try:
+            self.cdp.close()
+        except Exception:  # noqa: BLE001 - the connection died with the browser
+            pass
+
+    def close(self) -> None:
+        """A normal shutdown: SIGTERM, which Chromium handles like quitting (it closes its
+        databases); then the CDP connection (closing that first can hang on a live browser)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # helpers the browser left behind would keep writing into the profile
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+        try:
+            self.cdp.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def console_lines(page, pattern: str) -> list[str]:
+    """Collect console messages matching ``pattern`` as they come (the list fills in)."""
+    lines: list[str] = []
+    regex = re.compile(pattern)
+    page.on("console", lambda msg: lines.append(msg.text) if regex.search(msg.text) else None)
+    return lines

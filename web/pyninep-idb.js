@@ -1,0 +1,274 @@
+/**
+ * pyninep-idb.js — the page side of the IndexedDB store (used by pyninep.js; not a public API).
+ *
+ * One IndexedDB database per served filesystem, two object stores with string keys and byte values:
+ *   "meta"    inodes, directory entries, xattrs, the superblock (what the records mean is
+ *             pyninep_browser.fs's business; this layer never looks inside them)
+ *   "chunks"  file data, one record per chunk
+ * Every commit is ONE readwrite transaction over both stores, so what belongs together (a rename,
+ * a create with its directory entry, a file's data with its size) lands together or not at all.
+ * Durable commits (the ones that answer an fsync, writeFile or flush) ask for
+ * {durability: "strict"}: Chromium then flushes to disk before "complete" (checked with SIGKILL,
+ * see DESIGN.md); write-behind commits may use "relaxed".
+ *
+ * A Web Lock named "pyninep:indexeddb:NAME" is held for as long as the database is open, so at
+ * most one page (tab, window, worker) serves a database; a second opener gets a clear Error and
+ * touches nothing.
+ */
+
+const ENOSPC = 28;
+const EIO = 5;
+
+/** An Error carrying the errno that the request needing this operation should get. */
+export class StorageError extends Error {
+    constructor(message, errno, cause) {
+        super(message, { cause });
+        this.name = "StorageError";
+        this.errno = errno;
+    }
+}
+
+function errnoOf(error) {
+    // Quota is the only failure the guest can do something about; everything else (the browser
+    // shutting down, a closed connection, a damaged database) is an I/O error.
+    return error?.name === "QuotaExceededError" ? ENOSPC : EIO;
+}
+
+const request = (req) => new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+});
+
+const asBytes = (value) => value === undefined ? undefined
+    : value instanceof Uint8Array ? value
+    : value instanceof ArrayBuffer ? new Uint8Array(value)
+    : ArrayBuffer.isView(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+    : undefined; // anything else is not ours: treat as absent, the open-time check reports it
+
+/**
+ * Take the Web Lock for NAME without waiting. Resolves to a release function, or throws the
+ * "already served" Error when another holder has it.
+ */
+async function takeLock(name) {
+    const locks = globalThis.navigator?.locks;
+    if (!locks) {
+        throw new Error("pyninep: this environment has no Web Locks API (navigator.locks), "
+            + "which IndexedDB storage needs to make sure only one page serves a database");
+    }
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const got = await new Promise((resolve, reject) => {
+        locks.request(`pyninep:indexeddb:${name}`, { ifAvailable: true }, (lock) => {
+            resolve(lock !== null);
+            return lock === null ? undefined : held; // held until release()
+        }).catch(reject);
+    });
+    if (!got) {
+        throw new Error(`pyninep: IndexedDB database "${name}" is already being served by another `
+            + "tab or window of this site; close it there first (nothing was changed)");
+    }
+    return release;
+}
+
+/**
+ * Open (or create) the database NAME. Resolves to the store object pyninep_browser.store.indexeddb
+ * wraps; "meta" (and the list of chunk keys, for the open-time check) is already loaded.
+ * options: quota (bytes: report at most this much to statfs, below the browser's own quota).
+ */
+export async function openIndexedDB(name, options = {}) {
+    const idb = globalThis.indexedDB;
+    if (!idb) {
+        throw new Error(`pyninep: storage "indexeddb:${name}" needs IndexedDB, which this environment `
+            + "does not have (in Node, use storage: \"memory\")");
+    }
+    if (!name) throw new Error('pyninep: storage "indexeddb:NAME" needs a database name');
+    const release = await takeLock(name);
+    let db;
+    try {
+        const open = idb.open(name, 1);
+        open.onupgradeneeded = () => {
+            const d = open.result;
+            // Version 1 of the IndexedDB layout: two stores, out-of-line string keys. The
+            // filesystem's own format version lives in "meta" and is checked by Python.
+            if (!d.objectStoreNames.contains("meta")) d.createObjectStore("meta");
+            if (!d.objectStoreNames.contains("chunks")) d.createObjectStore("chunks");
+        };
+        open.onblocked = () => {}; // only an older-version connection can block; there is none
+        db = await request(open);
+        if (!db.objectStoreNames.contains("meta") || !db.objectStoreNames.contains("chunks")) {
+            throw new Error(`pyninep: IndexedDB database "${name}" exists but was not made by `
+                + "pyninep (no \"meta\"/\"chunks\" stores); refusing to use it");
+        }
+    } catch (error) {
+        db?.close();
+        release();
+        if (error instanceof Error && error.message.startsWith("pyninep:")) throw error;
+        throw new Error(`pyninep: cannot open IndexedDB database "${name}": ${error?.name}: ${error?.message}`,
+            { cause: error });
+    }
+    let closed = false;
+    // Another page asking to upgrade or delete the database: keep serving (the Web Lock says we
+    // own it); its request stays blocked until we close.
+    db.onversionchange = () => {};
+
+    let meta, chunkKeys;
+    try {
+        const tx = db.transaction(["meta", "chunks"], "readonly");
+        const m = tx.objectStore("meta");
+        [meta, chunkKeys] = await Promise.all([
+            Promise.all([request(m.getAllKeys()), request(m.getAll())])
+                .then(([keys, values]) => keys.map((k, i) => [String(k), asBytes(values[i]) ?? new Uint8Array(0)])),
+            request(tx.objectStore("chunks").getAllKeys()).then((keys) => keys.map(String)),
+        ]);
+    } catch (error) {
+        db.close();
+        release();
+        throw new Error(`pyninep: cannot read IndexedDB database "${name}": ${error?.name}: ${error?.message}`,
+            { cause: error });
+    }
+
+    // statfs wants (usage, quota) synchronously: keep the browser's last answer, refreshed at
+    // open and, at most once a second, after commits.
+    let estimate = null;
+    let estimating = null, lastEstimate = 0;
+    const quotaCap = options.quota ?? Infinity;
+    const refreshEstimate = () => {
+        const storage = globalThis.navigator?.storage;
+        if (!storage?.estimate || estimating) return estimating;
+        lastEstimate = Date.now();
+        estimating = storage.estimate().then((e) => {
+            if (e && typeof e.usage === "number" && typeof e.quota === "number") {
+                estimate = [e.usage, Math.min(e.quota, quotaCap)];
+            }
+        }, () => {}).finally(() => { estimating = null; });
+        return estimating;
+    };
+    await refreshEstimate();
+    if (!estimate && Number.isFinite(quotaCap)) estimate = [0, quotaCap];
+
+    const stats = { commits: 0, strict: 0, relaxed: 0, failed: 0, chunkReads: 0, bytesWritten: 0 };
+
+    /** One readwrite transaction over both stores. Pairs are [key, Uint8Array]. */
+    function commit(metaPut, metaDelete, chunkPut, chunkDelete, durable) {
+        return new Promise((resolve, reject) => {
+            if (closed) {
+                reject(new StorageError(`pyninep: IndexedDB database "${name}" is closed`, EIO));
+                return;
+            }
+            let tx;
+            try {
+                tx = db.transaction(["meta", "chunks"], "readwrite",
+                    { durability: durable ? "strict" : "relaxed" });
+                const m = tx.objectStore("meta"), c = tx.objectStore("chunks");
+                let bytes = 0;
+                for (const key of metaDelete) m.delete(key);
+                for (const [key, value] of metaPut) { m.put(value, key); bytes += value.byteLength; }
+                for (const key of chunkDelete) c.delete(key);
+                for (const [key, value] of chunkPut) { c.put(value, key); bytes += value.byteLength; }
+                stats.bytesWritten += bytes;
+            } catch (error) { // e.g. InvalidStateError: the connection closed under us
+                tx?.abort?.();
+                stats.failed++;
+                reject(new StorageError(`pyninep: IndexedDB commit failed: ${error?.name}: ${error?.message}`,
+                    errnoOf(error), error));
+                return;
+            }
+            tx.oncomplete = () => {
+                stats.commits++;
+                stats[durable ? "strict" : "relaxed"]++;
+                if (Date.now() - lastEstimate > 1000) refreshEstimate();
+                resolve();
+            };
+            // An aborted transaction applied nothing: the caller keeps its changes and reports
+            // the errno to whoever waits for this commit.
+            tx.onabort = () => {
+                stats.failed++;
+                const error = tx.error;
+                if (errnoOf(error) === ENOSPC) refreshEstimate();
+                reject(new StorageError(`pyninep: IndexedDB commit aborted: ${error?.name ?? "AbortError"}: `
+                    + `${error?.message ?? "the transaction was aborted"}`, errnoOf(error), error));
+            };
+        });
+    }
+
+    function getChunk(key) {
+        return new Promise((resolve, reject) => {
+            if (closed) {
+                reject(new StorageError(`pyninep: IndexedDB database "${name}" is closed`, EIO));
+                return;
+            }
+            try {
+                const req = db.transaction("chunks", "readonly").objectStore("chunks").get(key);
+                req.onsuccess = () => { stats.chunkReads++; resolve(asBytes(req.result)); };
+                req.onerror = () => reject(new StorageError(
+                    `pyninep: IndexedDB read failed: ${req.error?.name}: ${req.error?.message}`, EIO, req.error));
+            } catch (error) {
+                reject(new StorageError(`pyninep: IndexedDB read failed: ${error?.name}: ${error?.message}`,
+                    EIO, error));
+            }
+        });
+    }
+
+    return {
+        name,
+        meta,            // [[key, Uint8Array], ...] as stored at open
+        chunkKeys,       // [key, ...] as stored at open
+        /** meta and chunkKeys in one buffer, so Python takes them in one crossing (see pack()). */
+        packed: () => pack(meta, chunkKeys),
+        stats,
+        commit,
+        getChunk,
+        /** Callback forms for Python (no Promise/asyncio round trip): done(errno) / done(bytes, errno). */
+        commitThen(metaPut, metaDelete, chunkPut, chunkDelete, durable, done) {
+            commit(metaPut, metaDelete, chunkPut, chunkDelete, durable).then(
+                () => done(0), (error) => done(error?.errno ?? EIO));
+        },
+        getChunkThen(key, done) {
+            getChunk(key).then((value) => done(value, 0), (error) => done(undefined, error?.errno ?? EIO));
+        },
+        /** [usage, quota] in bytes, the browser's last answer (capped by options.quota), or null. */
+        estimate: () => estimate ?? undefined, // undefined: Python sees None (null would be jsnull)
+        refreshEstimate,
+        close() {
+            if (closed) return;
+            closed = true;
+            db.close();
+            release();
+        },
+        get closed() { return closed; },
+        _db: db, // internal: the tests close it under the server to make transactions fail
+    };
+}
+
+/**
+ * [u32 count] then count × ([u32 key length][key, UTF-8][u32 value length][value]) for meta,
+ * then [u32 count] × ([u32 key length][key]) for the chunk keys; little-endian. Ten thousand files
+ * are tens of thousands of records: converting each one across JS↔Python would cost more than
+ * reading them from IndexedDB.
+ */
+function pack(meta, chunkKeys) {
+    const enc = new TextEncoder();
+    const metaKeys = meta.map(([k]) => enc.encode(k));
+    const chunkKeyBytes = chunkKeys.map((k) => enc.encode(k));
+    let size = 8;
+    for (let i = 0; i < meta.length; i++) size += 8 + metaKeys[i].length + meta[i][1].length;
+    for (const k of chunkKeyBytes) size += 4 + k.length;
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    let o = 0;
+    const put = (bytes) => { view.setUint32(o, bytes.length, true); out.set(bytes, o + 4); o += 4 + bytes.length; };
+    view.setUint32(o, meta.length, true); o += 4;
+    for (let i = 0; i < meta.length; i++) { put(metaKeys[i]); put(meta[i][1]); }
+    view.setUint32(o, chunkKeyBytes.length, true); o += 4;
+    for (const k of chunkKeyBytes) put(k);
+    return out;
+}
+
+/** Ask the browser to keep this origin's storage under pressure; resolves to its answer. */
+export async function persistStorage() {
+    try {
+        return await globalThis.navigator?.storage?.persist?.() ?? false;
+    } catch {
+        return false;
+    }
+}

@@ -1,0 +1,182 @@
+/**
+ * pyninep-machine.js — a v86 emulator and its pyninep server saved together as one blob.
+ * (Re-exported by pyninep.js: saveMachine, restoreMachine, readMachine, MACHINE_FORMAT.)
+ *
+ * Blob layout (little-endian), format version 1:
+ *   0   8  magic "PYN9MACH"
+ *   8   4  format version (1)
+ *   12  4  flags: bit 0 = the body is gzip-compressed (CompressionStream "gzip")
+ *   16  8  stored body length (bytes after this 40-byte header)
+ *   24  8  body length once decompressed
+ *   32  4  CRC-32 (IEEE) of the stored body
+ *   36  4  CRC-32 of the header's first 36 bytes
+ *   40     body: [u32 n][n bytes of JSON: {v86: bytes, server: bytes, created, storage}]
+ *               [v86 save_state bytes][server saveState bytes]
+ * A blob that is truncated, damaged, foreign or from a newer version is refused with an Error
+ * before anything is touched.
+ */
+
+const MAGIC = "PYN9MACH";
+export const MACHINE_FORMAT = 1;
+const HEADER = 40;
+const FLAG_GZIP = 1;
+
+const CRC_TABLE = (() => {
+    const t = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+        let c = n;
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+        t[n] = c >>> 0;
+    }
+    return t;
+})();
+
+export function crc32(bytes) {
+    let c = 0xffffffff;
+    for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+}
+
+const asU8 = (x) => x instanceof Uint8Array ? x
+    : x instanceof ArrayBuffer ? new Uint8Array(x)
+    : ArrayBuffer.isView(x) ? new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
+    : null;
+
+async function streamThrough(bytes, transform) {
+    const stream = new Blob([bytes]).stream().pipeThrough(transform);
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const canGzip = () => typeof CompressionStream === "function" && typeof DecompressionStream === "function";
+
+/**
+ * Wait until the server has no 9P request waiting for its reply (a deferred reply: a chunk load,
+ * an fsync waiting for its commit). With the emulator stopped no new request can start, so after
+ * this the guest's virtio queue and our session agree.
+ */
+async function quiesce(server, timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    while (server.inFlight() > 0) {
+        if (Date.now() > deadline) {
+            throw new Error(`pyninep: saveMachine: ${server.inFlight()} 9P request(s) still waiting `
+                + `for their reply after ${timeoutMs} ms; nothing was saved`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+}
+
+/**
+ * Save a v86 emulator and the pyninep server serving its 9p filesystem as one Uint8Array.
+ * The emulator is stopped for the save (and resumed if it was running); no 9P request is in
+ * flight in the saved state. options: compress (default false: see README for why),
+ * timeout (ms to wait for in-flight requests, default 30000), plus anything server.saveState takes.
+ */
+export async function saveMachine(emulator, server, options = {}) {
+    const wasRunning = emulator.is_running();
+    await emulator.stop();
+    let v86State, serverState;
+    try {
+        await quiesce(server, options.timeout ?? 30000);
+        v86State = asU8(await emulator.save_state());
+        serverState = asU8(await server.saveState(options));
+    } finally {
+        if (wasRunning) emulator.run();
+    }
+    const meta = new TextEncoder().encode(JSON.stringify({
+        v86: v86State.length, server: serverState.length, created: new Date().toISOString(),
+        storage: server.storage ?? null,
+    }));
+    const raw = new Uint8Array(4 + meta.length + v86State.length + serverState.length);
+    new DataView(raw.buffer).setUint32(0, meta.length, true);
+    raw.set(meta, 4);
+    raw.set(v86State, 4 + meta.length);
+    raw.set(serverState, 4 + meta.length + v86State.length);
+    const compress = (options.compress ?? false) && canGzip();
+    const body = compress ? await streamThrough(raw, new CompressionStream("gzip")) : raw;
+    const out = new Uint8Array(HEADER + body.length);
+    const view = new DataView(out.buffer);
+    out.set(new TextEncoder().encode(MAGIC), 0);
+    view.setUint32(8, MACHINE_FORMAT, true);
+    view.setUint32(12, compress ? FLAG_GZIP : 0, true);
+    view.setBigUint64(16, BigInt(body.length), true);
+    view.setBigUint64(24, BigInt(raw.length), true);
+    view.setUint32(32, crc32(body), true);
+    view.setUint32(36, crc32(out.subarray(0, 36)), true);
+    out.set(body, HEADER);
+    return out;
+}
+
+/**
+ * Check a machine blob and split it: {v86State: ArrayBuffer, serverState: Uint8Array, info}.
+ * Throws a clear Error for anything that is not an intact blob of a version this code reads.
+ */
+export async function readMachine(blob) {
+    const bytes = asU8(blob);
+    const refuse = (why) => { throw new Error(`pyninep: not a usable machine blob: ${why}`); };
+    if (!bytes) refuse("expected a Uint8Array or ArrayBuffer");
+    if (bytes.length < HEADER) refuse(`only ${bytes.length} bytes (truncated)`);
+    if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) refuse("wrong magic (not a pyninep machine)");
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(36, true) !== crc32(bytes.subarray(0, 36))) refuse("header checksum mismatch (damaged)");
+    const version = view.getUint32(8, true);
+    if (version > MACHINE_FORMAT) refuse(`format version ${version} is newer than this code reads (${MACHINE_FORMAT})`);
+    if (version < 1) refuse(`unknown format version ${version}`);
+    const flags = view.getUint32(12, true);
+    if (flags & ~FLAG_GZIP) refuse(`unknown flags 0x${flags.toString(16)}`);
+    const stored = Number(view.getBigUint64(16, true));
+    const rawLength = Number(view.getBigUint64(24, true));
+    if (bytes.length - HEADER < stored) refuse(`truncated: ${bytes.length - HEADER} of ${stored} body bytes`);
+    if (bytes.length - HEADER > stored) refuse("trailing bytes after the body");
+    const body = bytes.subarray(HEADER);
+    if (crc32(body) !== view.getUint32(32, true)) refuse("body checksum mismatch (damaged)");
+    let raw = body;
+    if (flags & FLAG_GZIP) {
+        if (!canGzip()) refuse("compressed, and this environment has no DecompressionStream");
+        try {
+            raw = await streamThrough(body, new DecompressionStream("gzip"));
+        } catch (error) {
+            refuse(`cannot decompress: ${error?.message}`);
+        }
+    }
+    if (raw.length !== rawLength) refuse(`body is ${raw.length} bytes, header says ${rawLength}`);
+    const rv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const metaLength = raw.length >= 4 ? rv.getUint32(0, true) : Infinity;
+    if (4 + metaLength > raw.length) refuse("bad body layout");
+    let info;
+    try {
+        info = JSON.parse(new TextDecoder().decode(raw.subarray(4, 4 + metaLength)));
+    } catch {
+        refuse("bad body header");
+    }
+    if (!Number.isSafeInteger(info?.v86) || !Number.isSafeInteger(info?.server)
+        || 4 + metaLength + info.v86 + info.server !== raw.length) refuse("part sizes do not add up");
+    const start = 4 + metaLength;
+    // v86 wants an ArrayBuffer of exactly its state.
+    const v86State = raw.slice(start, start + info.v86).buffer;
+    const serverState = raw.subarray(start + info.v86);
+    return { v86State, serverState, info: { ...info, version, compressed: !!(flags & FLAG_GZIP), bytes: bytes.length } };
+}
+
+/**
+ * Restore a blob from saveMachine into options.emulator (a V86 that has fired "emulator-loaded")
+ * and options.server (a PyninepServer from createServer, e.g. a fresh one on a new page).
+ * Everything is checked before either is touched: a bad blob throws and both keep running as
+ * they were. options.run (default true): start the emulator afterwards. Resolves to
+ * {emulator, server, info}.
+ */
+export async function restoreMachine(blob, options = {}) {
+    const { emulator, server } = options;
+    if (!emulator || !server) throw new Error("pyninep: restoreMachine(blob, {emulator, server}) needs both");
+    const { v86State, serverState, info } = await readMachine(blob);
+    const wasRunning = emulator.is_running();
+    await emulator.stop();
+    try {
+        await server.restoreState(serverState); // parsed whole before it replaces anything
+    } catch (error) {
+        if (wasRunning) emulator.run();
+        throw error;
+    }
+    await emulator.restore_state(v86State);
+    if (options.run ?? true) emulator.run();
+    return { emulator, server, info };
+}
