@@ -173,8 +173,11 @@ def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
         assert "saved" in page.inner_text("#status")
         wall, timing, source = visit(page, site)
         assert source == "saved"
-        print(f"returning visit: shell in {wall:.2f} s ({timing})")
-        run(page, "cat /root/up.txt", r"uploaded through the panel")
+        print(f"returning visit: shell in {wall:.2f} s ({timing}, storage {page.evaluate('window.pyninep.storage')})")
+        out = run(page, "cat /root/up.txt; date +%s", r"uploaded through the panel\s+\d+\s")
+        guest_now = int(re.search(r"panel\s+(\d+)", out).group(1))
+        assert abs(guest_now - time.time()) < 60, "the clock came by the second serial port"
+        assert "page-says-42" in screen(page), "the saved screen came back with the machine"
         shot(page, "returning-visit")
 
         # Offline: every request to the network fails; the service worker has the site.

@@ -8,6 +8,11 @@ const $ = (id) => document.getElementById(id);
 const t0 = performance.now();
 const params = new URLSearchParams(location.search);
 const LOCAL_DB = "pyninep-page"; // the page's own store: the last machine saved in this browser
+const STORE_DB = "pyninep-sandbox"; // the guest's files, when pyninep.js keeps them in IndexedDB
+// pyninep.js with IndexedDB storage also exports the machine helpers; without them the page keeps
+// the files inside the saved machine (memory storage) and uses machine.js's helpers.
+const CAN_STORE = typeof pyninep.saveMachine === "function" && typeof pyninep.readMachine === "function";
+let storage = "memory";
 const SAVE_EVERY_MS = 3 * 60_000;
 
 // ---------------------------------------------------------------- status, errors, log
@@ -212,12 +217,31 @@ function onSerial(byte) {
     }
 }
 
-/** The guest waits in the console script (machine.js): wake it with the clock, entropy, size. */
-function wake() {
+/** The shipped (or freshly booted) guest waits in the console script (machine.js): wake it with
+ * the clock, entropy and size. A machine this browser saved was wherever the user left it: its
+ * screen comes back from the save, and the clock, entropy and size go by the second serial port. */
+function wake(savedScreen) {
     consoleLive = true;
-    emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
-    tellSize();
+    if (savedScreen != null) {
+        terminal.write(savedScreen);
+        emulator.serial_send_bytes(1, machine.resizeLine({ rows: terminal.rows, cols: terminal.cols, clock: true }));
+        readyResolve?.();
+        readyResolve = null;
+    } else {
+        emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
+        tellSize();
+    }
     for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+}
+
+/** The terminal's text up to the cursor, to show again when the machine is restored. */
+function screenToKeep() {
+    const b = terminal.buffer.active;
+    const last = b.baseY + b.cursorY;
+    const lines = [];
+    for (let i = Math.max(0, last - 500); i < last; i++) lines.push(b.getLine(i)?.translateToString(true) ?? "");
+    lines.push((b.getLine(last)?.translateToString(false) ?? "").slice(0, b.cursorX));
+    return lines.join("\r\n");
 }
 
 // ---------------------------------------------------------------- storage, locks, checks
@@ -329,13 +353,24 @@ async function start() {
     }
 
     // Which machine: ?fresh boots the kernel; else the one this browser saved, else the shipped one.
-    const fresh = params.has("fresh") || !manifest.machine;
+    storage = window.pyninep.storage = db && CAN_STORE && !params.has("memory") ? `indexeddb:${STORE_DB}` : "memory";
+    let fresh = params.has("fresh") || !manifest.machine;
     let saved = null;
     if (!fresh && db) {
+        let clean = null;
         try {
             saved = await idb(db, "readonly", (s) => s.get("last"));
+            clean = await idb(db, "readonly", (s) => s.get("clean"));
         } catch (error) {
             note(`could not read the saved machine: ${error.message}`);
+        }
+        // With the files in IndexedDB, a saved machine is only good if no file changed after it
+        // (its "clean" mark, see keepSaving); otherwise the store is newer: boot, with its files.
+        if (saved && storage !== "memory" && clean?.id !== saved.id) {
+            note("the last session did not end with a save, so the files are newer than its machine: booting with them");
+            setStatus("booting Linux with your files (the last session did not close cleanly)…");
+            saved = null;
+            fresh = true;
         }
         if (saved && saved.stamp !== manifest.machine.stamp) {
             note("the machine saved in this browser is from another build of the page");
@@ -360,9 +395,13 @@ async function start() {
 
     // Python, the emulator and the machine load side by side.
     let current = null; // the server, once Python is up; v86 asks for it only after the restore
-    const handle9p = (req, reply) => current.handle9p(req, reply);
+    const handle9p = storage === "memory" ? (req, reply) => current.handle9p(req, reply)
+        : (req, reply) => { noteRequest(req); current.handle9p(req, reply); };
+    localDb = db;
+    dirty = !saved; // a restored clean machine is still clean
     setStatus(fresh ? "loading…" : "loading and restoring…");
-    const serverP = createServer({ image: fresh ? undefined : null }).then((s) => {
+    const serverP = createServer({ image: fresh ? undefined : null }).then(async (s) => {
+        if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
         timing.python_ms = Math.round(performance.now() - t0);
         complete("python");
         return s;
@@ -398,7 +437,7 @@ async function start() {
             { fresh: true, cause: error });
         }
     }
-    wake();
+    wake(saved ? saved.screen ?? "" : null);
     await Promise.race([ready, new Promise((_, reject) => setTimeout(
         () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
     timing.prompt_ms = Math.round(performance.now() - t0);
@@ -412,9 +451,18 @@ async function start() {
 }
 
 async function createServer({ image }) {
-    const storage = "memory";
     const pyodide = await loadPython();
-    return pyninep.createServer({ storage, manifest, pyodide, ...(image === null ? { image: null } : {}) });
+    try {
+        return await pyninep.createServer({ storage, manifest, pyodide, ...(image === null ? { image: null } : {}) });
+    } catch (error) {
+        if (/another tab|already being served/i.test(error.message)) {
+            throw new PageError("This sandbox is already open in another tab of this browser; close it there (or reload it there) to use it here.", { cause: error });
+        }
+        if (isQuotaError(error)) {
+            throw new PageError("Your browser's storage for this site is full, so the sandbox cannot open its files: free some space, or reset.", { cause: error });
+        }
+        throw error;
+    }
 }
 
 /** Pyodide from the build's memory snapshot (Python already started, our package imported), or,
@@ -435,17 +483,26 @@ async function loadPython() {
 
 /** Unpacked as soon as it arrives (inflating overlaps Python's start); errors wait for the restore. */
 async function unpack(bytes) {
-    const parts = await machine.unpackMachine(bytes);
+    const parts = CAN_STORE ? await readMachineParts(bytes) : await machine.unpackMachine(bytes);
     timings().unpacked_ms = Math.round(performance.now() - t0);
     return parts;
 }
 const timings = () => window.pyninep.timing;
+
+/** pyninep.js's checked reader of its machine blobs, in the shape machine.restoreMachine takes. */
+async function readMachineParts(bytes) {
+    const { v86State, serverState, info } = await pyninep.readMachine(bytes);
+    const v86 = v86State instanceof ArrayBuffer ? v86State
+        : v86State.buffer.slice(v86State.byteOffset, v86State.byteOffset + v86State.byteLength);
+    return { header: info ?? {}, v86State: v86, serverState };
+}
 
 async function restoreMachine(bytes) {
     return machine.restoreMachine(bytes, { emulator, server });
 }
 
 async function saveMachine() {
+    if (CAN_STORE) return pyninep.saveMachine(emulator, server);
     return machine.saveMachine(emulator, server, { meta: { stamp: manifest.machine?.stamp, built: new Date().toISOString() } });
 }
 
@@ -472,6 +529,23 @@ function waitForLog(pattern, ms = 30_000) {
 
 let lastInput = performance.now();
 let saving = null;
+
+// With the files in IndexedDB, a saved machine is good for the next visit only while nothing has
+// changed the files since: the first change after a save removes the save's "clean" mark, and a
+// visit without one boots with the stored files instead (see start()).
+const MUTATING = new Set([14, 16, 18, 20, 26, 32, 70, 72, 74, 76, 118, 122]); // Tlcreate … Tremove
+const TLOPEN = 12, O_TRUNC = 0o1000;
+let mutations = 0, dirty = false, localDb = null;
+function noteRequest(req) {
+    const type = req[4];
+    if (MUTATING.has(type) || (type === TLOPEN && req.length >= 15 && (req[11] | (req[12] << 8)) & O_TRUNC)) markDirty();
+}
+function markDirty() {
+    mutations += 1;
+    if (dirty || storage === "memory" || !localDb) return;
+    dirty = true;
+    idb(localDb, "readwrite", (s) => s.delete("clean")).catch(() => {});
+}
 function keepSaving(db) {
     terminal.onData(() => { lastInput = performance.now(); });
     const save = async (why) => {
@@ -480,8 +554,18 @@ function keepSaving(db) {
             const t = performance.now();
             setStatus("saving…");
             try {
+                if (storage !== "memory") await server.flush();
+                const cleanAt = mutations;
+                const screen = screenToKeep();
                 const bytes = await saveMachine();
-                await idb(db, "readwrite", (s) => s.put({ stamp: manifest.machine?.stamp, bytes, when: Date.now() }, "last"));
+                const id = Date.now();
+                // One transaction: a machine and its clean mark land together or not at all.
+                await idb(db, "readwrite", (s) => {
+                    s.put({ stamp: manifest.machine?.stamp, bytes, id, screen }, "last");
+                    return s.put({ id }, "clean");
+                });
+                dirty = false;
+                if (mutations !== cleanAt) markDirty(); // changed while saving: not clean after all
                 setStatus(`saved (${why}, ${mb(bytes.length)} MB in ${Math.round(performance.now() - t)} ms)`, "ok");
             } catch (error) {
                 if (isQuotaError(error)) showError("Your browser's storage for this site is full, so this session cannot be saved: free some space (or reset) to keep your files.");
@@ -511,10 +595,14 @@ $("error-fresh").addEventListener("click", bootFresh);
 
 async function reset() {
     window.pyninep.resetting = true;
-    await new Promise((resolve) => {
-        const request = indexedDB.deleteDatabase(LOCAL_DB);
-        request.onsuccess = request.onerror = request.onblocked = () => resolve();
-    });
+    emulator?.stop();
+    await server?.close?.(); // lets go of the files' database
+    for (const name of [LOCAL_DB, STORE_DB]) {
+        await new Promise((resolve) => {
+            const request = indexedDB.deleteDatabase(name);
+            request.onsuccess = request.onerror = request.onblocked = () => resolve();
+        });
+    }
     const u = new URL(location.href);
     u.searchParams.delete("fresh");
     location.href = u.href;
@@ -586,6 +674,7 @@ const files = {
     async upload(fileList) {
         for (const f of fileList) {
             try {
+                markDirty();
                 await server.writeFile(this.join(this.dir, f.name), new Uint8Array(await f.arrayBuffer()));
             } catch (error) {
                 this.problem(`Cannot upload ${f.name}: ${pyMessage(error)}`);
@@ -600,6 +689,7 @@ const files = {
         if (!name) return;
         if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
         try {
+            markDirty();
             await server.mkdir(this.join(this.dir, name));
             await this.refresh();
         } catch (error) {
@@ -609,6 +699,7 @@ const files = {
     async remove(name, isDir) {
         if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
         try {
+            markDirty();
             await server.remove(this.join(this.dir, name));
             await this.refresh();
         } catch (error) {
@@ -646,6 +737,7 @@ $("files-import").addEventListener("change", async (e) => {
     e.target.value = "";
     if (!f) return;
     try {
+        markDirty();
         await server.importTar(new Uint8Array(await f.arrayBuffer()), files.dir);
         files.refresh();
     } catch (error) {

@@ -11,7 +11,8 @@ const base = pathToFileURL(dist + "/");
 const t0 = Date.now();
 const manifest = JSON.parse(await (await import("node:fs/promises")).readFile(path.join(dist, "manifest.json"), "utf8"));
 const machine = await import(new URL("machine.js", base).href);
-const { createServer } = await import(new URL("pyninep.js", base).href);
+const pyninep = await import(new URL("pyninep.js", base).href);
+const { createServer } = pyninep;
 const { V86 } = await import(new URL(manifest.v86 + "libv86.mjs", base).href);
 
 const server = await createServer({ storage: "memory", baseUrl: base, manifest });
@@ -39,16 +40,23 @@ try {
     // lets the resize loop reach its own read.
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
-    const v86State = await emulator.save_state();
-    const serverState = await server.saveState();
-    const packed = await machine.packMachine(v86State, serverState, { stamp, built: new Date().toISOString() });
+    let packed, raw;
+    if (typeof pyninep.saveMachine === "function") { // pyninep.js's own format: the page reads it with readMachine
+        packed = await pyninep.saveMachine(emulator, server, { compress: true });
+        const parts = await pyninep.readMachine(packed);
+        raw = parts.v86State.byteLength + parts.serverState.byteLength;
+    } else {
+        const v86State = await emulator.save_state();
+        const serverState = await server.saveState();
+        packed = await machine.packMachine(v86State, serverState, { stamp, built: new Date().toISOString() });
+        raw = v86State.byteLength + serverState.length;
+    }
     const out = path.resolve(outArg);
     await writeFile(out + ".tmp", packed);
     await rename(out + ".tmp", out);
-    const raw = 12 + v86State.byteLength + serverState.length + 200;
     await writeFile(out + ".json", JSON.stringify({ stamp, bytes: packed.length, raw }) + "\n");
-    console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved v86 ${v86State.byteLength} B` +
-        ` + server ${serverState.length} B -> ${packed.length} B gzip in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved ${raw} B -> ${packed.length} B gzip` +
+        ` in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     emulator.destroy?.();
     process.exit(0);
 } catch (error) {

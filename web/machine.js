@@ -24,10 +24,12 @@ export const READY_MARKER = "__PYNINEP_CONSOLE_READY__";
 export const CONSOLE_SCRIPT = `# Sourced by the login shell on the serial console by the pyninep page (web/machine.js).
 stty -echo
 if [ ! -e /run/pyninep/resizer.pid ]; then
-  # The page writes "ROWS COLS" lines to the second serial port when its terminal is resized.
-  # (In a subshell, so the interactive shell has no job to report.)
+  # The page writes "ROWS COLS [EPOCH [HEX]]" lines to the second serial port: when its
+  # terminal is resized, and (with the clock and fresh entropy) after restoring a machine that
+  # was saved while in use. (In a subshell, so the interactive shell has no job to report.)
   ( setsid sh -c 'echo $$ >/run/pyninep/resizer.pid; stty -F /dev/ttyS1 -echo icanon 2>/dev/null
-    while read -r r c; do stty -F /dev/console rows "$r" cols "$c"; done </dev/ttyS1' \\
+    while read -r r c t s; do stty -F /dev/console rows "$r" cols "$c"
+      [ -n "$t" ] && date -s "@$t" >/dev/null; [ -n "$s" ] && echo "$s" >/dev/urandom; done </dev/ttyS1' \\
     </dev/null >/dev/null 2>&1 & )
 fi
 echo ${READY_MARKER.slice(0, 10)}""${READY_MARKER.slice(10)}
@@ -49,19 +51,26 @@ export const SAVED_MACHINE_CMDLINE = " init_on_free=1";
 /** Typed before CONSOLE_COMMAND when saving: what the page cache holds need not ship. */
 export const SAVE_PREP_COMMAND = "sync; echo 3 >/proc/sys/vm/drop_caches; ";
 
-/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT. */
-export function wakeLine({ rows, cols, now = Date.now() }) {
+// Writing to /dev/urandom mixes the bytes into the pool (without crediting entropy), so two
+// visitors restoring the same saved machine do not share their random streams.
+function seedHex() {
     const seed = new Uint8Array(32);
     crypto.getRandomValues(seed);
-    const hex = Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
-    // Writing to /dev/urandom mixes the bytes into the pool (without crediting entropy), so two
-    // visitors restoring the same saved machine do not share their random streams.
-    return `date -s @${Math.floor(now / 1000)} >/dev/null; echo ${hex} >/dev/urandom;` +
+    return Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT. */
+export function wakeLine({ rows, cols, now = Date.now() }) {
+    return `date -s @${Math.floor(now / 1000)} >/dev/null; echo ${seedHex()} >/dev/urandom;` +
         ` stty rows ${rows | 0} cols ${cols | 0}\n`;
 }
 
-/** The bytes the resize loop in the guest reads on the second serial port. */
-export const resizeLine = ({ rows, cols }) => new TextEncoder().encode(`${rows | 0} ${cols | 0}\n`);
+/** The bytes the loop in the guest reads on the second serial port: the terminal's size, and with
+ * `clock` the time and fresh entropy (for a machine restored wherever it was, e.g. in an editor). */
+export function resizeLine({ rows, cols, clock = false, now = Date.now() }) {
+    const extra = clock ? ` ${Math.floor(now / 1000)} ${seedHex()}` : "";
+    return new TextEncoder().encode(`${rows | 0} ${cols | 0}${extra}\n`);
+}
 
 /** v86 constructor options for our guest; `boot` false leaves out the kernel (a restore follows). */
 export function v86Options(manifest, { baseUrl, handle9p, boot = true, cmdline = "" }) {
