@@ -104,18 +104,16 @@ build_guest() {
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
     cp -u "$kernel" "$g/vmlinuz"
     local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS")
-    if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ]; then
+    if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ] \
+            || [ ! -f "$DIST/images/default.py" ]; then
         say "writing the initramfs and the default image"
         "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
             --out "$g/initramfs.img" >/dev/null
-        local lib=lib/i386-linux-gnu
-        "$PY" -m pyninep_browser image --busybox "$r/bin/busybox" --out "$DIST/images/default.img" \
-            --extra "/usr/bin/flock=$r/usr/bin/flock" \
-            --extra "/usr/bin/getfattr=$r/usr/bin/getfattr" \
-            --extra "/usr/bin/setfattr=$r/usr/bin/setfattr" \
-            --extra "/lib/ld-linux.so.2=$r/lib/ld-linux.so.2" \
-            --extra "/$lib/ld-linux.so.2=$r/$lib/ld-linux.so.2" \
-            --extra "/$lib/libc.so.6=$r/$lib/libc.so.6" >/dev/null
+        # The default root is an authoring script (copy it to make your own image); the page
+        # runs the same script at start-up to re-attach its live files (/py/run…).
+        "$PY" -m pyninep_browser image build pyninep_browser/default_image.py \
+            -o "$DIST/images/default.img" --arg guest_root="$r" >/dev/null
+        cp pyninep_browser/default_image.py "$DIST/images/default.py"
         echo "$src" > "$g/.stamp"
     fi
 }
@@ -162,6 +160,7 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
 {
   "wheel": "$wheel",
   "image": "images/default.img",
+  "script": "images/default.py",
   "pyodide": "pyodide/",
   "v86": "v86/",
   $snap
@@ -244,6 +243,7 @@ case "$verb" in
         "$PY" bench/replay.py record "$trace"
         "$PY" bench/replay.py replay "$trace"
         node bench/replay.mjs dist "$trace" --thrash 8
+        "$PY" bench/live_files.py
         "$PY" bench/guest_workloads.py "$@"
         "$PY" bench/page.py "$DIST"
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory

@@ -1,4 +1,7 @@
-"""Command line: ``python -m pyninep_browser image|initramfs …`` (build.sh uses both).
+"""Command line: ``python -m pyninep_browser image|initramfs|site …`` (build.sh uses them).
+
+``image build|ls|extract|import-tar|export-tar`` work on image files (:mod:`.imagefile`); the older
+``image --busybox PATH [--extra G=H] --out FILE`` still builds the default image.
 
 User mistakes (a missing file, a bad option) get one readable line and exit status 2; only a bug of
 ours prints a traceback.
@@ -8,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import traceback
 from pathlib import Path
 
-from . import snapshot
-from .image import build_default_root, build_initramfs
+from .image import build_initramfs
+
+IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar")
 
 
 def _extras(specs: list[str]) -> dict[str, Path]:
@@ -62,11 +68,114 @@ def serve_site(directory: Path, host: str, port: int) -> int:
     return 0
 
 
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def _script_args(specs: list[str]) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        key, sep, value = spec.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--arg wants NAME=VALUE, got {spec!r}")
+        out[key] = value
+    return out
+
+
+def _load(path: Path):
+    """An image's filesystem; its live files stay unattached (listed by name, never run)."""
+    from .imagefile import ImageError, load_image
+    try:
+        return load_image(path.read_bytes())
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None
+
+
+def image_main(argv: list[str]) -> int:
+    """``image build|ls|extract|import-tar|export-tar``."""
+    parser = argparse.ArgumentParser(prog="python -m pyninep_browser image",
+                                     description="Build, inspect and convert image files.")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    b = sub.add_parser("build", help="run an authoring script's build(tree) and write the image")
+    b.add_argument("script", type=Path)
+    b.add_argument("-o", "--out", required=True, type=Path)
+    b.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="passed to build(tree, NAME=VALUE); repeatable")
+    ls = sub.add_parser("ls", help="list an image's entries (ls -l style)")
+    ls.add_argument("image", type=Path)
+    ls.add_argument("path", nargs="?", default="/")
+    ls.add_argument("-R", "--recursive", action="store_true")
+    ex = sub.add_parser("extract", help="write an image's tree into a host directory")
+    ex.add_argument("image", type=Path)
+    ex.add_argument("directory", type=Path)
+    it = sub.add_parser("import-tar", help="make an image from a tar (any compression)")
+    it.add_argument("tar", type=Path)
+    it.add_argument("-o", "--out", required=True, type=Path)
+    et = sub.add_parser("export-tar", help="write an image's tree as a pax tar")
+    et.add_argument("image", type=Path)
+    et.add_argument("-o", "--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    from .archive import export_tar, extract, import_tar, listing
+    from .authoring import Tree, build_from_script
+    from .imagefile import dump_image
+    try:
+        if args.verb == "build":
+            if not args.script.is_file():
+                raise FileNotFoundError(f"{args.script}: no such script")
+            started = time.monotonic()
+            try:
+                tree = build_from_script(args.script, **_script_args(args.arg))
+            except (OSError, ValueError, TypeError) as exc:
+                # The script's own mistake: show where in the script, briefly.
+                frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                          if f.filename == str(args.script)]
+                where = f" (line {frames[-1].lineno})" if frames else ""
+                raise ValueError(f"{args.script}{where}: {type(exc).__name__}: {exc}") from None
+            data = dump_image(tree.fs)
+            _write(args.out, data)
+            live = len(tree.live_files())
+            print(f"wrote {args.out} ({len(data):,} bytes, {len(tree.fs.inodes)} inodes, "
+                  f"{live} live) in {time.monotonic() - started:.2f} s")
+        elif args.verb == "ls":
+            for line in listing(_load(args.image), args.path, args.recursive):
+                print(line)
+        elif args.verb == "extract":
+            warnings = extract(_load(args.image), args.directory)
+            for w in warnings:
+                print(f"pyninep: {w}", file=sys.stderr)
+        elif args.verb == "import-tar":
+            tree = Tree()
+            n = import_tar(tree, args.tar)
+            data = dump_image(tree.fs)
+            _write(args.out, data)
+            print(f"wrote {args.out} ({len(data):,} bytes, {n} entries)")
+        else:
+            tmp = args.out.with_name(args.out.name + ".tmp")
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            n = export_tar(_load(args.image), tmp)
+            tmp.replace(args.out)
+            print(f"wrote {args.out} ({n} entries)")
+    except BrokenPipeError:  # `image ls … | head`
+        sys.stderr.close()
+        return 0
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"pyninep: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) >= 2 and argv[0] == "image" and argv[1] in IMAGE_VERBS:
+        return image_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m pyninep_browser",
                                      description="pyninep-browser: build guest images.")
     sub = parser.add_subparsers(dest="command", required=True)
-    img = sub.add_parser("image", help="author the default root filesystem image")
+    img = sub.add_parser("image", help="the default image (older form); image build|ls|extract|"
+                         "import-tar|export-tar: see 'image build -h'")
     img.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
     img.add_argument("--extra", action="append", default=[], metavar="GUEST=HOST",
                      help="copy a host file (or symlink) into the image; repeatable")
@@ -88,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
             for p in (args.busybox,):
                 if not p.is_file():
                     raise FileNotFoundError(f"{p}: no such file")
-            fs = build_default_root(args.busybox, _extras(args.extra))
-            data = snapshot.save_filesystem(fs)
+            from . import default_image
+            from .authoring import Tree
+            from .imagefile import dump_image
+            tree = Tree()
+            default_image.build(tree, busybox=str(args.busybox),
+                                extras={g: str(h) for g, h in _extras(args.extra).items()})
+            data = dump_image(tree.fs)
         else:
             if not args.busybox.is_file():
                 raise FileNotFoundError(f"{args.busybox}: no such file")

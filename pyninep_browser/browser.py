@@ -12,9 +12,13 @@ from typing import Any, Callable
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
-from . import snapshot
+import io
+
+from . import authoring, snapshot
+from .archive import export_tar, import_tar
 from .protocol import linux_errno
 from .fs import Filesystem
+from .imagefile import load_image
 from .server import Server
 
 try:
@@ -37,7 +41,7 @@ class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
     def __init__(self, image: Any = None, on_reply: Any = None, db: Any = None,
-                 config: Any = None) -> None:
+                 config: Any = None, script: Any = None, build: bool = False) -> None:
         config = dict(config or {})
         self.store = None
         self.open_report = None
@@ -51,7 +55,16 @@ class PageServer:
                 "inodes": len(fs.inodes), "bytes": fs.used_bytes,
             }
         else:
-            fs = snapshot.load_filesystem(_bytes(image)) if image is not None else Filesystem()
+            fs = load_image(_bytes(image)) if image is not None else Filesystem()
+        if script is not None:
+            # An authoring script: its module-level live declarations register (attached below,
+            # and again after a restore); asked to, its build(tree) authors a new tree (a
+            # database that already holds one is left as it is).
+            module = authoring.load_script(source=str(script), name="pyninep_page_script")
+            if build and len(fs.inodes) <= 1:
+                if not callable(getattr(module, "build", None)):
+                    raise ValueError("the page's script defines no build(tree) function")
+                module.build(authoring.Tree(fs))
         self._on_reply = on_reply
         self._store_options = _store_options(config)
         self.server = self._attach(Server(fs))
@@ -70,6 +83,9 @@ class PageServer:
             self.reply_buffer[:len(reply)] = reply  # replies fit msize, which the buffer exceeds
 
     def _attach(self, server: Server) -> Server:
+        # Live files are recorded by name: bind them to what the page's script declared.
+        authoring.attach(server.fs)
+        server.enable_stats()  # /py/stats reads these counters
         if self._on_reply is not None:
             js_reply = self._on_reply
             server.on_reply = lambda frame: js_reply(to_js(frame))
@@ -125,6 +141,28 @@ class PageServer:
 
     def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
         self.server.fs.write_file(path, _bytes(data), mode=mode)
+
+    def export_tar(self, top: str = "/") -> bytes:
+        # Bytes read through the filesystem (a stored one's chunks must be loaded: see below).
+        out = io.BytesIO()
+        export_tar(self.server.fs, out, top)
+        return out.getvalue()
+
+    def export_tar_async(self, top: str, done: Any) -> None:
+        self._with_chunks(lambda: self.export_tar(str(top)), done)
+
+    def import_tar(self, data: Any, directory: str = "/") -> int:
+        return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
+
+    def import_tar_async(self, data: Any, directory: str, done: Any) -> None:
+        data = _bytes(data)
+
+        def imported(result: Any, err: int) -> None:
+            if err:
+                done(None, err)
+            else:
+                self.flush(lambda _r, e: done(None if e else result, e))
+        self._with_chunks(lambda: self.import_tar(data, str(directory)), imported)
 
     # ---- the page's asynchronous calls: each answers through done(result, errno) exactly once
 
@@ -219,7 +257,7 @@ def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
     options = _store_options(config)
     if image is None:
         return Filesystem(store=store, **options)
-    return snapshot.load_filesystem(image, store=store, **options)
+    return load_image(image, store=store, **options)
 
 
 def _bytes(value: Any) -> bytes:

@@ -1,19 +1,16 @@
-"""Guest images: the cpio initramfs that mounts our server, and the default root tree.
+"""The guest's initramfs that mounts our server, written by Python rather than shell pipelines.
 
-Both are written by Python here, not by shell pipelines: :class:`CpioWriter` writes the "newc"
-format the kernel unpacks, :func:`build_initramfs` packs busybox, the 9p/virtio modules and a small
-``/init``, and :func:`build_default_root` authors the tree the guest boots into with the
-:class:`~pyninep_browser.fs.Filesystem` path API. Nothing here touches 9P.
+:class:`CpioWriter` writes the "newc" format the kernel unpacks; :func:`build_initramfs` packs
+busybox, the 9p/virtio modules and a small ``/init``. The root tree the guest boots into is an
+authoring script (:mod:`pyninep_browser.default_image`); :func:`busybox_applets` serves it.
+Nothing here touches 9P.
 """
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
-
-from .fs import Filesystem
 
 # Loaded in this order by /init: in Debian's 686 kernel 9p and virtio are modules.
 MODULES = ("virtio", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
@@ -146,59 +143,3 @@ def busybox_applets(busybox: Path) -> list[str]:
         raise RuntimeError(f"cannot run {busybox} --list-full to list its applets ({exc}); "
                            "build on an x86 Linux host") from None
     return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-PROFILE = r"""export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=${HOME:-/root}
-export PS1='\u@\h:\w\$ '
-export PAGER=less
-alias ll='ls -l'
-"""
-
-MOTD = """Welcome to a Linux guest whose files are served by Python, in this page.
-Everything under / lives in pyninep-browser's filesystem.
-"""
-
-
-def build_default_root(busybox: Path, extras: dict[str, Path] | None = None) -> Filesystem:
-    """The tree the guest boots into: busybox and its applets, /etc, /root, /tmp, /dev, ….
-
-    ``extras`` maps guest paths to host files copied in as they are (e.g. util-linux's flock and
-    attr's getfattr/setfattr with the libc they load); symlinks among them are kept as symlinks.
-    """
-    fs = Filesystem()
-    for path, mode in (("/bin", 0o755), ("/sbin", 0o755), ("/usr/bin", 0o755), ("/usr/sbin", 0o755),
-                       ("/usr/local/bin", 0o755), ("/lib", 0o755), ("/etc", 0o755),
-                       ("/root", 0o700), ("/home", 0o755), ("/tmp", 0o1777), ("/var/tmp", 0o1777),
-                       ("/var/log", 0o755), ("/run", 0o755), ("/dev", 0o755), ("/proc", 0o555),
-                       ("/sys", 0o555), ("/mnt", 0o755)):
-        fs.setattr(fs.makedirs(path), mode=mode)
-    fs.write_file("/bin/busybox", busybox.read_bytes(), mode=0o755)
-    for applet in busybox_applets(busybox):
-        path = "/" + applet.lstrip("/")
-        if path != "/bin/busybox":
-            fs.add_symlink(path, "/bin/busybox")
-    for guest_path, host_path in sorted((extras or {}).items()):
-        if host_path.is_symlink():
-            fs.add_symlink(guest_path, os.readlink(host_path))
-        else:
-            mode = stat.S_IMODE(host_path.stat().st_mode)
-            fs.write_file(guest_path, host_path.read_bytes(), mode=mode)
-    fs.write_file("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
-                  "user:x:1000:1000:user:/home/user:/bin/sh\n"
-                  "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    fs.write_file("/etc/group", "root:x:0:\nusers:x:100:user\nuser:x:1000:\nnogroup:x:65534:\n")
-    fs.write_file("/etc/shadow", "root::0:0:99999:7:::\nuser::0:0:99999:7:::\n", mode=0o640)
-    fs.write_file("/etc/hostname", "pyninep\n")
-    fs.write_file("/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tpyninep\n")
-    fs.write_file("/etc/profile", PROFILE)
-    fs.write_file("/etc/motd", MOTD)
-    fs.write_file("/etc/fstab", "proc /proc proc defaults 0 0\nsysfs /sys sysfs defaults 0 0\n")
-    fs.write_file("/etc/inittab", "::sysinit:/etc/init.d/rcS\n::respawn:-/bin/sh\n"
-                  "::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n")
-    fs.write_file("/etc/init.d/rcS", "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n"
-                  "hostname -F /etc/hostname\n[ -f /etc/motd ] && cat /etc/motd\n", mode=0o755)
-    user_home = fs.makedirs("/home/user")
-    fs.setattr(user_home, uid=1000, gid=1000, mode=0o755)
-    fs.write_file("/root/.profile", "cd /root\n")
-    return fs

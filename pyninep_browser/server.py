@@ -10,12 +10,17 @@ A reply may be *deferred*: a handler calls :meth:`Server.defer` and returns ``No
 finishes the work calls :meth:`Server.complete`, which delivers the reply through ``on_reply``.
 Every request gets exactly one reply: Tflush (or a Tversion reset) answers a deferred request that
 has not completed with EINTR, before Rflush, and its late completion is dropped.
+
+Live files (:mod:`pyninep_browser.authoring`): an inode whose ``backend`` is set is opened through
+it; the open fid holds the handle it returns, and read, write, fsync and clunk go to that handle.
+A handle call may return an awaitable (an async live function): the reply is then deferred.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import time
 import stat
 import struct
 from dataclasses import dataclass
@@ -90,6 +95,7 @@ class Fid:
     xattr_flags: int = 0
     lock_owners: set | None = None  # owners that locked through this fid (made on first lock)
     top: Inode | None = None  # the directory it was attached at, if not the root: ".." stops there
+    live: Any = None  # an open live file's per-open handle (see authoring)
 
     @property
     def is_open(self) -> bool:
@@ -136,6 +142,7 @@ class Server:
         self._reruns: dict[int, object] = {}
         self.resume_frames: list[tuple[int, bytes | None]] = []  # from a restored state
         self.session_id = id(self)
+        self.stats: dict[str, Any] | None = None  # see enable_stats
         self._handlers: dict[int, Callable[..., bytes | None]] = {
             T.Tversion: self.version_, T.Tauth: self.auth, T.Tattach: self.attach,
             T.Tflush: self.flush, T.Twalk: self.walk, T.Tclunk: self.clunk,
@@ -193,6 +200,31 @@ class Server:
             log.exception("9P request type %s failed", mtype)
             return p.lerror(tag, errno.EIO)
 
+    def enable_stats(self) -> dict[str, Any]:
+        """Count requests by type and bytes in and out from now on (``/py/stats`` shows them).
+
+        Off by default, so a server that does not ask pays nothing: this wraps
+        :meth:`handle_buffer` for this instance only. Returns the live counters.
+        """
+        if self.stats is not None:
+            return self.stats
+        counts: dict[int, int] = {}
+        stats = self.stats = {"since": time.time(), "requests": counts, "bytes_in": 0, "bytes_out": 0}
+        plain = self.handle_buffer
+
+        def counting(buf: bytearray | memoryview, length: int) -> bytes | None:
+            reply = plain(buf, length)
+            if length >= HEADER_SIZE:
+                mtype = buf[4]
+                counts[mtype] = counts.get(mtype, 0) + 1
+                stats["bytes_in"] += min(_U32.unpack_from(buf, 0)[0], length)
+                if reply is not None:
+                    stats["bytes_out"] += len(reply)
+            return reply
+
+        self.handle_buffer = counting  # type: ignore[method-assign]
+        return stats
+
     def _generic(self, mtype: int, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
         return self._handlers[mtype](tag, *p.decode_body(mtype, memoryview(buf), HEADER_SIZE, size))
 
@@ -228,7 +260,7 @@ class Server:
         if hit is not None:
             nxt = hit[1]
         elif (entries is not None and searchable and len(name) < NAME_MAX // 4 and name
-              and name != "." and name != ".." and "/" not in name):
+              and name != "." and name != ".." and "/" not in name and cur.backend is None):
             # A plain miss (every create starts with one): what lookup would raise, without the
             # exception. Names this short cannot be ENAMETOOLONG in any encoding.
             return p.lerror(tag, errno.ENOENT)
@@ -361,6 +393,9 @@ class Server:
             self._release(old)
 
     def _release(self, f: Fid) -> None:
+        if f.live is not None:  # not clunked (reset, remove, replaced): drop, do not commit
+            live, f.live = f.live, None
+            live.discard()
         if f.lock_owners:
             for owner in f.lock_owners:
                 self.fs.unlock_owner(f.inode, owner)
@@ -458,11 +493,14 @@ class Server:
         f = self.fids.pop(fid, None)
         if f is None:
             raise _fail(errno.EBADF, f"fid {fid}")
+        live, f.live = f.live, None
         try:
             if f.xattr_name is not None:
                 self._commit_xattr(f)
         finally:
             self._release(f)
+        if live is not None:  # a live file's write function runs at close
+            return self._after(tag, live.close(), lambda: _EMPTY.pack(HEADER_SIZE, _RCLUNK, tag))
         return _EMPTY.pack(HEADER_SIZE, _RCLUNK, tag)
 
     # ----------------------------------------------------------------- walking and opening
@@ -496,7 +534,13 @@ class Server:
             raise _fail(errno.ENOENT, repr(name))
         if name == ".." and cur is f.top:
             return cur
-        return self.fs.lookup(cur, name, f.cred)
+        try:
+            return self.fs.lookup(cur, name, f.cred)
+        except FileNotFoundError:
+            if cur.backend is None:
+                raise
+            cur.backend.refresh(self)  # a live directory: the name may exist now
+            return self.fs.lookup(cur, name, f.cred)
 
     @staticmethod
     def _rwalk(tag: int, packed_qids: list[bytes]) -> bytes:
@@ -508,8 +552,33 @@ class Server:
         if f.is_open:
             raise _fail(errno.EBADF, "fid already open")
         self.fs.open(f.inode, flags, f.cred)
+        backend = f.inode.backend
+        if backend is not None:
+            f.live = backend.open(self, f.cred, flags)
+            f.open_flags = flags
+            return self._after(tag, f.live.start(), lambda: self._open_reply(T.Rlopen, tag, f.inode))
         f.open_flags = flags
         return self._open_reply(T.Rlopen, tag, f.inode)
+
+    def _after(self, tag: int, pending: Any, make_reply: Callable[[], bytes]) -> bytes | None:
+        """The reply to a live file's call: now, or, if it returned an awaitable (an async live
+        function), deferred until that finishes."""
+        if pending is None:
+            return make_reply()
+        self.defer(tag)
+
+        def done(future: Any) -> None:
+            try:
+                future.result()
+                reply = make_reply()
+            except OSError as exc:
+                reply = p.lerror(tag, exc.errno or errno.EIO)
+            except BaseException:  # noqa: BLE001 - the live layer logged it; the guest gets EIO
+                reply = p.lerror(tag, errno.EIO)
+            self.complete(tag, reply)
+
+        pending.add_done_callback(done)
+        return None
 
     def lcreate(self, tag: int, fid: int, name: str, flags: int, mode: int, gid: int) -> bytes:
         f = self._dir_fid(fid)
@@ -547,7 +616,9 @@ class Server:
             inode = f.inode
             if inode.is_dir():
                 raise _fail(errno.EISDIR)
-            if count <= 0 or (offset >= inode.size and inode.backend is None):
+            if f.live is not None:
+                parts = [f.live.read(offset, count)] if count > 0 else []
+            elif count <= 0 or (offset >= inode.size and inode.backend is None):
                 parts = []
             else:
                 parts = self.fs.read(inode, offset, count)
@@ -571,13 +642,17 @@ class Server:
         inode = f.inode
         if inode.is_dir():
             raise _fail(errno.EISDIR)
+        if f.live is not None:
+            return _RWRITE.pack(11, T.Rwrite, tag, f.live.write(offset, data))
         if f.open_flags & O_APPEND:
             offset = inode.size
         n = self.fs.write(inode, offset, data, f.cred)
         return _RWRITE.pack(11, T.Rwrite, tag, n)
 
     def fsync(self, tag: int, fid: int, datasync: int) -> bytes | None:
-        self._file_fid(fid)
+        f = self._file_fid(fid)
+        if f.live is not None:  # a live file's write function sees what was written so far
+            return self._after(tag, f.live.fsync(), lambda: self._empty(T.Rfsync, tag))
         if self.fs.store is None:
             return self._empty(T.Rfsync, tag)
         # Answered once a durable commit holding everything up to now is in the store: inline

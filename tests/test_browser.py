@@ -107,6 +107,9 @@ def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
                   r"page-says-42\s+i686\s+pyninep\s+\d+\s")
         guest_now = int(re.search(r"pyninep\s+(\d+)", out).group(1))
         assert abs(guest_now - time.time()) < 60, "the restored guest's clock was set from the page"
+        # The default image's /py/run, re-attached from images/default.py in the restored machine:
+        # Python in the page runs what the guest writes to it.
+        run(page, "echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run", r"\n42 from py/run\s")
         # The boot noise is not in the terminal (there was no boot); the log says what happened.
         assert "Linux version" not in screen(page)
         shot(page, "first-visit")

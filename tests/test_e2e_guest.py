@@ -206,6 +206,12 @@ def test_non_root_user_permissions(guest):
     assert " 1000 " in out
 
 
+def test_default_image_runs_python_written_to_py_run(guest):
+    # The default image's live files, re-attached from dist/images/default.py at start-up.
+    assert guest.sh("echo 'print(6*7)' > /py/run; cat /py/run") == "42\n"
+    assert "emscripten" in guest.sh("cat /py/version")
+
+
 def test_saved_machine_restores_guest_and_files_together(guest):
     guest.sh("echo before-save > /root/state; exec 4>/root/held; echo keep >&4")
     info = guest.request("save", wait=180)
@@ -213,6 +219,8 @@ def test_saved_machine_restores_guest_and_files_together(guest):
     guest.sh("echo after-save > /root/state; rm /root/held")
     guest.request("restore", wait=180)
     assert guest.sh("cat /root/state; cat /root/held") == "before-save\nkeep\n"
+    # Live files are re-attached by name in the restored state.
+    assert guest.sh("echo 'print(\"after\", \"restore\")' > /py/run; cat /py/run") == "after restore\n"
 
 
 # ----------------------------------------------------------------- permissions under access=client

@@ -24,6 +24,12 @@
  *   image     the filesystem to start from: a URL string, a Uint8Array, or null for an empty
  *             filesystem (default: manifest.image, the default guest root). With IndexedDB
  *             storage it seeds a new database only; an existing one is opened as it is.
+ *   script    an authoring script (Python) run in Pyodide at start-up: a URL, or { source: "…" }.
+ *             Its module-level live_file/live_dir declarations attach to the image's live files
+ *             (and to a restored state's) by name. Given here with image: null, its build(tree)
+ *             authors the whole tree (a site ships a .py file instead of an image; a database that
+ *             already holds a tree keeps it). Default: the manifest's script (images/default.py:
+ *             /py/run…), declarations only; null for none.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
@@ -42,6 +48,9 @@
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
  *   inFlight()                9P requests whose reply is still to come
  *   storageStats()            IndexedDB commits, chunk reads, the browser's estimate
+ *   exportTar(path = "/") → Promise<Uint8Array>   the tree (or a subtree) as a pax tar
+ *   importTar(bytes, dir = "/") → Promise<number>  unpack a tar (any compression) into dir:
+ *             resolves to the entries added, once committed
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
  *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
  *             with IndexedDB their changes are committed write-behind, or by flush())
@@ -155,13 +164,18 @@ async function startServer(options, storage, db) {
             ? decodeURIComponent(indexURL.pathname) : indexURL.href;
         pyodide = await loadPyodide({ indexURL: index });
     }
-    const [wheel, image] = await Promise.all([
+    const scriptOption = options.script !== undefined ? options.script : manifest.script ?? null;
+    const buildFromScript = options.image === null && options.script != null;
+    const [wheel, image, script] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null ? null
             // A database that already holds a filesystem starts from it: the image seeds a new one.
             : db && db.meta.length > 0 ? null
             : options.image instanceof Uint8Array ? options.image
             : fetchBytes(new URL(options.image ?? manifest.image, baseUrl)),
+        scriptOption === null ? null
+            : typeof scriptOption === "object" && "source" in scriptOption ? scriptOption.source
+            : fetchBytes(new URL(scriptOption, baseUrl)).then((b) => new TextDecoder().decode(b)),
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -186,7 +200,8 @@ async function startServer(options, storage, db) {
         chunk_cache_bytes: options.chunkCacheBytes ?? null,
     });
     // undefined, not null: Python's None
-    const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config);
+    const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config,
+                                 script ?? undefined, buildFromScript);
     config.destroy();
     glue.destroy();
     const handle = page.handle;
@@ -320,6 +335,8 @@ async function startServer(options, storage, db) {
         /** Storage statistics: commits, chunk reads, the browser's estimate. */
         storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
         _storage: db, // internal (tests)
+        exportTar: (path = "/") => pyCall("export_tar_async", path),
+        importTar: (bytes, dir = "/") => pyCall("import_tar_async", bytes, dir),
         listDir: (path) => JSON.parse(page.list_dir(path)).map(
             ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
         mkdir: (path) => page.make_dir(path),

@@ -16,8 +16,11 @@
 //        the kept blob into a NEW server and a NEW emulator (the old ones are destroyed). With
 //        "corrupt": N, byte N of a copy is flipped and it is restored into the running machine,
 //        which must refuse it: ← {"id": 10, "refused": "<error message>"}
+//   → {"id": 11, "op": "exportTar", "path": "/etc"}   ← {"id": 11, "data": "<base64 tar>"}
+//   → {"id": 12, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 12, "entries": N}
 // Scripts are handed to the guest as files written through writeFile, so any length works.
 // Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
+//        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
 import path from "node:path";
 import readline from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -37,7 +40,13 @@ const t0 = Date.now();
 let server = null;
 let pyodideMs = 0;
 if (!builtin) {
-    server = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/") });
+    const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/") };
+    if (opt("--image")) {
+        const { readFile } = await import("node:fs/promises");
+        options.image = new Uint8Array(await readFile(opt("--image")));
+        options.script = opt("--script") ? { source: await readFile(opt("--script"), "utf8") } : null;
+    }
+    server = await createServer(options);
     pyodideMs = Date.now() - t0;
 }
 const g = manifest.guest;
@@ -203,6 +212,11 @@ for await (const line of rl) {
             send({ id: req.id, frames: frames.toString("base64") });
         } else if (req.op === "readFile") {
             send({ id: req.id, data: Buffer.from(await server.readFile(req.path)).toString("base64") });
+        } else if (req.op === "exportTar") {
+            send({ id: req.id, data: Buffer.from(await server.exportTar(req.path ?? "/")).toString("base64") });
+        } else if (req.op === "importTar") {
+            const n = await server.importTar(new Uint8Array(Buffer.from(req.data, "base64")), req.dir ?? "/");
+            send({ id: req.id, entries: n });
         } else if (req.op === "writeFile") {
             await server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
             send({ id: req.id, ok: true });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { T, call, rtype, rtag, ecode } from "./frames.mjs";
+import { T, call, frame, rtype, rtag, ecode, u32 } from "./frames.mjs";
 
 const dist = path.resolve(process.env.PYNINEP_DIST || "dist");
 const { createServer } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
@@ -116,6 +116,51 @@ test("saveState and restoreState keep files and open fids", async () => {
     await server.restoreState(state);
     const r = call(server, T.read(21, 1, 0, 100)); // fid 1 is still open after the restore
     assert.equal(new TextDecoder().decode(r.subarray(11)), "hi from js");
+});
+
+test("a page script authors the tree; live files answer, async ones later; tar out and in", async () => {
+    const source = `
+import asyncio
+from pyninep_browser.authoring import live_file
+
+async def _later():
+    await asyncio.sleep(0.01)
+    return "async in the page\\n"
+
+later = live_file("js-later", read=_later)
+hello = live_file("js-hello", read=lambda: "hello from the script\\n")
+
+def build(tree):
+    (tree / "etc/motd").write_text("site motd\\n")
+    (tree / "hello").live(hello)
+    (tree / "later").live(later)
+`;
+    const site = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"), image: null,
+                                      script: { source }, pyodide: server.pyodide });
+    const lopen = (tag, fid) => frame(12, tag, [u32(fid), u32(0)]);
+    const text = (r) => new TextDecoder().decode(r.subarray(11));
+    try {
+        call(site, T.version(0xffff, 65536));
+        call(site, T.attach(1, 0));
+        assert.equal(rtype(call(site, T.walk(2, 0, 2, ["hello"]))), 111);
+        assert.equal(rtype(call(site, lopen(3, 2))), 13);
+        assert.equal(text(call(site, T.read(4, 2, 0, 100))), "hello from the script\n");
+        // An async live function: the open is answered when it finishes, through v86's callback.
+        assert.equal(rtype(call(site, T.walk(5, 0, 3, ["later"]))), 111);
+        const replies = [];
+        site.handle9p(lopen(6, 3), (r) => replies.push([rtype(r), rtag(r)]));
+        assert.deepEqual(replies, []);
+        for (let i = 0; i < 50 && replies.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        assert.deepEqual(replies, [[13, 6]]);
+        assert.equal(text(call(site, T.read(7, 3, 0, 100))), "async in the page\n");
+        // The tree as a tar, and back in elsewhere.
+        const tar = await site.exportTar("/etc");
+        assert.ok(tar instanceof Uint8Array && tar.length >= 1024);
+        assert.ok(await site.importTar(tar, "/copy") >= 1);
+        assert.equal(new TextDecoder().decode(await site.readFile("/copy/motd")), "site motd\n");
+    } finally {
+        await site.close();
+    }
 });
 
 test("unknown storage is refused with a clear error", async () => {

@@ -1,0 +1,1102 @@
+"""The Python API for authoring a tree, and live (Python-backed) files.
+
+A :class:`Tree` wraps a :class:`~pyninep_browser.fs.Filesystem`; ``tree / "etc/motd"`` is a
+:class:`TreePath`, which reads and creates like :class:`pathlib.Path` (``write_text``, ``mkdir``,
+``symlink_to``, ``iterdir``…) with keyword arguments for what an image needs and pathlib lacks
+(``mode``, ``uid``, ``gid``, ``mtime``, ``xattrs``). Missing parent directories are created with the
+tree's defaults, which ``with tree.defaults(uid=1000, …):`` changes for a block.
+
+Live files call Python when the guest uses them. They are declared once, by name, at module level
+in an authoring script (:func:`live_file`, :func:`live_dir`), and placed in a tree with
+:meth:`TreePath.live`. The inode records only the name (in the xattr ``trusted.pyninep.live``), so an
+image or a saved state holds no code: :func:`attach` binds the names to the functions a script
+declared. Without the script a live file is an ordinary file holding the last content read from it
+(empty if it was never read).
+
+Semantics of a live file, per open:
+
+- ``read()`` is called once at open (not per read request), so a reader sees one consistent
+  snapshot; the inode's size and mtime then describe that snapshot (what getattr reports).
+- An open for writing collects what is written (starting empty; O_RDWR starts from the snapshot)
+  and ``write(data)`` receives the whole content at close, and at fsync if anything changed since.
+  An error at close cannot reach the writer (Linux ignores errors of Tclunk): a writer that wants
+  them calls fsync (``dd conv=fsync``), whose error it sees.
+- ``open(flags)`` instead makes a per-open state object for stream-like files: its ``read(size)``
+  and ``write(data)`` are called per request (offsets are ignored), ``close()`` at close.
+- A function that raises ``OSError`` gives the guest that errno; any other exception gives EIO for
+  that request and one log line. Synchronous functions are stopped after ``limit`` seconds (default
+  :data:`LIMIT`) by a trace hook that raises in their Python code; a call blocked inside C code (a
+  ``time.sleep``) is not interrupted. ``async def`` functions run on the event loop (the page's, in
+  Pyodide) and the request's reply is deferred until they finish or time out.
+
+The server side is a small protocol the 9P server calls (``open`` → handle with ``start``,
+``read``, ``write``, ``fsync``, ``close``, ``discard``; ``refresh`` for directories); nothing here
+parses 9P.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import datetime as _dt
+import errno
+import importlib.util
+import inspect
+import logging
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from .fs import (O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, ROOT, Cred, Filesystem, Inode,
+                 _fail)
+
+log = logging.getLogger("pyninep_browser")
+
+LIVE_XATTR = "trusted.pyninep.live"
+LIMIT = 10.0  # seconds a synchronous live function may run before it is stopped
+
+# ----------------------------------------------------------------- times, devices
+
+
+def _ns(value: Any) -> int:
+    """Seconds (int, float), a datetime, or None (now) as nanoseconds since the epoch."""
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    if isinstance(value, int):
+        return value * 10**9
+    if isinstance(value, float):
+        return round(value * 1e9)
+    raise TypeError(f"a time is seconds (int or float) or a datetime, not {type(value).__name__}")
+
+
+def makedev(major: int, minor: int) -> int:
+    """A device number as the guest's kernel decodes it (Linux's new_encode_dev)."""
+    return (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & ~0xFF) << 12)
+
+
+def major(rdev: int) -> int:
+    return (rdev >> 8) & 0xFFF
+
+
+def minor(rdev: int) -> int:
+    return (rdev & 0xFF) | ((rdev >> 12) & 0xFFF00)
+
+
+_KINDS = {"c": stat.S_IFCHR, "char": stat.S_IFCHR, "b": stat.S_IFBLK, "block": stat.S_IFBLK,
+          "p": stat.S_IFIFO, "fifo": stat.S_IFIFO, "s": stat.S_IFSOCK, "socket": stat.S_IFSOCK}
+
+
+# ----------------------------------------------------------------- the tree
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a created entry gets when the call does not say: owner, modes, times (None: now)."""
+
+    uid: int = 0
+    gid: int = 0
+    dir_mode: int = 0o755
+    file_mode: int = 0o644
+    mtime_ns: int | None = None
+
+
+class Tree:
+    """A filesystem being authored. ``Tree()`` starts empty; ``Tree(fs)`` edits ``fs`` in place.
+
+    Keyword arguments set the :class:`Defaults`: ``uid``, ``gid``, ``dir_mode``, ``file_mode``,
+    ``mtime`` (seconds or datetime; all created entries get it, for reproducible images).
+    """
+
+    def __init__(self, fs: Filesystem | None = None, *, uid: int = 0, gid: int = 0,
+                 dir_mode: int = 0o755, file_mode: int = 0o644, mtime: Any = None,
+                 quota_bytes: int = 1 << 30) -> None:
+        self.fs = fs if fs is not None else Filesystem(quota_bytes=quota_bytes)
+        self._defaults = Defaults(uid, gid, dir_mode, file_mode, None if mtime is None else _ns(mtime))
+
+    @property
+    def root(self) -> TreePath:
+        return TreePath(self, "/")
+
+    def __truediv__(self, other: str | os.PathLike) -> TreePath:
+        return self.root / other
+
+    def path(self, path: str | os.PathLike) -> TreePath:
+        return self.root / path
+
+    @contextlib.contextmanager
+    def defaults(self, *, uid: int | None = None, gid: int | None = None,
+                 dir_mode: int | None = None, file_mode: int | None = None,
+                 mtime: Any = ...) -> Iterator[Tree]:
+        """``with tree.defaults(uid=1000, gid=1000): …``: other defaults for the block."""
+        old = self._defaults
+        changes: dict[str, Any] = {k: v for k, v in (("uid", uid), ("gid", gid), ("dir_mode", dir_mode),
+                                                      ("file_mode", file_mode)) if v is not None}
+        if mtime is not ...:
+            changes["mtime_ns"] = None if mtime is None else _ns(mtime)
+        self._defaults = replace(old, **changes)
+        try:
+            yield self
+        finally:
+            self._defaults = old
+
+    # ---- whole-tree operations
+
+    def walk(self, top: str = "/") -> Iterator[TreePath]:
+        """Every entry under ``top`` (itself first), depth first, names sorted."""
+        start = self.path(top)
+        yield start
+        if start.is_dir() and not start.is_symlink():
+            for child in sorted(start.iterdir(), key=lambda p: p.name):
+                yield from self.walk(child.path)
+
+    def image(self) -> bytes:
+        """The tree as an image file's bytes (see :mod:`pyninep_browser.imagefile`)."""
+        from .imagefile import dump_image
+        return dump_image(self.fs)
+
+    def save(self, path: str | os.PathLike) -> int:
+        """Write the image to ``path`` (atomically); returns its size."""
+        data = self.image()
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return len(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | bytes) -> Tree:
+        """A tree from an image file (or its bytes), its live files attached to what is declared."""
+        from .imagefile import load_image
+        data = path if isinstance(path, (bytes, bytearray, memoryview)) else Path(path).read_bytes()
+        tree = cls(load_image(data))
+        attach(tree.fs)
+        return tree
+
+    def add_tar(self, source: str | os.PathLike | Any, at: str = "/") -> None:
+        """Unpack a tar (path or binary file object; any compression tarfile reads) under ``at``:
+        modes, owners, ns times (pax), hard links, symlinks, devices, fifos, xattrs."""
+        from .archive import import_tar
+        import_tar(self, source, at)
+
+    def export_tar(self, target: str | os.PathLike | Any, top: str = "/") -> None:
+        """Write the tree (or the subtree ``top``) as a pax tar."""
+        from .archive import export_tar
+        export_tar(self, target, top)
+
+    def live_files(self) -> dict[str, str]:
+        """Path → live name of every live file and directory in the tree."""
+        out = {}
+        for inode in list(self.fs.inodes.values()):
+            name = (inode.xattrs or {}).get(LIVE_XATTR)
+            if name is not None:
+                out[self.fs.path_of(inode) if inode.is_dir() else _any_path(self.fs, inode)] = name.decode()
+        return out
+
+
+def _any_path(fs: Filesystem, inode: Inode) -> str:
+    for d in fs.inodes.values():
+        if d.entries is not None:
+            for name, child in d.entries.items():
+                if child is inode:
+                    return (fs.path_of(d) or "") + "/" + name
+    return "?"
+
+
+class TreePath:
+    """A path in a :class:`Tree`, used like :class:`pathlib.Path`.
+
+    Creating calls return the path (so they chain) and take ``mode``, ``uid``, ``gid``, ``mtime``
+    (seconds or datetime; ``mtime_ns`` for exact nanoseconds), ``atime`` and ``xattrs`` (a mapping of name → bytes or str); what is not
+    given comes from the tree's defaults. Unlike pathlib, missing parents are created and an
+    existing directory is fine for :meth:`mkdir`: a script says what should exist.
+    """
+
+    __slots__ = ("tree", "path")
+
+    def __init__(self, tree: Tree, path: str) -> None:
+        parts = [p for p in str(path).split("/") if p and p != "."]
+        self.tree = tree
+        self.path = "/" + "/".join(parts)
+
+    # ---- pure path operations
+
+    def __truediv__(self, other: str | os.PathLike) -> TreePath:
+        other = os.fspath(other)
+        if other.startswith("/"):
+            return TreePath(self.tree, other)
+        return TreePath(self.tree, self.path.rstrip("/") + "/" + other)
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"TreePath({self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TreePath) and other.tree is self.tree and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[1]
+
+    @property
+    def parent(self) -> TreePath:
+        return TreePath(self.tree, self.path.rsplit("/", 1)[0] or "/")
+
+    @property
+    def fs(self) -> Filesystem:
+        return self.tree.fs
+
+    # ---- looking
+
+    def inode(self, *, follow: bool = True) -> Inode:
+        """The inode (OSError if missing)."""
+        try:
+            return self.fs.resolve(self.path, follow=follow)
+        except FileNotFoundError:
+            # A live directory on the way computes its entries when asked, as for the guest.
+            parts = self.path.strip("/").split("/")
+            for i in range(len(parts)):
+                try:
+                    d = self.fs.resolve("/" + "/".join(parts[:i]))
+                except OSError:
+                    break
+                if d.is_dir() and d.backend is not None:
+                    d.backend.refresh(None)
+            return self.fs.resolve(self.path, follow=follow)
+
+    def _try(self, follow: bool = True) -> Inode | None:
+        try:
+            return self.inode(follow=follow)
+        except OSError:
+            return None
+
+    def exists(self) -> bool:
+        return self._try() is not None
+
+    def is_dir(self) -> bool:
+        i = self._try()
+        return i is not None and i.is_dir()
+
+    def is_file(self) -> bool:
+        i = self._try()
+        return i is not None and i.is_reg()
+
+    def is_symlink(self) -> bool:
+        i = self._try(follow=False)
+        return i is not None and i.is_symlink()
+
+    def is_live(self) -> bool:
+        i = self._try()
+        return i is not None and LIVE_XATTR in (i.xattrs or {})
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        i = self.inode(follow=follow_symlinks)
+        return os.stat_result((i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size,
+                               i.atime // 10**9, i.mtime // 10**9, i.ctime // 10**9,
+                               i.atime / 1e9, i.mtime / 1e9, i.ctime / 1e9,
+                               i.atime, i.mtime, i.ctime))
+
+    def lstat(self) -> os.stat_result:
+        return self.stat(follow_symlinks=False)
+
+    def read_bytes(self) -> bytes:
+        inode = self.inode()
+        if inode.backend is not None and not inode.is_dir():
+            return inode.backend.snapshot()
+        return self.fs.read_file(self.path)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+    def readlink(self) -> str:
+        return self.fs.readlink(self.inode(follow=False)).decode("utf-8", "surrogateescape")
+
+    def iterdir(self) -> Iterator[TreePath]:
+        inode = self.inode()
+        if inode.entries is None:
+            raise _fail(errno.ENOTDIR, self.path)
+        if inode.backend is not None:
+            inode.backend.refresh(None)
+        for name, _ in list(inode.entries.items()):
+            yield self / name
+
+    @property
+    def xattrs(self) -> XattrMap:
+        """The entry's extended attributes as a mutable mapping (name → bytes)."""
+        return XattrMap(self)
+
+    # ---- creating
+
+    def _attrs(self, inode: Inode, mode: int | None, uid: int | None, gid: int | None,
+               mtime: Any, atime: Any, xattrs: Mapping[str, Any] | None, *, mtime_ns: int | None = None,
+               atime_ns: int | None = None, ctime_ns: int | None = None) -> None:
+        d = self.tree._defaults
+        fs = self.fs
+        uid = d.uid if uid is None else uid
+        gid = d.gid if gid is None else gid
+        if (uid, gid) != (inode.uid, inode.gid):
+            keep = inode.mode & 0o7777  # chown clears set-id bits: set them again below
+            fs.setattr(inode, ROOT, uid=uid, gid=gid, mode=keep if mode is None else mode)
+        elif mode is not None:
+            fs.setattr(inode, ROOT, mode=mode)
+        for name, value in (xattrs or {}).items():
+            fs.setxattr(inode, name, value.encode() if isinstance(value, str) else bytes(value), 0, ROOT)
+        m = mtime_ns if mtime_ns is not None else _ns(mtime) if mtime is not None else d.mtime_ns
+        a = atime_ns if atime_ns is not None else _ns(atime) if atime is not None else m
+        if m is not None:
+            inode.mtime = m
+            inode.ctime = ctime_ns if ctime_ns is not None else m
+            inode.btime = min(inode.btime, m)
+        elif ctime_ns is not None:
+            inode.ctime = ctime_ns
+        if a is not None:
+            inode.atime = a
+        fs.dirty.add(inode.ino)
+
+    def _parent_inode(self) -> tuple[Inode, str]:
+        if self.path == "/":
+            raise _fail(errno.EEXIST, "/")
+        parent = self.parent
+        parent.mkdir()
+        return parent.inode(), self.name
+
+    def _existing(self, directory: Inode, name: str) -> Inode | None:
+        return directory.entries.get(name) if directory.entries is not None else None
+
+    def mkdir(self, mode: int | None = None, *, parents: bool = True, exist_ok: bool = True,
+              uid: int | None = None, gid: int | None = None, mtime: Any = None,
+              xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+        """A directory (and, with ``parents``, the missing ones above it)."""
+        if self.path == "/":
+            if mode is not None or uid is not None or gid is not None or xattrs:
+                self._attrs(self.fs.root, mode, uid, gid, mtime, None, xattrs)
+            return self
+        existing = self._try()
+        if existing is not None:
+            if not existing.is_dir():
+                raise _fail(errno.EEXIST, f"{self.path} exists and is not a directory")
+            if not exist_ok:
+                raise _fail(errno.EEXIST, self.path)
+            if any(v is not None for v in (mode, uid, gid, mtime, mtime_ns)) or xattrs:
+                self._attrs(existing, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+            return self
+        if not parents and not self.parent.is_dir():
+            raise _fail(errno.ENOENT, str(self.parent))
+        directory, name = self._parent_inode()
+        d = self.tree._defaults
+        inode = self.fs.mkdir(directory, name, d.dir_mode if mode is None else mode, ROOT, 0)
+        self._attrs(inode, d.dir_mode if mode is None else mode, uid, gid, mtime, None, xattrs,
+                    mtime_ns=mtime_ns)
+        return self
+
+    def write_bytes(self, data: bytes | bytearray | memoryview, *, mode: int | None = None,
+                    uid: int | None = None, gid: int | None = None, mtime: Any = None,
+                    atime: Any = None, xattrs: Mapping[str, Any] | None = None,
+                    mtime_ns: int | None = None, atime_ns: int | None = None) -> TreePath:
+        """A regular file with this content (replaced if it exists, keeping its attributes
+        unless given)."""
+        directory, name = self._parent_inode()
+        d = self.tree._defaults
+        inode = self._existing(directory, name)
+        if inode is not None and inode.is_symlink():
+            inode = self.inode()
+        if inode is None:
+            inode = self.fs.create(directory, name, d.file_mode if mode is None else mode, ROOT, 0)
+            mode = d.file_mode if mode is None else mode
+        elif not inode.is_reg():
+            raise _fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
+        else:
+            self.fs.truncate(inode, 0)
+            uid = inode.uid if uid is None else uid
+            gid = inode.gid if gid is None else gid
+        self.fs.write(inode, 0, data)
+        self._attrs(inode, mode, uid, gid, mtime, atime, xattrs, mtime_ns=mtime_ns, atime_ns=atime_ns)
+        return self
+
+    def write_text(self, text: str, encoding: str = "utf-8", **attrs: Any) -> TreePath:
+        return self.write_bytes(text.encode(encoding), **attrs)
+
+    def touch(self, **attrs: Any) -> TreePath:
+        """An empty file if missing; an existing entry gets the given attributes (times: now)."""
+        inode = self._try()
+        if inode is None:
+            return self.write_bytes(b"", **attrs)
+        attrs.setdefault("mtime", time.time_ns() / 1e9)
+        self._attrs(inode, attrs.get("mode"), attrs.get("uid", inode.uid), attrs.get("gid", inode.gid),
+                    attrs.get("mtime"), attrs.get("atime"), attrs.get("xattrs"))
+        return self
+
+    def symlink_to(self, target: str | os.PathLike, *, uid: int | None = None,
+                   gid: int | None = None, mtime: Any = None,
+                   xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+        """This path becomes a symlink to ``target`` (stored as given: relative stays relative)."""
+        directory, name = self._parent_inode()
+        inode = self.fs.symlink(directory, name, os.fspath(target), ROOT, 0)
+        self._attrs(inode, None, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+        return self
+
+    def hardlink_to(self, target: str | os.PathLike | TreePath) -> TreePath:
+        """This path becomes another name of ``target`` (a path in the same tree)."""
+        target_path = target if isinstance(target, TreePath) else self.tree.path(os.fspath(target))
+        inode = target_path.inode(follow=False)
+        directory, name = self._parent_inode()
+        self.fs.link(directory, name, inode)
+        return self
+
+    def mknod(self, kind: str, major: int = 0, minor: int = 0, *, mode: int | None = None,
+              uid: int | None = None, gid: int | None = None, mtime: Any = None,
+              xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+        """A device node or special file: ``kind`` is "c"/"char", "b"/"block", "p"/"fifo" or
+        "s"/"socket"; ``mode`` defaults to 0o600 for devices, the file default otherwise."""
+        try:
+            ftype = _KINDS[kind]
+        except KeyError:
+            raise ValueError(f"mknod kind must be one of {sorted(_KINDS)}, not {kind!r}") from None
+        if mode is None:
+            mode = 0o600 if ftype in (stat.S_IFCHR, stat.S_IFBLK) else self.tree._defaults.file_mode
+        directory, name = self._parent_inode()
+        rdev = makedev(major, minor) if ftype in (stat.S_IFCHR, stat.S_IFBLK) else 0
+        inode = self.fs.mknod(directory, name, ftype | mode, rdev, ROOT, 0)
+        self._attrs(inode, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+        return self
+
+    def mkfifo(self, mode: int | None = None, **attrs: Any) -> TreePath:
+        return self.mknod("fifo", mode=mode, **attrs)
+
+    def copy_from(self, source: str | os.PathLike, *, preserve_owner: bool = False,
+                  follow_symlinks: bool = False) -> TreePath:
+        """Copy a host file or directory tree here, with its modes, times, symlinks, hard links,
+        fifos, devices and ``user.`` xattrs. Owners come from the tree's defaults unless
+        ``preserve_owner``."""
+        src = Path(source)
+        seen: dict[tuple[int, int], TreePath] = {}
+        self._copy_one(src, seen, preserve_owner, follow_symlinks)
+        return self
+
+    def _copy_one(self, src: Path, seen: dict, preserve_owner: bool, follow: bool) -> None:
+        st = os.stat(src, follow_symlinks=follow)
+        owner = {"uid": st.st_uid, "gid": st.st_gid} if preserve_owner else {}
+        times = {"mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns}
+        xattrs = _host_xattrs(src, follow)
+        kind = stat.S_IFMT(st.st_mode)
+        perm = stat.S_IMODE(st.st_mode)
+        if kind != stat.S_IFDIR and st.st_nlink > 1 and (st.st_dev, st.st_ino) in seen:
+            self.hardlink_to(seen[(st.st_dev, st.st_ino)])
+            return
+        if kind == stat.S_IFDIR:
+            self.mkdir(perm, xattrs=xattrs, **owner)
+            for child in sorted(os.listdir(src)):
+                (self / child)._copy_one(src / child, seen, preserve_owner, follow)
+            inode = self.inode()
+        elif kind == stat.S_IFLNK:
+            self.symlink_to(os.readlink(src), xattrs=xattrs, **owner)
+            inode = self.inode(follow=False)
+        elif kind == stat.S_IFREG:
+            self.write_bytes(src.read_bytes(), mode=perm, xattrs=xattrs, **owner)
+            inode = self.inode()
+        else:
+            letter = {stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[kind]
+            self.mknod(letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs,
+                       **owner)
+            inode = self.inode(follow=False)
+        self._attrs(inode, None, inode.uid, inode.gid, None, None, None, **times)
+        if st.st_nlink > 1 and kind != stat.S_IFDIR:
+            seen[(st.st_dev, st.st_ino)] = self
+
+    def chmod(self, mode: int) -> TreePath:
+        self.fs.setattr(self.inode(), ROOT, mode=mode)
+        return self
+
+    def chown(self, uid: int | None = None, gid: int | None = None) -> TreePath:
+        inode = self.inode(follow=False)
+        self._attrs(inode, inode.mode & 0o7777, uid if uid is not None else inode.uid,
+                    gid if gid is not None else inode.gid, None, None, None,
+                    mtime_ns=inode.mtime, atime_ns=inode.atime)
+        return self
+
+    def set_times(self, *, mtime: Any = None, atime: Any = None, mtime_ns: int | None = None,
+                  atime_ns: int | None = None) -> TreePath:
+        """Set mtime/atime (seconds or datetime, or exact ``*_ns``); ctime follows mtime."""
+        inode = self.inode(follow=False)
+        m = mtime_ns if mtime_ns is not None else _ns(mtime) if mtime is not None else inode.mtime
+        a = atime_ns if atime_ns is not None else _ns(atime) if atime is not None else inode.atime
+        self._attrs(inode, None, inode.uid, inode.gid, None, None, None, mtime_ns=m, atime_ns=a)
+        return self
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        try:
+            self.fs.remove(self.path)
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def rmdir(self) -> None:
+        self.fs.remove(self.path)
+
+    def live(self, spec: LiveFile | LiveDir | Callable[[], Any], *, mode: int | None = None,
+             uid: int | None = None, gid: int | None = None, mtime: Any = None) -> TreePath:
+        """Make this path a live file or directory backed by ``spec`` (from :func:`live_file` /
+        :func:`live_dir`; a plain function is a read function of an unnamed live file, which an
+        image cannot re-attach). Default mode: 0o444 read-only, 0o644 writable, 0o555 directory."""
+        if not isinstance(spec, (LiveFile, LiveDir)):
+            spec = LiveFile(name=None, read=spec)
+        if isinstance(spec, LiveDir):
+            self.mkdir(0o555 if mode is None else mode, uid=uid, gid=gid, mtime=mtime)
+            inode = self.inode()
+        else:
+            if mode is None:
+                mode = 0o644 if spec.writable else 0o444
+            existing = self._try()
+            if existing is None or not existing.is_reg():
+                self.write_bytes(b"", mode=mode, uid=uid, gid=gid, mtime=mtime)
+            else:
+                self._attrs(existing, mode, uid, gid, mtime, None, None)
+            inode = self.inode()
+        if spec.name is not None:
+            self.fs.setxattr(inode, LIVE_XATTR, spec.name.encode(), 0, ROOT)
+        spec.bind(self.fs, inode)
+        return self
+
+
+class XattrMap:
+    """``path.xattrs``: a mutable mapping of an entry's extended attributes (values are bytes)."""
+
+    def __init__(self, path: TreePath) -> None:
+        self._path = path
+
+    def _inode(self) -> Inode:
+        return self._path.inode(follow=False)
+
+    def __getitem__(self, name: str) -> bytes:
+        try:
+            return self._path.fs.getxattr(self._inode(), name, ROOT)
+        except OSError:
+            raise KeyError(name) from None
+
+    def __setitem__(self, name: str, value: bytes | str) -> None:
+        self._path.fs.setxattr(self._inode(), name, value.encode() if isinstance(value, str) else bytes(value), 0, ROOT)
+
+    def __delitem__(self, name: str) -> None:
+        try:
+            self._path.fs.removexattr(self._inode(), name, ROOT)
+        except OSError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._inode().xattrs or ()))
+
+    def __len__(self) -> int:
+        return len(self._inode().xattrs or ())
+
+    def __contains__(self, name: object) -> bool:
+        return name in (self._inode().xattrs or {})
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, bytes]]:
+        return list((self._inode().xattrs or {}).items())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return (self._inode().xattrs or {}).get(name, default)
+
+    def update(self, other: Mapping[str, bytes | str]) -> None:
+        for k, v in other.items():
+            self[k] = v
+
+
+def _host_xattrs(path: Path, follow: bool) -> dict[str, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=follow)
+    except (OSError, AttributeError):
+        return {}
+    out = {}
+    for name in names:
+        if name.startswith("user."):
+            with contextlib.suppress(OSError):
+                out[name] = os.getxattr(path, name, follow_symlinks=follow)
+    return out
+
+
+# ----------------------------------------------------------------- live files: declarations
+
+REGISTRY: dict[str, LiveFile | LiveDir] = {}  # name → declaration, filled by live_file/live_dir
+
+
+@dataclass
+class LiveContext:
+    """What a live function may ask about the request it serves: :func:`context`."""
+
+    server: Any  # the 9P Server (None when called outside a request, e.g. by read_bytes)
+    fs: Filesystem
+    cred: Cred
+    inode: Inode
+
+
+_context: contextvars.ContextVar[LiveContext | None] = contextvars.ContextVar("pyninep_live", default=None)
+
+
+def context() -> LiveContext:
+    """The request a live function is serving (server, filesystem, caller's uid/gid, inode)."""
+    ctx = _context.get()
+    if ctx is None:
+        raise RuntimeError("pyninep_browser.authoring.context() is only available inside a live function")
+    return ctx
+
+
+@dataclass
+class LiveFile:
+    """A live file's declaration (see :func:`live_file`)."""
+
+    name: str | None
+    read: Callable[[], Any] | None = None
+    write: Callable[[bytes], Any] | None = None
+    open: Callable[[int], Any] | None = None
+    limit: float = LIMIT
+
+    @property
+    def writable(self) -> bool:
+        return self.write is not None or self.open is not None
+
+    def bind(self, fs: Filesystem, inode: Inode) -> None:
+        inode.backend = _LiveFileBackend(self, fs, inode)
+
+
+@dataclass
+class LiveDir:
+    """A live directory's declaration (see :func:`live_dir`)."""
+
+    name: str | None
+    list: Callable[[], Mapping[str, Any]]
+    limit: float = LIMIT
+
+    def bind(self, fs: Filesystem, inode: Inode) -> None:
+        inode.backend = _LiveDirBackend(self, fs, inode)
+
+
+def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | None = None,
+              write: Callable[[bytes], Any] | None = None, open: Callable[[int], Any] | None = None,
+              limit: float = LIMIT) -> Any:
+    """Declare a live file under ``name`` (what images record to re-attach it).
+
+    ``read()`` returns bytes or str, called at each open; ``write(data)`` receives what an open
+    wrote, at close (and fsync); ``open(flags)`` returns a per-open object with ``read(size)``,
+    ``write(data)`` and optionally ``close()`` for stream-like files. Any may be ``async def``.
+    Used bare as a decorator (``@live_file`` or ``@live_file("name")``), the function is ``read``
+    and the name defaults to the function's name.
+    """
+    if callable(name):  # @live_file without parentheses
+        return live_file(name.__name__, limit=limit)(name)
+    if read is None and write is None and open is None:
+        def decorate(fn: Callable[[], Any]) -> LiveFile:
+            return live_file(name or fn.__name__, read=fn, limit=limit)
+        return decorate
+    if name is None:
+        raise TypeError("live_file needs a name: images record it to re-attach the file")
+    spec = LiveFile(name, read, write, open, limit)
+    REGISTRY[name] = spec
+    return spec
+
+
+def live_dir(name: str | Callable | None = None, *, list: Callable[[], Mapping[str, Any]] | None = None,
+             limit: float = LIMIT) -> Any:
+    """Declare a live directory: ``list()`` returns a mapping of entry name → content (bytes,
+    str, or a function returning them), computed when the directory is opened or a missing name
+    is looked up. Entries are files whose content is computed again at each open."""
+    if callable(name):
+        return live_dir(name.__name__, list=name, limit=limit)
+    if list is None:
+        def decorate(fn: Callable[[], Mapping[str, Any]]) -> LiveDir:
+            return live_dir(name or fn.__name__, list=fn, limit=limit)
+        return decorate
+    if name is None:
+        raise TypeError("live_dir needs a name")
+    spec = LiveDir(name, list, limit)
+    REGISTRY[name] = spec
+    return spec
+
+
+def attach(fs: Filesystem, registry: Mapping[str, LiveFile | LiveDir] | None = None) -> list[str]:
+    """Bind every inode recorded as live (by name) to its declaration; returns the names bound.
+
+    A recorded name nobody declared stays an ordinary file (one log line says so).
+    """
+    registry = REGISTRY if registry is None else registry
+    bound = []
+    for inode in list(fs.inodes.values()):
+        raw = (inode.xattrs or {}).get(LIVE_XATTR)
+        if raw is None:
+            continue
+        name = raw.decode("utf-8", "replace")
+        spec = registry.get(name)
+        if spec is None or isinstance(spec, LiveDir) != inode.is_dir():
+            log.warning("live file %r has no declaration here: it stays an ordinary file", name)
+            continue
+        spec.bind(fs, inode)
+        bound.append(name)
+    return bound
+
+
+def load_script(path: str | os.PathLike | None = None, *, source: str | None = None,
+                name: str = "pyninep_script") -> Any:
+    """Run an authoring script (a file, or its ``source``) as a module; its module-level
+    :func:`live_file`/:func:`live_dir` declarations register. Returns the module."""
+    if source is None:
+        if path is None:
+            raise TypeError("load_script needs a path or a source")
+        source = Path(path).read_text()
+    filename = os.fspath(path) if path is not None else f"<{name}>"
+    module = type(sys)(name)
+    module.__file__ = filename
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
+
+
+def build_from_script(path: str | os.PathLike | None = None, *, source: str | None = None,
+                      tree: Tree | None = None, **arguments: Any) -> Tree:
+    """Run a script's ``build(tree, **arguments)`` on a new (or the given) tree."""
+    module = load_script(path, source=source)
+    build = getattr(module, "build", None)
+    if not callable(build):
+        raise ValueError(f"{path or 'the script'} defines no build(tree) function")
+    tree = tree if tree is not None else Tree()
+    build(tree, **arguments)
+    return tree
+
+
+# ----------------------------------------------------------------- live files: the server side
+
+
+class _Timeout(Exception):
+    pass
+
+
+# Line-by-line checks cost several times the traced code's own time, so the standard library and
+# installed packages (this one included) are checked only when they call a function; code from
+# scripts and from /py/run is checked at every line, which is what stops a `while True: pass`.
+_TRUSTED_PREFIXES = (os.path.dirname(os.__file__), os.path.dirname(__file__))
+
+
+def _limited(fn: Callable, args: tuple, limit: float) -> Any:
+    """Call ``fn`` and stop it (raise in its Python code) past ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    clock = time.monotonic
+    trusted = _TRUSTED_PREFIXES
+
+    def line(frame: Any, event: str, arg: Any) -> Any:
+        if clock() > deadline:
+            raise _Timeout(f"stopped after {limit:g} s")
+        return line
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        if clock() > deadline:
+            raise _Timeout(f"stopped after {limit:g} s")
+        return None if frame.f_code.co_filename.startswith(trusted) else line
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        return fn(*args)
+    finally:
+        sys.settrace(old)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Caller:
+    """Runs a live function for a request: limit, context, async, errors → OSError."""
+
+    def __init__(self, label: str, limit: float) -> None:
+        self.label = label
+        self.limit = limit
+
+    def call(self, ctx: LiveContext, what: str, fn: Callable, *args: Any,
+             then: Callable[[Any], Any] | None = None) -> Any:
+        """The result of ``then(fn(*args))``, or, if ``fn`` is async, a future of it."""
+        token = _context.set(ctx)
+        try:
+            result = _limited(fn, args, self.limit)
+            if inspect.isawaitable(result):
+                return self._schedule(what, result, then)
+        except OSError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a live function's bug is the guest's EIO
+            raise self._failed(what, exc) from None
+        finally:
+            _context.reset(token)
+        return then(result) if then is not None else result
+
+    def _failed(self, what: str, exc: BaseException) -> OSError:
+        if isinstance(exc, OSError) and exc.errno:
+            return exc
+        log.error("live file %s: %s function failed: %s", self.label, what, _describe(exc))
+        return OSError(errno.EIO, f"live file {self.label}: {what} failed")
+
+    def _schedule(self, what: str, awaitable: Any, then: Callable[[Any], Any] | None) -> Any:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            try:
+                loop = asyncio.get_event_loop()
+            except RuntimeError:
+                raise self._failed(what, RuntimeError("an async live function needs an event loop")) from None
+
+        async def run() -> Any:
+            try:
+                result = await asyncio.wait_for(awaitable, self.limit)
+            except OSError:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                raise self._failed(what, exc) from None
+            return then(result) if then is not None else result
+
+        return asyncio.ensure_future(run(), loop=loop)
+
+
+def _as_bytes(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode()
+    return bytes(value)
+
+
+class _LiveFileBackend:
+    """The server's view of a live file: ``open`` makes a per-open handle."""
+
+    def __init__(self, spec: LiveFile, fs: Filesystem, inode: Inode) -> None:
+        self.spec = spec
+        self.fs = fs
+        self.inode = inode
+        self.caller = _Caller(spec.name or "(unnamed)", spec.limit)
+        self.last: bytes | None = None
+
+    def _ctx(self, server: Any, cred: Cred) -> LiveContext:
+        return LiveContext(server, self.fs, cred, self.inode)
+
+    def observed(self, data: bytes) -> bytes:
+        """Keep the newest snapshot as the inode's data: getattr then tells its size and when it
+        changed, and a saved image or state holds it (what the file shows without its script)."""
+        inode = self.inode
+        if data != self.last or inode.size != len(data):  # (an O_TRUNC may have emptied the copy)
+            self.last = data
+            inode.backend = None  # the filesystem's own data path, not this backend
+            try:
+                self.fs.truncate(inode, 0)
+                self.fs.write(inode, 0, data)
+            finally:
+                inode.backend = self
+        else:
+            inode.atime = self.fs.clock()
+        return data
+
+    def open(self, server: Any, cred: Cred, flags: int) -> _LiveHandle:
+        acc = flags & O_ACCMODE
+        writing = acc in (O_WRONLY, O_RDWR)
+        if writing and not self.spec.writable:
+            raise _fail(errno.EACCES, f"live file {self.caller.label} is read-only")
+        return _LiveHandle(self, self._ctx(server, cred), flags)
+
+    # The filesystem's own hooks (page-side readFile/writeFile): one snapshot per call.
+    def snapshot(self) -> bytes:
+        if self.spec.read is None:
+            return b""
+        result = self.caller.call(self._ctx(None, ROOT), "read", self.spec.read)
+        if inspect.isawaitable(result):
+            result.cancel()
+            raise _fail(errno.EAGAIN, "an async live file cannot be read synchronously")
+        return self.observed(_as_bytes(result))
+
+    def read(self, offset: int, count: int) -> bytes:
+        to_end = offset + count >= self.inode.size  # the caller's size may predate this snapshot
+        data = self.snapshot()
+        return data[offset:] if to_end else data[offset:offset + count]
+
+    def write(self, offset: int, data: Any) -> int:
+        if self.spec.write is None:
+            raise _fail(errno.EACCES)
+        self.caller.call(self._ctx(None, ROOT), "write", self.spec.write, bytes(data))
+        return len(data)
+
+    def refresh(self, server: Any) -> None:
+        pass
+
+
+class _LiveHandle:
+    """One open of a live file."""
+
+    def __init__(self, backend: _LiveFileBackend, ctx: LiveContext, flags: int) -> None:
+        self.backend = backend
+        self.ctx = ctx
+        self.flags = flags
+        self.data: bytes | bytearray = b""
+        self.dirty = False
+        self.stream: Any = None
+        self.closed = False
+
+    def start(self) -> Any:
+        spec, caller = self.backend.spec, self.backend.caller
+        if spec.open is not None:
+            def keep(obj: Any) -> None:
+                self.stream = obj
+            return caller.call(self.ctx, "open", spec.open, self.flags, then=keep)
+        acc = self.flags & O_ACCMODE
+        if acc == O_WRONLY or spec.read is None:
+            self.data = bytearray()
+            if acc != O_RDONLY:
+                self.dirty = True  # an open for writing commits even if nothing is written
+            return None
+
+        def keep_data(value: Any) -> None:
+            data = self.backend.observed(_as_bytes(value))
+            self.data = bytearray(data) if acc == O_RDWR else data
+        return caller.call(self.ctx, "read", spec.read, then=keep_data)
+
+    def read(self, offset: int, count: int) -> bytes:
+        if self.stream is not None:
+            return _as_bytes(self.backend.caller.call(self.ctx, "read", self.stream.read, count))
+        return bytes(self.data[offset:offset + count])
+
+    def write(self, offset: int, data: Any) -> int:
+        if self.stream is not None:
+            n = self.backend.caller.call(self.ctx, "write", self.stream.write, bytes(data))
+            return len(data) if n is None else int(n)
+        buf = self.data if isinstance(self.data, bytearray) else bytearray(self.data)
+        if self.flags & O_APPEND:
+            offset = len(buf)
+        end = offset + len(data)
+        if len(buf) < offset:
+            buf.extend(bytes(offset - len(buf)))
+        buf[offset:end] = data
+        self.data = buf
+        self.dirty = True
+        return len(data)
+
+    def _commit(self) -> Any:
+        spec = self.backend.spec
+        if not self.dirty or spec.write is None:
+            return None
+        self.dirty = False
+        data = bytes(self.data)
+
+        def wrote(_: Any) -> None:
+            inode = self.backend.inode
+            inode.mtime = inode.ctime = self.backend.fs.clock()
+        return self.backend.caller.call(self.ctx, "write", spec.write, data, then=wrote)
+
+    def fsync(self) -> Any:
+        if self.stream is not None:
+            return None
+        return self._commit()
+
+    def close(self) -> Any:
+        self.closed = True
+        if self.stream is not None:
+            close = getattr(self.stream, "close", None)
+            self.stream, stream = None, self.stream
+            if close is not None:
+                return self.backend.caller.call(self.ctx, "close", close)
+            return None
+        return self._commit()
+
+    def discard(self) -> None:
+        self.closed = True
+        close = getattr(self.stream, "close", None)
+        self.stream = None
+        if close is not None:
+            with contextlib.suppress(Exception):
+                self.backend.caller.call(self.ctx, "close", close)
+
+
+class _LiveDirBackend:
+    """A live directory: its entries are materialized from ``list()`` when it is opened or a
+    missing name is looked up; each entry is a live file reading its value at open."""
+
+    def __init__(self, spec: LiveDir, fs: Filesystem, inode: Inode) -> None:
+        self.spec = spec
+        self.fs = fs
+        self.inode = inode
+        self.caller = _Caller(spec.name or "(unnamed)", spec.limit)
+
+    def listing(self, server: Any = None) -> Mapping[str, Any]:
+        ctx = LiveContext(server, self.fs, ROOT, self.inode)
+        result = self.caller.call(ctx, "list", self.spec.list)
+        if inspect.isawaitable(result):
+            result.cancel()
+            raise _fail(errno.EIO, "a live directory's list function must be synchronous")
+        return dict(result)
+
+    def refresh(self, server: Any) -> None:
+        listing = self.listing(server)
+        fs, directory = self.fs, self.inode
+        entries = directory.entries
+        assert entries is not None
+        for name, child in list(entries.items()):
+            if name not in listing:
+                fs.unlink(directory, name, ROOT, rmdir=child.is_dir())
+        for name in listing:
+            try:
+                fs.check_name(name)
+            except OSError:
+                log.error("live directory %s: bad entry name %r skipped", self.caller.label, name)
+                continue
+            child = entries.get(name)
+            if child is None:
+                child = fs.create(directory, name, 0o444, ROOT, 0)
+                child.uid, child.gid = directory.uid, directory.gid
+            if child.is_reg() and not isinstance(child.backend, _LiveFileBackend):
+                LiveFile(None, read=self._entry_reader(name), limit=self.spec.limit).bind(fs, child)
+
+    def _entry_reader(self, name: str) -> Callable[[], Any]:
+        def read() -> Any:
+            listing = self.listing(_context.get().server if _context.get() else None)
+            if name not in listing:
+                raise _fail(errno.ENOENT, name)
+            value = listing[name]
+            return value() if callable(value) else value
+        return read
+
+    def open(self, server: Any, cred: Cred, flags: int) -> _DirHandle:
+        self.refresh(server)
+        return _DirHandle()
+
+
+class _DirHandle:
+    def start(self) -> None:
+        return None
+
+    def read(self, offset: int, count: int) -> bytes:
+        raise _fail(errno.EISDIR)
+
+    def write(self, offset: int, data: Any) -> int:
+        raise _fail(errno.EISDIR)
+
+    def fsync(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def discard(self) -> None:
+        pass
+
+
+__all__ = ["LIMIT", "LIVE_XATTR", "REGISTRY", "Defaults", "LiveContext", "LiveDir", "LiveFile",
+           "Tree", "TreePath", "XattrMap", "attach", "build_from_script", "context", "live_dir",
+           "live_file", "load_script", "major", "makedev", "minor"]
