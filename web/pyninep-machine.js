@@ -72,6 +72,7 @@ async function quiesce(server, timeoutMs) {
  * timeout (ms to wait for in-flight requests, default 30000), plus anything server.saveState takes.
  */
 export async function saveMachine(emulator, server, options = {}) {
+    server.attachEmulator?.(emulator);
     const wasRunning = emulator.is_running();
     await emulator.stop();
     let v86State, serverState;
@@ -168,6 +169,7 @@ export async function restoreMachine(blob, options = {}) {
     const { emulator, server } = options;
     if (!emulator || !server) throw new Error("pyninep: restoreMachine(blob, {emulator, server}) needs both");
     const { v86State, serverState, info } = await readMachine(blob);
+    server.attachEmulator?.(emulator);
     const wasRunning = emulator.is_running();
     await emulator.stop();
     try {

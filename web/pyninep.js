@@ -47,6 +47,8 @@
  *   storage, openReport       the storage option; what the open-time check repaired
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
  *   inFlight()                9P requests whose reply is still to come
+ *   attachEmulator(emulator)  deferred replies (IndexedDB reads, fsync) wake a halted guest at
+ *             once instead of at v86's next timer tick: call it after new V86(...)
  *   storageStats()            IndexedDB commits, chunk reads, the browser's estimate
  *   exportTar(path = "/") → Promise<Uint8Array>   the tree (or a subtree) as a pax tar
  *   importTar(bytes, dir = "/") → Promise<number>  unpack a tar (any compression) into dir:
@@ -182,13 +184,23 @@ async function startServer(options, storage, db) {
     pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
 
     const pending = new Map(); // tag -> v86's reply callback, for replies Python defers
+    let emulator = null; // set by attachEmulator: woken when a deferred reply arrives
     const deliver = (frame) => {
         const tag = frame[5] | (frame[6] << 8);
         const reply = pending.get(tag);
         if (reply) {
             pending.delete(tag);
             reply(frame);
+            wake();
         }
+    };
+    // A guest waiting for a deferred reply (a chunk load, an fsync's commit) has usually halted
+    // its CPU, and v86 then sleeps until its next timer event, which can be tens of ms away:
+    // the reply would sit in the virtqueue until then. Start v86's next tick now instead (v86
+    // ignores the stale timer when it fires).
+    const wake = () => {
+        const v = emulator?.v86;
+        if (v && v.idle && v.running && !v.stopping && typeof v.next_tick === "function") v.next_tick(0);
     };
     const glue = pyodide.pyimport("pyninep_browser.browser");
     // Write-behind: the timer ticks every `interval` ms and Python commits changes that are
@@ -317,6 +329,10 @@ async function startServer(options, storage, db) {
         persisted,
         /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
         inFlight: () => pending.size,
+        /** Tell the server which v86 it serves, so a deferred reply wakes a halted guest at once
+         *  (without it the reply waits for v86's next timer tick). saveMachine/restoreMachine
+         *  call it too. */
+        attachEmulator(v86) { emulator = v86; },
         /** Resolves to the whole server's state (a stored filesystem's data is loaded for it);
          *  {stored: true}: only what the database does not hold (see README). */
         saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),

@@ -43,8 +43,27 @@ function waitFor(pattern, timeout) {
     });
 }
 
+// Time from request to reply by message type, deferred replies included (T.latency()).
+const latency = new Map();
+const timed = (handle) => (req, reply) => {
+    const t = performance.now(), type = req[4];
+    handle(req, (frame) => {
+        const s = latency.get(type) ?? [0, 0, 0];
+        const dt = performance.now() - t;
+        s[0]++; s[1] += dt; s[2] = Math.max(s[2], dt);
+        latency.set(type, s);
+        reply(frame);
+    });
+};
+
 let counter = 0;
 window.T = {
+    /** {type: [count, total ms, max ms]} since the last call. */
+    latency() {
+        const out = Object.fromEntries([...latency].map(([k, v]) => [k, v.map((x) => +x.toFixed(2))]));
+        latency.clear();
+        return out;
+    },
     async open(opts = {}) {
         const t = performance.now();
         const options = { ...opts.options };
@@ -78,10 +97,11 @@ window.T = {
             bios: { url: `../../${g.bios}` }, vga_bios: { url: `../../${g.vgabios}` },
             bzimage: { url: `../../${g.kernel}` }, initrd: { url: `../../${g.initrd}` },
             cmdline: `${g.cmdline} ${opts.cmdline ?? ""}`, memory_size: g.memory,
-            filesystem: builtin ? {} : { handle9p: server.handle9p },
+            filesystem: builtin ? {} : { handle9p: timed(server.handle9p) },
             autostart: true, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
         });
         window.emulator = emulator;
+        if (!builtin && opts.wake !== false) server.attachEmulator?.(emulator);
         emulator.add_listener("serial0-output-byte", (byte) => {
             const ch = String.fromCharCode(byte);
             serial += ch;
