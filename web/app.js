@@ -815,6 +815,7 @@ start().then(() => {
     const sentence = error instanceof PageError ? error.message
         : `The sandbox could not start: ${error?.message ?? error}.`;
     showError(sentence, { fresh: error instanceof PageError ? error.fresh : true });
+    if (!bars.size) $("progress").hidden = true; // nothing was loading: no empty strip
     setStatus("stopped", "bad");
     note(`start failed: ${error?.stack ?? error}${error?.cause ? `\ncause: ${error.cause.stack ?? error.cause}` : ""}`);
     window.pyninep.failed = sentence;
