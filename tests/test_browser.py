@@ -8,8 +8,10 @@ prove it uses relative URLs only. Screenshots of the main states go to test-arti
 """
 
 import hashlib
+import io
 import json
 import re
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -153,6 +155,23 @@ def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
         with page.expect_download() as download:
             page.click("#file-list button.name:text-is('rand.bin')")
         assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == guest_sum
+        # The folder exported as a tar holds what the guest wrote; an imported tar appears in the guest.
+        with page.expect_download() as download:
+            page.click("#files-export")
+        with tarfile.open(download.value.path()) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith("rand.bin"))
+            assert hashlib.sha256(tar.extractfile(member).read()).hexdigest() == guest_sum
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w") as tar:
+            info = tarfile.TarInfo("imported/hello.txt")
+            info.size = len(b"from a tar\n")
+            tar.addfile(info, io.BytesIO(b"from a tar\n"))
+        page.set_input_files("#files-import", files=[
+            {"name": "in.tar", "mimeType": "application/x-tar", "buffer": packed.getvalue()}])
+        page.wait_for_selector("#file-list button.name:text-is('imported/')")
+        page.click("#terminal")
+        run(page, "cat /root/imported/hello.txt", r"\nfrom a tar\s")
+        page.click("#files-refresh")
         # New folder and delete, by keyboard: the dialogs are the browser's own.
         page.once("dialog", lambda d: d.accept("made-here"))
         page.focus("#files-mkdir")

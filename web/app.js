@@ -474,7 +474,9 @@ async function loadPython() {
             import(`./${manifest.pyodide}pyodide.mjs`), fetchWithProgress(manifest.pyodideSnapshot, "python")]);
         const snapshot = new Uint8Array(await new Response(
             new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
-        return await loadPyodide({ indexURL: new URL(manifest.pyodide, location.href).href, _loadSnapshot: snapshot });
+        const pyodide = await loadPyodide({ indexURL: new URL(manifest.pyodide, location.href).href, _loadSnapshot: snapshot });
+        timings().pyodide_ms = Math.round(performance.now() - t0);
+        return pyodide;
     } catch (error) {
         note(`the Python snapshot did not load (${error.message}); starting Python from scratch`);
         return undefined;
@@ -813,6 +815,7 @@ start().then(() => {
     const sentence = error instanceof PageError ? error.message
         : `The sandbox could not start: ${error?.message ?? error}.`;
     showError(sentence, { fresh: error instanceof PageError ? error.fresh : true });
+    if (!bars.size) $("progress").hidden = true; // nothing was loading: no empty strip
     setStatus("stopped", "bad");
     note(`start failed: ${error?.stack ?? error}${error?.cause ? `\ncause: ${error.cause.stack ?? error.cause}` : ""}`);
     window.pyninep.failed = sentence;

@@ -18,7 +18,16 @@ const pyodide = await loadPyodide({ indexURL: pyodideDir + "/", _makeSnapshot: t
 const wheel = new Uint8Array(await readFile(path.join(dist, manifest.wheel)));
 const site = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
 pyodide.unpackArchive(wheel, "wheel", { extractDir: site });
-pyodide.runPython("import pyninep_browser.browser");
+// Also what the default image's start-up script (images/default.py, where there is one) imports.
+pyodide.runPython(`
+import importlib
+for name in ("pyninep_browser.browser", "pyninep_browser.authoring", "pyninep_browser.archive",
+             "pathlib", "platform", "traceback", "contextlib", "functools", "io", "tarfile", "json"):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+`);
 const snapshot = pyodide.makeMemorySnapshot();
 const packed = zlib.gzipSync(snapshot, { level: 6 });
 const out = path.resolve(outArg);
