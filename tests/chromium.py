@@ -97,12 +97,15 @@ class Browser:
         return page
 
     def kill(self) -> None:
-        """SIGKILL the browser and every process it started, now."""
+        """SIGKILL the browser and every process it started, now, and return once all of them
+        are gone: IndexedDB lives in a utility process (the storage service), and a next browser
+        on the same profile must not start while the killed one still holds its databases."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(10)
+        _wait_group_gone(self.proc.pid)
         try:
             self.cdp.close()
         except Exception:  # noqa: BLE001 - the connection died with the browser
@@ -126,6 +129,28 @@ class Browser:
             self.cdp.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
+    """Wait until no live (non-zombie) process is left in process group ``pgid``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"processes of the killed browser (group {pgid}) are still running")
 
 
 def console_lines(page, pattern: str) -> list[str]:
