@@ -113,7 +113,9 @@ def main() -> int:
         site.close()
     lost = frames.lost + guest.lost
     print(f"total: {frames.kills + guest.kills} kills, {frames.checked + guest.checked} files checked, "
-          f"{lost} lost, {time.monotonic() - started:.0f} s")
+          f"{lost} lost, {len(frames.discards) + len(guest.discards)} database(s) discarded by "
+          f"Chromium and reported ({frames.gone_with_discard + guest.gone_with_discard} acknowledged "
+          f"files with them), {time.monotonic() - started:.0f} s")
     for failure in (frames.failures + guest.failures)[:20]:
         print("LOST:", failure)
     return 1 if lost else 0

@@ -13,6 +13,7 @@ import functools
 import http.server
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -71,11 +72,23 @@ class Browser:
         profile.mkdir(parents=True, exist_ok=True)
         port_file = profile / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)
+        # PYNINEP_CHROMIUM_LOG=DIR keeps every process's log (the storage service's included) in
+        # DIR/chromium.log, one block per browser started: what to read when a crash test fails.
+        log_dir = os.environ.get("PYNINEP_CHROMIUM_LOG")
+        log = subprocess.DEVNULL
+        if log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            log = open(Path(log_dir) / "chromium.log", "ab")
+            log.write(f"=== {time.strftime('%H:%M:%S')} chromium on {profile}\n".encode())
+            log.flush()
+            extra_flags = [*(extra_flags or []), "--enable-logging=stderr", "--v=0"]
         self.proc = subprocess.Popen(
             [str(CHROMIUM), *FLAGS, *(extra_flags or []), f"--user-data-dir={profile}",
              "--remote-debugging-port=0", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
             start_new_session=True)  # its own process group: kill() takes every child with it
+        if log_dir:
+            log.close()
         deadline = time.monotonic() + 60
         while True:
             if port_file.is_file():
@@ -87,6 +100,7 @@ class Browser:
                 self.kill()
                 raise RuntimeError("Chromium did not start")
             time.sleep(0.05)
+        self.profile = profile
         self.cdp = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
         self.context = self.cdp.contexts[0]
         self.pid = self.proc.pid
@@ -106,6 +120,11 @@ class Browser:
             pass
         self.proc.wait(10)
         _wait_group_gone(self.proc.pid)
+        log_dir = os.environ.get("PYNINEP_CHROMIUM_LOG")
+        if log_dir:  # the databases as the kill left them, for when the next open fails
+            target = Path(log_dir) / f"killed-{time.strftime('%H%M%S')}-{self.proc.pid}"
+            shutil.copytree(self.profile / "Default" / "IndexedDB", target,
+                            ignore=shutil.ignore_patterns("*.blob"), dirs_exist_ok=True)
         try:
             self.cdp.close()
         except Exception:  # noqa: BLE001 - the connection died with the browser

@@ -5,6 +5,14 @@ change is durable (its fsync, writeFile or flush returned). After the browser wa
 database reopened, every file whose last change was acknowledged must read back exactly; a file
 that was being changed again at the kill is "in flux" and may hold either version or a mix (POSIX
 promises nothing for unsynced writes), so it is counted but not checked.
+
+One exception, counted apart and never silent: Chromium itself can discard the whole database at
+an open. A kill between the two writes of one LevelDB log record (header, then payload) leaves a
+header-only record at the log's end; the next session reopens it, and LevelDB (``reuse_logs``,
+Chromium's default outside ChromeOS) appends after it; the open after that fails with "Corruption:
+checksum mismatch" and Chromium deletes the origin's IndexedDB and reports "total" data loss,
+which ``openReport.dataLoss`` passes on. Those files are gone with the database: they are counted
+as ``discarded`` (with the message), and a file missing at any other open is ``lost``.
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ class CrashTally:
     in_flux: int = 0
     repairs: list[str] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)
+    discards: list[str] = field(default_factory=list)  # the browser's data-loss messages
+    gone_with_discard: int = 0  # acknowledged files that went with a discarded database
+    _just_discarded: bool = False
 
     def killed(self) -> None:
         self.kills += 1
@@ -30,12 +41,28 @@ class CrashTally:
         assert report is not None and "repairs" in report, report
         self.opens += 1
         self.repairs.extend(report["repairs"])
+        loss = report.get("dataLoss")
+        self._just_discarded = bool(loss)
+        if loss:
+            self.discards.append(f"{loss['status']}: {loss['message']}")
+            # the browser made a new, empty database: nothing of the old one may remain
+            assert not report["repairs"], report
+
+    def discarded_at_last_open(self, acknowledged: int) -> bool:
+        """Whether the last open reported the browser's discard; if so the ``acknowledged``
+        files went with it (counted, not checked)."""
+        if self._just_discarded:
+            self.gone_with_discard += acknowledged
+        return self._just_discarded
 
     def line(self, what: str) -> str:
         return (f"crash tally ({what}): {self.kills} kills, {self.opens} reopens (all opened), "
                 f"{self.checked} acknowledged files checked, {self.lost} lost, {self.in_flux} in flux at "
                 f"the kill (not checked), open-time check repaired {len(self.repairs)} thing(s)"
-                + (f": {self.repairs[:5]}" if self.repairs else ""))
+                + (f": {self.repairs[:5]}" if self.repairs else "")
+                + (f"; Chromium discarded the database {len(self.discards)} time(s) at an open, "
+                   f"reporting it ({self.discards[0]}), taking {self.gone_with_discard} acknowledged "
+                   "file(s) with it" if self.discards else ""))
 
 
 class GuestLedger:
@@ -52,6 +79,8 @@ class GuestLedger:
 
     def check(self, page, tally: CrashTally) -> None:
         acked = [line.split()[1:3] for line in list(self.lines) if len(line.split()) == 3]
+        if tally.discarded_at_last_open(len(acked)):
+            return
         got = page.evaluate("(paths) => Promise.all(paths.map((p) => T.fileHash(p)))",
                             [path for path, _ in acked])
         for (path, sha), result in zip(acked, got):
@@ -91,6 +120,11 @@ class FramesLedger:
         """Check the files the last run touched, or (``everything``) every acknowledged file so
         far: earlier crashes must not have damaged them either."""
         touched = self._update()
+        acked = [path for path, entry in self.state.items() if entry["acked"]]
+        if tally.discarded_at_last_open(len(acked)):
+            self.state.clear()  # all of it went with the database; what comes next starts anew
+            self._counted.clear()
+            return
         files = []
         for path, entry in self.state.items():
             if not everything and path not in touched:

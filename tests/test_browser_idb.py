@@ -101,6 +101,52 @@ def test_a_failed_commit_is_an_error_for_whoever_waits_for_it(pw, site, tmp_path
         browser.close()
 
 
+def test_a_database_chromium_discards_is_reported_not_served_as_if_empty(pw, site, tmp_path):
+    """Chromium's own failure, made on purpose: a kill between the two writes of a LevelDB log
+    record leaves a header-only record at the log's end (what the crash runs produce now and
+    then); the next session appends after it; the open after that fails its checksum and
+    Chromium deletes the database. The page must say so (openReport.dataLoss), not boot the
+    empty database as if it were the user's files."""
+    profile = tmp_path / "profile"
+    browser = Browser(pw, profile)
+    try:
+        page = open_page(browser, site)
+        assert page.evaluate("T.open({db: 'torn', options: {image: null}})")["report"]["dataLoss"] is None
+        page.evaluate("T.writeFile('/kept', 'before the torn record')")
+        browser.close()
+
+        logs = sorted((profile / "Default" / "IndexedDB").glob("*.indexeddb.leveldb/*.log"))
+        log = logs[-1]
+        size = log.stat().st_size
+        with open(log, "ab") as f:
+            if 32768 - size % 32768 < 7:  # LevelDB pads a block's last bytes: start the next block
+                f.write(bytes(32768 - size % 32768))
+            f.write(bytes([0x5a, 0x5a, 0x5a, 0x5a, 196, 0, 1]))  # crc, length 196, FULL; no payload
+
+        browser = Browser(pw, profile)
+        page = open_page(browser, site)
+        opened = page.evaluate("T.open({db: 'torn'})")  # LevelDB reads the torn tail as the end
+        assert opened["report"]["dataLoss"] is None
+        assert page.evaluate("T.fileHash('/kept')")["length"] == len("before the torn record")
+        page.evaluate("T.writeFile('/after', 'appended after the torn record')")
+        browser.close()
+
+        browser = Browser(pw, profile)
+        page = open_page(browser, site)
+        errors = console_lines(page, "discarded IndexedDB database")
+        opened = page.evaluate("T.open({db: 'torn', options: {image: null}})")
+        loss = opened["report"]["dataLoss"]
+        assert loss and loss["status"] == "total", opened
+        assert "checksum mismatch" in loss["message"], loss
+        assert any('"torn"' in line and "its files are gone" in line for line in errors), errors
+        assert page.evaluate("T.fileHash('/kept')")["errno"] == 2  # gone with the database
+        # The next open is of the new database, which has nothing to report.
+        page.evaluate("T.close()")
+        assert page.evaluate("T.open({db: 'torn'})")["report"]["dataLoss"] is None
+    finally:
+        browser.close()
+
+
 def test_guest_files_survive_reload_write_behind_large_files_quota_and_a_crash(pw, site, tmp_path):
     profile = tmp_path / "profile"
     tally = CrashTally()
@@ -131,6 +177,12 @@ def test_guest_files_survive_reload_write_behind_large_files_quota_and_a_crash(p
         # quota (the option): a dd until full gets ENOSPC, and the files before it are intact
         out = page.evaluate("T.sh('dd if=/dev/zero of=/root/fill bs=1M count=64 conv=fsync; echo dd=$?', 120000)")
         assert "No space left on device" in out["output"] and "dd=1" in out["output"], out
+        # ... before the browser's own count passes the quota: ENOSPC comes from us, not from a
+        # refused transaction (the browser's answer, asked now that everything is committed)
+        page.evaluate("T.flush()")
+        usage, cap = page.evaluate("navigator.storage.estimate().then((e) => [e.usage, T.stats().estimate[1]])")
+        print(f"quota option {cap:,} B; the browser counts {usage:,} B used after the dd stopped")
+        assert usage <= cap, (usage, cap)
         assert sh("cat /root/s1; sha256sum /root/big").split()[:2] == ["synced", first]
         sh("rm -f /root/fill")
 
@@ -163,9 +215,10 @@ def test_guest_files_survive_reload_write_behind_large_files_quota_and_a_crash(p
         page = open_page(browser, site)
         opened = page.evaluate("T.open({db: 'guest'})")
         tally.opened(opened["report"])
-        assert page.evaluate("T.fileHash('/root/s1')")["length"] == len("synced\n")
-        assert page.evaluate("T.fileHash('/root/u1')")["length"] == len("unsynced\n")
-        assert page.evaluate("T.fileHash('/root/big')")["sha256"] == first
+        if not tally.discarded_at_last_open(3):  # (see crashcheck.py: Chromium's, and reported)
+            assert page.evaluate("T.fileHash('/root/s1')")["length"] == len("synced\n")
+            assert page.evaluate("T.fileHash('/root/u1')")["length"] == len("unsynced\n")
+            assert page.evaluate("T.fileHash('/root/big')")["sha256"] == first
         ledger.check(page, tally)
     finally:
         browser.close()

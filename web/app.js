@@ -255,7 +255,12 @@ function openLocalDb() {
             reject(error);
             return;
         }
-        request.onupgradeneeded = () => request.result.createObjectStore("machine");
+        request.onupgradeneeded = (event) => {
+            // Chromium found the site's IndexedDB damaged at this open and deleted all of it
+            // (it tells only the first database opened afterwards): say so, once.
+            if (event.dataLoss && event.dataLoss !== "none") reportDataLoss(event.dataLossMessage);
+            request.result.createObjectStore("machine");
+        };
         request.onsuccess = () => resolve(request.result);
         request.onerror = () => reject(request.error);
         request.onblocked = () => reject(new Error("blocked"));
@@ -268,6 +273,13 @@ function idb(db, mode, fn) {
         tx.oncomplete = () => resolve(result.result);
         tx.onerror = tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
     });
+}
+let dataLossShown = false;
+function reportDataLoss(message) {
+    note(`the browser discarded this site's IndexedDB as damaged: ${message || "no reason given"}`);
+    if (dataLossShown) return;
+    dataLossShown = true;
+    showError("Your browser found this site's stored data damaged and deleted it, so your earlier files and saved machine are gone and the sandbox starts fresh. This can follow a browser crash; to keep a copy of files you care about, use \u201cExport tar\u201d in the files panel now and then.");
 }
 const isQuotaError = (e) => e?.name === "QuotaExceededError" || /quota/i.test(String(e?.message));
 
@@ -402,6 +414,7 @@ async function start() {
     setStatus(fresh ? "loading…" : "loading and restoring…");
     const serverP = createServer({ image: fresh ? undefined : null }).then(async (s) => {
         if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
+        if (s.openReport?.dataLoss) reportDataLoss(s.openReport.dataLoss.message);
         timing.python_ms = Math.round(performance.now() - t0);
         complete("python");
         return s;

@@ -83,10 +83,17 @@ export async function openIndexedDB(name, options = {}) {
     }
     if (!name) throw new Error('pyninep: storage "indexeddb:NAME" needs a database name');
     const release = await takeLock(name);
-    let db;
+    let db, dataLoss = null;
     try {
         const open = idb.open(name, 1);
-        open.onupgradeneeded = () => {
+        open.onupgradeneeded = (event) => {
+            // Chromium reports here when it found the database damaged at open and deleted it
+            // ("total" data loss, e.g. LevelDB's "checksum mismatch" after the browser was killed
+            // mid-write): the database is new and empty. The caller must say so, never serve the
+            // empty database as if it were the user's files.
+            if (event.dataLoss && event.dataLoss !== "none") {
+                dataLoss = { status: String(event.dataLoss), message: String(event.dataLossMessage ?? "") };
+            }
             const d = open.result;
             // Version 1 of the IndexedDB layout: two stores, out-of-line string keys. The
             // filesystem's own format version lives in "meta" and is checked by Python.
@@ -128,25 +135,29 @@ export async function openIndexedDB(name, options = {}) {
     }
 
     // statfs wants (usage, quota) synchronously: keep the browser's last answer, refreshed at
-    // open and, at most once a second, after commits.
+    // open and, at most once a second, after commits. Between answers, every byte handed to a
+    // transaction since the question was asked counts as used (an overwrite counts in full, so
+    // this errs towards ENOSPC, until the next answer): without it a fast writer could put a
+    // second's worth of data past the quota before the filesystem noticed.
     let estimate = null;
-    let estimating = null, lastEstimate = 0;
+    let estimating = null, lastEstimate = 0, writtenAtEstimate = 0;
     const quotaCap = options.quota ?? Infinity;
     const refreshEstimate = () => {
         const storage = globalThis.navigator?.storage;
         if (!storage?.estimate || estimating) return estimating;
         lastEstimate = Date.now();
+        const written = stats.bytesWritten;
         estimating = storage.estimate().then((e) => {
             if (e && typeof e.usage === "number" && typeof e.quota === "number") {
                 estimate = [e.usage, Math.min(e.quota, quotaCap)];
+                writtenAtEstimate = written;
             }
         }, () => {}).finally(() => { estimating = null; });
         return estimating;
     };
+    const stats = { commits: 0, strict: 0, relaxed: 0, failed: 0, chunkReads: 0, bytesWritten: 0 };
     await refreshEstimate();
     if (!estimate && Number.isFinite(quotaCap)) estimate = [0, quotaCap];
-
-    const stats = { commits: 0, strict: 0, relaxed: 0, failed: 0, chunkReads: 0, bytesWritten: 0 };
 
     /** One readwrite transaction over both stores. Pairs are [key, Uint8Array]. */
     function commit(metaPut, metaDelete, chunkPut, chunkDelete, durable) {
@@ -211,6 +222,8 @@ export async function openIndexedDB(name, options = {}) {
 
     return {
         name,
+        /** null, or {status: "total", message}: the browser discarded the database at this open */
+        dataLoss,
         meta,            // [[key, Uint8Array], ...] as stored at open
         chunkKeys,       // [key, ...] as stored at open
         /** meta and chunkKeys in one buffer, so Python takes them in one crossing (see pack()). */
@@ -226,8 +239,10 @@ export async function openIndexedDB(name, options = {}) {
         getChunkThen(key, done) {
             getChunk(key).then((value) => done(value, 0), (error) => done(undefined, error?.errno ?? EIO));
         },
-        /** [usage, quota] in bytes, the browser's last answer (capped by options.quota), or null. */
-        estimate: () => estimate ?? undefined, // undefined: Python sees None (null would be jsnull)
+        /** [usage, quota] in bytes: the browser's last answer (quota capped by options.quota), usage
+         *  plus what was handed to transactions since; or undefined. */
+        estimate: () => estimate ? [estimate[0] + stats.bytesWritten - writtenAtEstimate, estimate[1]]
+            : undefined, // undefined: Python sees None (null would be jsnull)
         refreshEstimate,
         close() {
             if (closed) return;

@@ -44,7 +44,8 @@
  *             commit of everything, and restores only on that database, unchanged since.
  *   restoreState(bytes) → Promise  the inverse (with IndexedDB: the database is replaced by the
  *             state's filesystem in one durable commit; a refused state changes nothing)
- *   storage, openReport       the storage option; what the open-time check repaired
+ *   storage, openReport       the storage option; what the open-time check repaired, and
+ *             dataLoss ({status, message} when the browser had discarded a damaged database)
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
  *   inFlight()                9P requests whose reply is still to come
  *   attachEmulator(emulator)  deferred replies (IndexedDB reads, fsync) wake a halted guest at
@@ -145,6 +146,10 @@ export async function createServer(options = {}) {
     }
     // The database first: a second tab on the same NAME fails here, before Pyodide loads.
     const db = dbName ? await openIndexedDB(dbName, { quota: options.quota }) : null;
+    if (db?.dataLoss) {
+        console.error(`pyninep: the browser discarded IndexedDB database "${dbName}" as damaged `
+            + `(${db.dataLoss.message || db.dataLoss.status}); its files are gone and it starts anew`);
+    }
     try {
         return await startServer(options, storage, db);
     } catch (error) {
@@ -320,10 +325,13 @@ async function startServer(options, storage, db) {
         pyodide,
         storage,
         crossing: handleShared === handleSharedProxy ? "pyproxy" : "direct",
-        /** What the open-time check found and repaired in a stored filesystem (null: nothing to check). */
+        /** What the open-time check found and repaired in a stored filesystem (null: nothing to
+         *  check), and dataLoss: null, or {status, message} when the browser had discarded the
+         *  database (it found it damaged) and the filesystem starts anew. */
         get openReport() {
             const r = page.open_report;
-            return r?.toJs ? r.toJs({ dict_converter: Object.fromEntries }) : r ?? null;
+            const report = r?.toJs ? r.toJs({ dict_converter: Object.fromEntries }) : r ?? null;
+            return report && { ...report, dataLoss: db?.dataLoss ?? null };
         },
         /** Resolves to whether the browser granted persistent storage (navigator.storage.persist()). */
         persisted,
