@@ -21,71 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from chromium import Browser, SiteServer, console_lines  # noqa: E402
-from crashcheck import CrashTally, FramesLedger, GuestLedger  # noqa: E402
-
-
-def open_page(browser: Browser, site: SiteServer, ledger: list[str] | None = None):
-    page = browser.page()
-    if ledger is not None:
-        page.expose_function("ledger", lambda line: ledger.append(line))
-    page.goto(site.url + "tests/pages/idb.html")
-    page.wait_for_function("window.ready === true", timeout=60_000)
-    return page
-
-
-def frames_runs(pw, site, profile: Path, runs: int, rng: random.Random) -> CrashTally:
-    tally = CrashTally()
-    ledger = FramesLedger()
-    browser = Browser(pw, profile)
-    try:
-        for run in range(runs + 1):
-            lines: list[str] = []
-            page = open_page(browser, site, ledger=lines)
-            opened = page.evaluate("T.open({db: 'frames', options: {image: null}})")
-            if run:
-                tally.opened(opened["report"])
-                ledger.check(page, tally, everything=run == runs or run % 10 == 0)
-                print(f"  run {run}/{runs}: {tally.checked} checked, {tally.lost} lost", flush=True)
-            if run == runs:
-                break
-            ledger.follow(lines)
-            page.evaluate("(seed) => { T.framesWorkload({seed}).catch((e) => console.log('WORKLOAD ' + e)); }",
-                          run + 1)
-            page.wait_for_timeout(rng.uniform(200, 4000))
-            browser.kill()
-            tally.killed()
-            browser = Browser(pw, profile)
-    finally:
-        browser.close()
-    return tally
-
-
-def guest_runs(pw, site, profile: Path, runs: int, rng: random.Random) -> CrashTally:
-    tally = CrashTally()
-    browser = Browser(pw, profile)
-    ledger = None
-    try:
-        for run in range(runs + 1):
-            page = open_page(browser, site)
-            acks = console_lines(page, r"^ACK ")
-            opened = page.evaluate("T.open({db: 'guest'})")
-            if ledger is not None:
-                tally.opened(opened["report"])
-                ledger.check(page, tally)
-                print(f"  guest run {run}/{runs}: {tally.checked} checked, {tally.lost} lost", flush=True)
-            if run == runs:
-                break
-            page.evaluate("T.boot()")
-            ledger = GuestLedger(acks)
-            page.evaluate("(s) => T.start(s)", GuestLedger.script(f"r{run}"))
-            page.wait_for_timeout(rng.uniform(500, 6000))
-            browser.kill()
-            tally.killed()
-            browser = Browser(pw, profile)
-    finally:
-        browser.close()
-    return tally
+from chromium import SiteServer  # noqa: E402
+from crashcheck import CrashTally, frames_runs, guest_runs  # noqa: E402
 
 
 def main() -> int:
@@ -102,12 +39,14 @@ def main() -> int:
     try:
         with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
             print(f"frame-driven crash runs: {opts.runs}", flush=True)
-            frames = frames_runs(pw, site, Path(tmp) / "frames", opts.runs, rng)
+            frames = frames_runs(pw, site, Path(tmp) / "frames", opts.runs, rng, wait_ms=(200, 4000),
+                                 check_all_every=10, say=lambda line: print(line, flush=True))
             print(frames.line("frame-driven"))
             guest = CrashTally()
             if opts.guest:
                 print(f"guest crash runs: {opts.guest}", flush=True)
-                guest = guest_runs(pw, site, Path(tmp) / "guest", opts.guest, rng)
+                guest = guest_runs(pw, site, Path(tmp) / "guest", opts.guest, rng, wait_ms=(500, 6000),
+                                   say=lambda line: print(line, flush=True))
                 print(guest.line("real guest"))
     finally:
         site.close()

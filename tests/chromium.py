@@ -178,3 +178,14 @@ def console_lines(page, pattern: str) -> list[str]:
     regex = re.compile(pattern)
     page.on("console", lambda msg: lines.append(msg.text) if regex.search(msg.text) else None)
     return lines
+
+
+def open_idb_page(browser: Browser, site: SiteServer, ledger: list[str] | None = None):
+    """tests/pages/idb.html in ``browser``, ready (window.T); ``ledger`` receives the lines the
+    page's frames workload logs (START/ACK), through a function the page awaits."""
+    page = browser.page()
+    if ledger is not None:
+        page.expose_function("ledger", lambda line: ledger.append(line))
+    page.goto(site.url + "tests/pages/idb.html")
+    page.wait_for_function("window.ready === true", timeout=60_000)
+    return page

@@ -17,7 +17,11 @@ as ``discarded`` (with the message), and a file missing at any other open is ``l
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from chromium import Browser, SiteServer, console_lines, open_idb_page
 
 
 @dataclass
@@ -141,3 +145,64 @@ class FramesLedger:
         bad = page.evaluate("(files) => T.verify(files)", files)
         tally.lost += len(bad)
         tally.failures.extend(bad)
+
+
+def frames_runs(pw, site: SiteServer, profile: Path, runs: int, rng: random.Random,
+                wait_ms: tuple[float, float], check_all_every: int, say=print) -> CrashTally:
+    """``runs`` frame-driven crash runs on one profile: open the database, check what the last
+    run acknowledged (everything acknowledged so far every ``check_all_every`` runs and at the
+    end), start the next workload, SIGKILL the browser after ``wait_ms``."""
+    tally = CrashTally()
+    ledger = FramesLedger()
+    browser = Browser(pw, profile)
+    try:
+        for run in range(runs + 1):
+            lines: list[str] = []
+            page = open_idb_page(browser, site, ledger=lines)
+            opened = page.evaluate("T.open({db: 'frames', options: {image: null}})")
+            if run:
+                tally.opened(opened["report"])
+                ledger.check(page, tally, everything=run == runs or run % check_all_every == 0)
+                say(f"  run {run}/{runs}: {tally.checked} checked, {tally.lost} lost")
+            if run == runs:
+                break
+            ledger.follow(lines)
+            page.evaluate("(seed) => { T.framesWorkload({seed}).catch((e) => console.log('WORKLOAD ' + e)); }",
+                          run + 1)
+            page.wait_for_timeout(rng.uniform(*wait_ms))  # (this keeps Playwright's callbacks going)
+            browser.kill()
+            tally.killed()
+            browser = Browser(pw, profile)
+    finally:
+        browser.close()
+    return tally
+
+
+def guest_runs(pw, site: SiteServer, profile: Path, runs: int, rng: random.Random,
+               wait_ms: tuple[float, float], say=print) -> CrashTally:
+    """``runs`` crash runs with the real guest writing and fsyncing (GuestLedger.script), each
+    reopen checking what the run before acknowledged."""
+    tally = CrashTally()
+    browser = Browser(pw, profile)
+    ledger = None
+    try:
+        for run in range(runs + 1):
+            page = open_idb_page(browser, site)
+            acks = console_lines(page, r"^ACK ")
+            opened = page.evaluate("T.open({db: 'guest'})")
+            if ledger is not None:
+                tally.opened(opened["report"])
+                ledger.check(page, tally)
+                say(f"  guest run {run}/{runs}: {tally.checked} checked, {tally.lost} lost")
+            if run == runs:
+                break
+            page.evaluate("T.boot()")
+            ledger = GuestLedger(acks)
+            page.evaluate("(s) => T.start(s)", GuestLedger.script(f"r{run}"))
+            page.wait_for_timeout(rng.uniform(*wait_ms))
+            browser.kill()
+            tally.killed()
+            browser = Browser(pw, profile)
+    finally:
+        browser.close()
+    return tally

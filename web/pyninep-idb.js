@@ -241,8 +241,11 @@ export async function openIndexedDB(name, options = {}) {
         },
         /** [usage, quota] in bytes: the browser's last answer (quota capped by options.quota), usage
          *  plus what was handed to transactions since; or undefined. */
-        estimate: () => estimate ? [estimate[0] + stats.bytesWritten - writtenAtEstimate, estimate[1]]
-            : undefined, // undefined: Python sees None (null would be jsnull)
+        estimate() {
+            if (Date.now() - lastEstimate > 1000) refreshEstimate(); // (statfs asks: the next one sees it)
+            return estimate ? [estimate[0] + stats.bytesWritten - writtenAtEstimate, estimate[1]]
+                : undefined; // undefined: Python sees None (null would be jsnull)
+        },
         refreshEstimate,
         close() {
             if (closed) return;
