@@ -70,6 +70,7 @@ class Browser:
         if not CHROMIUM.exists():
             raise RuntimeError("Chromium is missing: apt-get install chromium")
         profile.mkdir(parents=True, exist_ok=True)
+        self.profile = profile
         port_file = profile / "DevToolsActivePort"
         port_file.unlink(missing_ok=True)
         # PYNINEP_CHROMIUM_LOG=DIR keeps every process's log (the storage service's included) in
@@ -100,7 +101,6 @@ class Browser:
                 self.kill()
                 raise RuntimeError("Chromium did not start")
             time.sleep(0.05)
-        self.profile = profile
         self.cdp = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
         self.context = self.cdp.contexts[0]
         self.pid = self.proc.pid

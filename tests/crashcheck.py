@@ -147,6 +147,15 @@ class FramesLedger:
         tally.failures.extend(bad)
 
 
+def _kill_later(pw, browser: Browser, page, ms: float, tally: CrashTally) -> Browser:
+    """Let the workload run ``ms`` (waiting in Playwright keeps its callbacks, the ledger's
+    lines, coming), SIGKILL the browser, and start a new one on the same profile."""
+    page.wait_for_timeout(ms)
+    browser.kill()
+    tally.killed()
+    return Browser(pw, browser.profile)
+
+
 def frames_runs(pw, site: SiteServer, profile: Path, runs: int, rng: random.Random,
                 wait_ms: tuple[float, float], check_all_every: int, say=print) -> CrashTally:
     """``runs`` frame-driven crash runs on one profile: open the database, check what the last
@@ -169,10 +178,7 @@ def frames_runs(pw, site: SiteServer, profile: Path, runs: int, rng: random.Rand
             ledger.follow(lines)
             page.evaluate("(seed) => { T.framesWorkload({seed}).catch((e) => console.log('WORKLOAD ' + e)); }",
                           run + 1)
-            page.wait_for_timeout(rng.uniform(*wait_ms))  # (this keeps Playwright's callbacks going)
-            browser.kill()
-            tally.killed()
-            browser = Browser(pw, profile)
+            browser = _kill_later(pw, browser, page, rng.uniform(*wait_ms), tally)
     finally:
         browser.close()
     return tally
@@ -199,10 +205,7 @@ def guest_runs(pw, site: SiteServer, profile: Path, runs: int, rng: random.Rando
             page.evaluate("T.boot()")
             ledger = GuestLedger(acks)
             page.evaluate("(s) => T.start(s)", GuestLedger.script(f"r{run}"))
-            page.wait_for_timeout(rng.uniform(*wait_ms))
-            browser.kill()
-            tally.killed()
-            browser = Browser(pw, profile)
+            browser = _kill_later(pw, browser, page, rng.uniform(*wait_ms), tally)
     finally:
         browser.close()
     return tally
