@@ -255,9 +255,13 @@ def _store_options(config: dict) -> dict:
 def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
     """The filesystem kept in ``store``; a new (empty) store starts as a copy of ``image``."""
     options = _store_options(config)
-    if image is None:
-        return Filesystem(store=store, **options)
-    return load_image(image, store=store, **options)
+    fs = Filesystem(store=store, **options) if image is None else load_image(image, store=store, **options)
+    # The browser's quota (capped by the page's quota option) is the disk's size: the
+    # Filesystem's own default (1 GiB) would stop a page whose browser grants it 10 GB.
+    est = store.estimate()
+    if est is not None:
+        fs.quota_bytes = max(fs.quota_bytes, int(est[1]))
+    return fs
 
 
 def _bytes(value: Any) -> bytes:
