@@ -120,6 +120,7 @@ class Browser:
             pass
         self.proc.wait(10)
         _wait_group_gone(self.proc.pid)
+        _kill_strays(self.profile)
         log_dir = os.environ.get("PYNINEP_CHROMIUM_LOG")
         if log_dir:  # the databases as the kill left them, for when the next open fails
             target = Path(log_dir) / f"killed-{time.strftime('%H%M%S')}-{self.proc.pid}"
@@ -144,10 +145,31 @@ class Browser:
         except ProcessLookupError:
             pass
         self.proc.wait(10)
+        _kill_strays(self.profile)
         try:
             self.cdp.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _kill_strays(profile: Path) -> None:
+    """SIGKILL what still runs on ``profile`` outside the browser's process group: Chromium's
+    on-device-model utility process leaves the group and would outlive every browser a test
+    starts (dozens per suite run)."""
+    marker = f"--user-data-dir={profile}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if marker in args:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
