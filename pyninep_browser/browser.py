@@ -156,13 +156,7 @@ class PageServer:
 
     def import_tar_async(self, data: Any, directory: str, done: Any) -> None:
         data = _bytes(data)
-
-        def imported(result: Any, err: int) -> None:
-            if err:
-                done(None, err)
-            else:
-                self.flush(lambda _r, e: done(None if e else result, e))
-        self._with_chunks(lambda: self.import_tar(data, str(directory)), imported)
+        self._committed(lambda: self.import_tar(data, str(directory)), done)
 
     # ---- the page's asynchronous calls: each answers through done(result, errno) exactly once
 
@@ -184,18 +178,21 @@ class PageServer:
             return
         done(result, 0)
 
+    def _committed(self, operation: Callable[[], Any], done: Any) -> None:
+        """``_with_chunks(operation)``, answered only after the commit that holds its changes."""
+        def ran(result: Any, err: int) -> None:
+            if err:
+                done(None, err)
+            else:
+                self.flush(lambda _r, e: done(None if e else result, e))
+        self._with_chunks(operation, ran)
+
     def read_file_async(self, path: str, done: Any) -> None:
         self._with_chunks(lambda: self.read_file(str(path)), done)
 
     def write_file_async(self, path: str, data: Any, done: Any) -> None:
         data = _bytes(data)
-
-        def written(_result: Any, err: int) -> None:
-            if err:
-                done(None, err)
-            else:
-                self.flush(done)  # resolves after the commit that holds it
-        self._with_chunks(lambda: self.write_file(str(path), data), written)
+        self._committed(lambda: self.write_file(str(path), data), done)
 
     def flush(self, done: Any) -> None:
         """done(None, 0) once everything changed so far is durably committed."""
