@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
+import errno
 import io
 
 from . import authoring, snapshot
@@ -49,10 +50,14 @@ class PageServer:
             from .store.indexeddb import IndexedDBStore
 
             self.store = IndexedDBStore(db)
+            held = bool(self.store.load_meta())
             fs = _open_stored(self.store, None if image is None else _bytes(image), config)
             self.open_report = {
                 "repairs": list(getattr(fs, "repairs", [])),
                 "inodes": len(fs.inodes), "bytes": fs.used_bytes,
+                # False: the database held no filesystem (a first visit, or one the browser
+                # discarded): a machine's files may seed it. True: its files are the truth.
+                "held": held,
             }
         else:
             fs = load_image(_bytes(image)) if image is not None else Filesystem()
@@ -135,6 +140,35 @@ class PageServer:
         server.resume()  # requests deferred at save time get their answers now
         if done is not None:
             self.flush(done)
+
+    def save_session_async(self, done: Any) -> None:
+        """done(state, 0): the 9P session alone (no file: they are in the store), taken right
+        after a durable commit of everything changed so far, so every inode a fid holds is in
+        the store the session will be restored over."""
+        def take(err: int) -> None:
+            if err:
+                done(None, linux_errno(err))
+                return
+            done(snapshot.save_session(self.server), 0)
+        self.flush(lambda _r, e: take(e))
+
+    def restore_session(self, data: Any, done: Any) -> None:
+        """Keep the files (the store is the truth) and put back a saved session over them (a
+        session state, or the session of a complete state): done(report JSON, 0); ESTALE when
+        the state belongs to another filesystem, EINVAL when it is not intact (nothing changed)."""
+        try:
+            server, report = snapshot.restore_session(_bytes(data), self.server.fs)
+        except snapshot.ForeignFilesystem:
+            done(None, linux_errno(errno.ESTALE))
+            return
+        except snapshot.SnapshotError:
+            done(None, linux_errno(errno.EINVAL))
+            return
+        old = self.server
+        old._reset()  # a fresh page's server has no fids yet; nothing the guest holds is lost
+        self.server = self._attach(server)
+        server.resume()
+        done(json.dumps(report), 0)
 
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)

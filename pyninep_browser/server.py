@@ -141,6 +141,8 @@ class Server:
         self.deferred_frames: dict[int, bytes] = {}
         self._reruns: dict[int, object] = {}
         self.resume_frames: list[tuple[int, bytes | None]] = []  # from a restored state
+        # fids a restored session could not re-bind (their file is gone): ESTALE until clunked
+        self.stale_fids: set[int] = set()
         self.session_id = id(self)
         self.stats: dict[str, Any] | None = None  # see enable_stats
         self._handlers: dict[int, Callable[..., bytes | None]] = {
@@ -362,14 +364,19 @@ class Server:
     def _fid(self, fid: int) -> Fid:
         f = self.fids.get(fid)
         if f is None:
-            raise _fail(errno.EBADF, f"fid {fid}")
+            raise self._missing(fid)
         return f
 
     def _file_fid(self, fid: int) -> Fid:
         f = self.fids.get(fid)
         if f is None or f.xattr is not None:
-            raise _fail(errno.EBADF, f"fid {fid}")
+            raise self._missing(fid)
         return f
+
+    def _missing(self, fid: int) -> OSError:
+        if fid in self.stale_fids:  # its file went away while the machine was saved
+            return _fail(errno.ESTALE, f"fid {fid}: its file is gone since the session was saved")
+        return _fail(errno.EBADF, f"fid {fid}")
 
     def _dir_fid(self, fid: int) -> Fid:
         f = self._file_fid(fid)
@@ -380,6 +387,7 @@ class Server:
     def _new_fid_slot(self, newfid: int, allow: int | None = None) -> None:
         if newfid == NOFID:
             raise _fail(errno.EBADF, "NOFID")
+        self.stale_fids.discard(newfid)
         if newfid in self.fids and newfid != allow:
             raise _fail(errno.EBADF, f"fid {newfid} in use")
         if newfid not in self.fids and len(self.fids) >= self.max_fids:
@@ -417,6 +425,7 @@ class Server:
 
     def _reset(self) -> None:
         fids, self.fids = self.fids, {}
+        self.stale_fids.clear()
         for f in fids.values():
             self._release(f)
         for tag in sorted(self.pending):
@@ -492,6 +501,9 @@ class Server:
     def clunk(self, tag: int, fid: int) -> bytes:
         f = self.fids.pop(fid, None)
         if f is None:
+            if fid in self.stale_fids:
+                self.stale_fids.discard(fid)
+                return self._empty(T.Rclunk, tag)
             raise _fail(errno.EBADF, f"fid {fid}")
         live, f.live = f.live, None
         try:
@@ -811,6 +823,9 @@ class Server:
         return self._empty(T.Runlinkat, tag)
 
     def remove(self, tag: int, fid: int) -> bytes:
+        if fid in self.stale_fids:  # Tremove clunks the fid whatever it answers
+            self.stale_fids.discard(fid)
+            raise _fail(errno.ESTALE, f"fid {fid}: its file is gone since the session was saved")
         f = self._file_fid(fid)
         try:
             parent, name = self._name_in_parent(f)

@@ -131,7 +131,7 @@ def _pack(kind: str, header: dict[str, Any], blob: _Blob) -> bytes:
     return b"".join([_HEAD.pack(MAGIC, FORMAT, 0, len(raw), blob.size, crc), raw, *blob.parts])
 
 
-def _unpack(data: bytes | bytearray | memoryview, kind: str) -> tuple[dict[str, Any], memoryview]:
+def _unpack(data: bytes | bytearray | memoryview, kind: str | tuple[str, ...]) -> tuple[dict[str, Any], memoryview]:
     try:
         buf = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
     except TypeError:
@@ -167,8 +167,9 @@ def _unpack(data: bytes | bytearray | memoryview, kind: str) -> tuple[dict[str, 
         header = json.loads(bytes(buf[head_size:head_size + hlen]))
     except ValueError as exc:
         raise SnapshotError(f"snapshot header is corrupt: {exc}") from None
-    if not isinstance(header, dict) or header.get("kind") != kind:
-        raise SnapshotError(f"snapshot is not a {kind} snapshot")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if not isinstance(header, dict) or header.get("kind") not in kinds:
+        raise SnapshotError(f"snapshot is not a {' or '.join(kinds)} snapshot")
     return header, buf[head_size + hlen:end]
 
 
@@ -348,6 +349,160 @@ def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -
     return server
 
 
+# ---- the session alone: a machine state over a store that is the truth for files
+
+def _identity(inode: Inode) -> list[int]:
+    """What says an inode of a store is the one a saved fid held: its number comes with it;
+    numbers are never reused in one filesystem (``next_ino`` only grows, and a machine state is
+    taken after a durable commit), and birth time, generation and type must agree too."""
+    return [inode.gen, inode.btime, inode.mode & 0o170000]
+
+
+def save_session(server: Server) -> bytes:
+    """The 9P session alone (negotiated size, fids, locks, deferred requests), no file: a few
+    KiB whatever the tree's size. :func:`restore_session` puts it back over the same filesystem
+    in any later state (a store that moved on since); each fid is re-bound to its inode there
+    by number and identity. Take it after a durable commit of the store (a fid's inode must be
+    in it) and with no request in flight."""
+    blob = _Blob()
+    fs = server.fs
+    held: dict[int, Inode] = {}
+    fids = []
+    for n, f in server.fids.items():
+        for inode in (f.inode, f.parent, f.top):
+            if inode is not None:
+                held[inode.ino] = inode
+        fids.append({
+            "fid": n, "ino": f.inode.ino,
+            "cred": {"uid": f.cred.uid, "gid": f.cred.gid, "groups": sorted(f.cred.groups),
+                     "trusted": f.cred.trusted},
+            "parent": f.parent.ino if f.parent is not None else None, "name": f.name,
+            "open_flags": f.open_flags,
+            "xattr": blob.put(bytes(f.xattr)) if f.xattr is not None else None,
+            "xattr_name": f.xattr_name, "xattr_size": f.xattr_size, "xattr_flags": f.xattr_flags,
+            "lock_owners": [list(o) for o in f.lock_owners or ()],
+            "top": f.top.ino if f.top is not None else None,
+        })
+    header: dict[str, Any] = {
+        "fsid": fs.fsid,
+        "identity": {str(ino): _identity(inode) for ino, inode in held.items()},
+        "locks": [[ino, [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple)
+                          else lk.owner] for lk in locks]]
+                  for ino, locks in fs.locks.items() if ino in held],
+        "session": {
+            "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
+            "version": server.version, "pending": sorted(server.pending),
+            "frames": [[tag, blob.put(server.deferred_frames[tag])] for tag in sorted(server.pending)
+                       if tag in server.deferred_frames],
+            "session_id": server.session_id, "permissions": server.permissions,
+        },
+        "fid_records": fids,
+    }
+    return _pack("session", header, blob)
+
+
+class ForeignFilesystem(SnapshotError):
+    """A session saved over another filesystem (another image, an older build's store): none
+    of its fids can be trusted to name the same files here."""
+
+
+def _session_records(header: dict[str, Any]) -> tuple[dict[int, list[int]], list[dict[str, Any]]]:
+    """(identity by ino, fid records) of a "session" state or of a complete "server" state."""
+    if header["kind"] == "session":
+        identity = {int(k): [int(x) for x in v] for k, v in header["identity"].items()}
+        return identity, list(header["fid_records"])
+    identity = {int(r["ino"]): [int(r["gen"]), int(r["t"][3]), int(r["mode"]) & 0o170000]
+                for r in header["inodes"]}
+    fids = [{"fid": n, "ino": ino, "cred": {"uid": c[0], "gid": c[1], "groups": c[2],
+                                           "trusted": c[3] if len(c) > 3 else False},
+             "parent": parent, "name": name, "open_flags": flags, "xattr": xattr,
+             "xattr_name": xname, "xattr_size": xsize, "xattr_flags": xflags,
+             "lock_owners": owners, "top": top}
+            for n, ino, c, parent, name, flags, xattr, xname, xsize, xflags, owners, top
+            in header["session"]["fids"]]
+    return identity, fids
+
+
+def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tuple[Server, dict[str, Any]]:
+    """A server over ``fs`` (kept as it is: its files are the truth) with the session a state
+    saved: :func:`save_session`'s, or the session part of a complete :func:`save` state (whose
+    files are ignored). Each fid is re-bound to ``fs``'s inode of the same number when its
+    identity (generation, birth time, type) agrees; a fid whose file is gone or is another file
+    now is *stale*: every use of it is ESTALE and a clunk frees it, so it can never reach other
+    data. Locks held through re-bound fids are held again. Raises :class:`ForeignFilesystem`
+    when the state was saved over another filesystem, :class:`SnapshotError` when it is not an
+    intact state; neither changes anything. Returns the server and a report
+    ``{"fids": re-bound, "stale": [fid numbers]}``."""
+    header, blob = _unpack(data, ("session", "server"))
+    try:
+        if int(header["fsid"]) != fs.fsid:
+            raise ForeignFilesystem("the state's session was saved over another filesystem "
+                                    f"(id {int(header['fsid']):x}, this one is {fs.fsid:x})")
+        identity, records = _session_records(header)
+        s = header["session"]
+        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
+                        permissions=str(s.get("permissions", "server")))
+        server.msize = int(s["msize"])
+        server.version = s["version"]
+        server.session_id = s["session_id"]
+        frames = {int(tag): bytes(_take(blob, ref)) for tag, ref in s.get("frames", [])}
+
+        def bound(ino: Any) -> Inode | None:
+            if ino is None:
+                return None
+            inode = fs.inodes.get(int(ino))
+            if inode is None or _identity(inode) != identity.get(int(ino)):
+                return None
+            return inode
+
+        fids: dict[int, Fid] = {}
+        stale: list[int] = []
+        for r in records:
+            n = int(r["fid"])
+            inode = bound(r["ino"])
+            top = bound(r["top"])
+            if inode is None or (r["top"] is not None and top is None):
+                stale.append(n)
+                continue
+            c = r["cred"]
+            f = Fid(inode, Cred(int(c["uid"]), int(c["gid"]), frozenset(int(g) for g in c["groups"]),
+                                bool(c["trusted"])),
+                    bound(r["parent"]), r["name"], int(r["open_flags"]))
+            if r["xattr"] is not None:
+                value = _take(blob, r["xattr"])
+                f.xattr = bytearray(value) if r["xattr_name"] is not None else bytes(value)
+            f.xattr_name = r["xattr_name"]
+            f.xattr_size = int(r["xattr_size"])
+            f.xattr_flags = int(r["xattr_flags"])
+            f.lock_owners = {tuple(o) for o in r["lock_owners"]} or None
+            f.top = top
+            fids[n] = f
+        locks = []
+        for ino, held in header.get("locks", []):
+            inode = bound(ino)
+            if inode is not None:
+                locks.append((inode, [Lock(int(a), int(b), int(t), tuple(o) if isinstance(o, list) else o)
+                                      for a, b, t, o in held]))
+        pending = set(int(t) for t in s["pending"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, SnapshotError):
+            raise
+        raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
+    # Checked and built: now change the filesystem (references held, locks taken again).
+    owners = {o for f in fids.values() for o in f.lock_owners or ()}
+    for inode, held_locks in locks:
+        kept = [lk for lk in held_locks if lk.owner in owners]
+        if kept:
+            fs.locks.setdefault(inode.ino, []).extend(kept)
+    for f in fids.values():
+        fs.ref(f.inode)
+    server.fids = fids
+    server.stale_fids = set(stale)
+    server.pending = pending
+    server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(pending)]
+    return server, {"fids": len(fids), "stale": sorted(stale)}
+
+
 def _check_store_for(header: dict[str, Any], store) -> int:
     """For a state saved with ``stored=True``: the store must be the one it builds on, at the
     generation it names. Returns the store's generation (0 without a store)."""
@@ -372,4 +527,5 @@ def _check_store_for(header: dict[str, Any], store) -> int:
     return gen
 
 
-__all__ = ["SnapshotError", "save", "restore", "save_filesystem", "load_filesystem"]
+__all__ = ["SnapshotError", "ForeignFilesystem", "save", "restore", "save_session", "restore_session",
+           "save_filesystem", "load_filesystem"]

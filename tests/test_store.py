@@ -21,6 +21,7 @@ import pytest
 
 from ninep_client import Client, NinePError
 from pyninep_browser import Filesystem, Server, snapshot
+from pyninep_browser.protocol import T
 from pyninep_browser.fs import CHUNK
 from pyninep_browser.snapshot import SnapshotError
 from pyninep_browser.store import Batch, MemoryStore, SQLiteStore, StoreError
@@ -497,3 +498,91 @@ def test_an_empty_store_is_seeded_from_an_image_and_a_full_one_keeps_its_files(t
     again = snapshot.load_filesystem(b"not even an image", store=SQLiteStore(tmp_path / "s.db"))
     assert again.read_file("/etc/motd") == b"from the image"
     assert again.read_file("/home/mine") == b"the user's" and again.repairs == []
+
+
+# ----------------------------------------------------------------- a session over a newer store
+
+
+def test_session_restores_over_a_store_that_moved_on_and_never_binds_another_file(tmp_path):
+    """The page's return visit: the store is the truth for files; a machine's saved session
+    (fids, locks) is put back over whatever the store holds now. Fids whose file is still there
+    read its current bytes; a fid whose file is gone is ESTALE (and can be clunked), never
+    another file's data; the session is refused whole over another filesystem."""
+    path = tmp_path / "s.db"
+    fs = Filesystem(store=SQLiteStore(path), cache_bytes=CHUNK)
+    fs.write_file("/keep", b"old keep")
+    fs.write_file("/gone", b"old gone")
+    fs.write_file("/locked", b"x")
+    fs.persist(True)
+    server = Server(fs)
+    c = Client(server)
+    keep, gone, locked = c.walk_new("/keep"), c.walk_new("/gone"), c.walk_new("/locked")
+    c.lopen(keep, O_RDONLY)
+    c.lopen(gone, O_RDONLY)
+    c.lopen(locked, O_RDWR)
+    lock = struct.pack("<IBIQQI", locked, 1, 0, 0, 0, 77) + b"\x03\x00abc"  # write lock, whole file
+    assert c.rpc(T.Tlock, lock).take("B") == (0,)
+    state = snapshot.save_session(server)
+    assert len(state) < 4096, len(state)
+    fs.close()
+
+    # After the save (the page was killed later): the store moves on without the session.
+    later = Filesystem(store=SQLiteStore(path), cache_bytes=CHUNK)
+    later.write_file("/keep", b"new keep, longer than before")
+    later.remove("/gone")
+    later.write_file("/newer", b"made after the save")  # a new inode number, never /gone's
+    later.persist(True)
+    later.close()
+
+    fs = Filesystem(store=SQLiteStore(path), cache_bytes=CHUNK)
+    restored, report = snapshot.restore_session(state, fs)
+    assert report == {"fids": 3, "stale": [gone]}  # the root, /keep and /locked
+    c2 = Client(restored, attach=False)
+    c2.tag, c2.next_fid = 300, c.next_fid
+    assert c2.read(keep, 0, 4096) == b"new keep, longer than before"  # the store's bytes
+    with pytest.raises(NinePError) as err:
+        c2.read(gone, 0, 4096)
+    assert err.value.errno == errno.ESTALE
+    c2.clunk(gone)  # the guest closes it cleanly
+    with pytest.raises(NinePError) as err:
+        c2.read(gone, 0, 4096)
+    assert err.value.errno == errno.EBADF
+    # The lock is held again: another owner conflicts with it.
+    getlock = struct.pack("<IBQQI", locked, 1, 0, 0, 99) + b"\x03\x00xyz"
+    assert c2.rpc(T.Tgetlock, getlock).take("B") == (1,)
+    assert read(c2, "/newer") == b"made after the save"
+    fs.close()
+
+    # Another filesystem (another image, an older build's store): refused, nothing bound.
+    other = Filesystem(store=SQLiteStore(tmp_path / "other.db"))
+    with pytest.raises(snapshot.ForeignFilesystem):
+        snapshot.restore_session(state, other)
+    assert all(i.refs == 0 for i in other.inodes.values())
+    with pytest.raises(SnapshotError):
+        snapshot.restore_session(state[:-3], fs)
+    other.close()
+
+
+def test_a_complete_state_gives_its_session_to_a_store_it_seeded(tmp_path):
+    """The shipped machine's complete state seeds a new visitor's store; on a later visit with
+    no machine of their own, its session goes back over that store as it is now."""
+    fs = Filesystem()
+    fs.write_file("/run/console.sh", b"script")
+    server = Server(fs)
+    c = Client(server)
+    f = c.walk_new("/run/console.sh")
+    c.lopen(f, O_RDONLY)
+    state = snapshot.save(server)
+    seeded = snapshot.restore(state, store=SQLiteStore(tmp_path / "s.db"))
+    seeded.fs.persist(True)
+    seeded.fs.write_file("/root/mine", b"the visitor's")
+    seeded.fs.persist(True)
+    seeded.fs.close()
+    fs = Filesystem(store=SQLiteStore(tmp_path / "s.db"))
+    restored, report = snapshot.restore_session(state, fs)
+    assert report["stale"] == []
+    c2 = Client(restored, attach=False)
+    c2.tag, c2.next_fid = 400, c.next_fid
+    assert c2.read(f, 0, 100) == b"script"
+    assert read(c2, "/root/mine") == b"the visitor's"
+    fs.close()
