@@ -191,7 +191,7 @@ build_machine() {
     local n=web/node_modules/v86/build
     local h; h=$(hash_of "$DIST/guest/vmlinuz" "$DIST/guest/initramfs.img" "$DIST/guest/bios.bin" \
         "$DIST/guest/vgabios.bin" "$DIST/images/default.img" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
-        web/pyninep.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
+        web/pyninep.js web/pyninep-machine.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
         <(echo "$CMDLINE"))
     local m="machine/${h:0:16}.machine"
     if [ ! -f "$DIST/$m" ] || [ ! -f "$DIST/$m.json" ]; then

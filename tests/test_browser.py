@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from page_user import READY, run, screen, visit
 from pyninep_browser.__main__ import make_site_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SUB = "some/dir/"
-READY = "window.pyninep && (window.pyninep.timing.prompt_ms || window.pyninep.failed)"
 
 
 @pytest.fixture(scope="module")
@@ -62,30 +62,6 @@ class Watch:
         page.on("pageerror", lambda exc: self.problems.append(f"exception: {exc}"))
         page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
         page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status} {r.url}"))
-
-
-def visit(page, url, timeout=120_000):
-    started = time.monotonic()
-    page.goto(url)
-    page.wait_for_function(READY, timeout=timeout)
-    failed = page.evaluate("window.pyninep.failed")
-    assert not failed, failed
-    return time.monotonic() - started, page.evaluate("window.pyninep.timing"), page.evaluate("window.pyninep.source")
-
-
-def screen(page) -> str:
-    return page.evaluate("window.pyninep.screenText()")
-
-
-def run(page, command: str, until: str, timeout=30_000) -> str:
-    """Type a command on the keyboard and return what the terminal shows after it, once `until`
-    (a regex) matches there."""
-    before = len(screen(page).splitlines())
-    page.keyboard.type(command + "\n")
-    page.wait_for_function(
-        "([n, re]) => new RegExp(re).test(window.pyninep.screenText().split('\\n').slice(Math.max(n - 1, 0)).join('\\n'))",
-        arg=[before, until], timeout=timeout)
-    return "\n".join(screen(page).splitlines()[max(before - 1, 0):])
 
 
 def shot(page, name):
@@ -186,10 +162,10 @@ def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
         shot(page, "files")
         assert not watch.problems, watch.problems
 
-        # Returning visit: the machine saved in this browser comes back with the files.
+        # Returning visit: the machine the page saved by itself once the guest was quiet comes
+        # back, over the files as they are now.
         page.wait_for_function("window.pyninep.offlineReady", timeout=60_000)
-        page.evaluate("window.pyninep.save()")
-        assert "saved" in page.inner_text("#status")
+        page.wait_for_function("window.pyninep.lastSave && !window.pyninep.saving", timeout=30_000)
         wall, timing, source = visit(page, site)
         assert source == "saved"
         print(f"returning visit: shell in {wall:.2f} s ({timing}, storage {page.evaluate('window.pyninep.storage')})")

@@ -9,11 +9,7 @@ const t0 = performance.now();
 const params = new URLSearchParams(location.search);
 const LOCAL_DB = "pyninep-page"; // the page's own store: the last machine saved in this browser
 const STORE_DB = "pyninep-sandbox"; // the guest's files, when pyninep.js keeps them in IndexedDB
-// pyninep.js with IndexedDB storage also exports the machine helpers; without them the page keeps
-// the files inside the saved machine (memory storage) and uses machine.js's helpers.
-const CAN_STORE = typeof pyninep.saveMachine === "function" && typeof pyninep.readMachine === "function";
 let storage = "memory";
-const SAVE_EVERY_MS = 3 * 60_000;
 
 // ---------------------------------------------------------------- status, errors, log
 
@@ -193,6 +189,7 @@ let readyResolve;
 const ready = new Promise((resolve) => { readyResolve = resolve; });
 
 function onSerial(byte) {
+    activity.output += 1;
     if (!consoleLive) {
         log(String.fromCharCode(byte));
         return;
@@ -219,17 +216,19 @@ function onSerial(byte) {
 
 /** The shipped (or freshly booted) guest waits in the console script (machine.js): wake it with
  * the clock, entropy and size. A machine this browser saved was wherever the user left it: its
- * screen comes back from the save, and the clock, entropy and size go by the second serial port. */
-function wake(savedScreen) {
+ * screen comes back from the save, and the clock, entropy and size go by the second serial port.
+ * `drop`: a token the guest echoes once it has dropped its caches (see guestDropped). */
+function wake(savedScreen, drop = "") {
     consoleLive = true;
+    const size = { rows: terminal.rows, cols: terminal.cols };
     if (savedScreen != null) {
         terminal.write(savedScreen);
-        emulator.serial_send_bytes(1, machine.resizeLine({ rows: terminal.rows, cols: terminal.cols, clock: true }));
+        emulator.serial_send_bytes(1, machine.resizeLine({ ...size, clock: true, drop }));
         readyResolve?.();
         readyResolve = null;
     } else {
-        emulator.serial0_send(machine.wakeLine({ rows: terminal.rows, cols: terminal.cols }));
-        tellSize();
+        emulator.serial0_send(machine.wakeLine(size));
+        emulator.serial_send_bytes(1, machine.resizeLine({ ...size, drop }));
     }
     for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
 }
@@ -283,15 +282,23 @@ function reportDataLoss(message) {
 }
 const isQuotaError = (e) => e?.name === "QuotaExceededError" || /quota/i.test(String(e?.message));
 
-/** Exactly one tab runs the sandbox: its saved machine and files are one, and two writers would fork them. */
-function holdTabLock() {
-    if (!navigator.locks) return Promise.resolve(true);
-    return new Promise((resolve) => {
+/** Exactly one tab runs the sandbox: its saved machine and files are one, and two writers would
+ * fork them. A tab closed or reloaded a moment ago lets go of the lock shortly: wait for that. */
+async function holdTabLock(graceMs = 3000) {
+    if (!navigator.locks) return true;
+    const attempt = () => new Promise((resolve) => {
         navigator.locks.request("pyninep-sandbox", { ifAvailable: true }, (lock) => {
             resolve(!!lock);
             return lock ? new Promise(() => {}) : undefined; // held for the page's lifetime
         });
     });
+    const deadline = performance.now() + graceMs;
+    let got = await attempt();
+    while (!got && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        got = await attempt();
+    }
+    return got;
 }
 
 async function checkQuota(need) {
@@ -364,41 +371,36 @@ async function start() {
         showError("Your browser's storage for this site is full, so this session cannot be saved: free some space (or reset) to keep your files.");
     }
 
-    // Which machine: ?fresh boots the kernel; else the one this browser saved, else the shipped one.
-    storage = window.pyninep.storage = db && CAN_STORE && !params.has("memory") ? `indexeddb:${STORE_DB}` : "memory";
-    let fresh = params.has("fresh") || !manifest.machine;
-    let saved = null;
-    if (!fresh && db) {
-        let clean = null;
+    // The store (IndexedDB) is the one truth for files. A machine (this browser's last save, or
+    // the shipped one) brings back the guest's memory and its 9P session, which re-binds to the
+    // store's files as they are now; only a new visitor's empty store is seeded with the shipped
+    // machine's files. ?fresh boots the kernel (with the stored files).
+    storage = window.pyninep.storage = db && !params.has("memory") ? `indexeddb:${STORE_DB}` : "memory";
+    const forceBoot = params.has("fresh") || !manifest.machine;
+    let saved = null, olderBuild = false;
+    if (!forceBoot && db) {
         try {
             saved = await idb(db, "readonly", (s) => s.get("last"));
-            clean = await idb(db, "readonly", (s) => s.get("clean"));
         } catch (error) {
             note(`could not read the saved machine: ${error.message}`);
         }
-        // With the files in IndexedDB, a saved machine is only good if no file changed after it
-        // (its "clean" mark, see keepSaving); otherwise the store is newer: boot, with its files.
-        if (saved && storage !== "memory" && clean?.id !== saved.id) {
-            note("the last session did not end with a save, so the files are newer than its machine: booting with them");
-            setStatus("booting Linux with your files (the last session did not close cleanly)…");
-            saved = null;
-            fresh = true;
-        }
         if (saved && saved.stamp !== manifest.machine.stamp) {
             note("the machine saved in this browser is from another build of the page");
-            showError("The machine saved in this browser comes from an older version of this page and cannot be restored; the shipped machine starts instead (your earlier files are not in it).", { fresh: true });
+            olderBuild = true;
             saved = null;
         }
+        // A machine saved without its files (beside the store) cannot start a page without the store.
+        if (saved && saved.session && storage === "memory") saved = null;
     }
-    window.pyninep.source = fresh ? "boot" : saved ? "saved" : "shipped";
+    window.pyninep.source = forceBoot ? "boot" : saved ? "saved" : "shipped";
     bar("python", "Python");
-    bar("linux", fresh ? "Linux" : "Emulator");
-    if (!fresh && !saved) bar("machine", "Saved machine");
+    bar("linux", forceBoot ? "Linux" : "Emulator");
+    if (!forceBoot && !saved) bar("machine", "Saved machine");
     // Totals up front: every file this start will fetch, at its size from the manifest.
     const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
         manifest.guest.vgabios, ...["pyodide.asm.wasm", "pyodide.asm.mjs", "python_stdlib.zip"].map((f) => manifest.pyodide + f)];
     if (manifest.pyodideSnapshot && !params.has("nosnap")) expect.push(manifest.pyodideSnapshot);
-    if (fresh) expect.push(manifest.image, manifest.guest.kernel, manifest.guest.initrd);
+    if (forceBoot) expect.push(manifest.image, manifest.guest.kernel, manifest.guest.initrd);
     else if (!saved) expect.push(manifest.machine.url);
     for (const rel of expect) {
         const c = classify(rel);
@@ -407,60 +409,121 @@ async function start() {
 
     // Python, the emulator and the machine load side by side.
     let current = null; // the server, once Python is up; v86 asks for it only after the restore
-    const handle9p = storage === "memory" ? (req, reply) => current.handle9p(req, reply)
-        : (req, reply) => { noteRequest(req); current.handle9p(req, reply); };
-    localDb = db;
-    dirty = !saved; // a restored clean machine is still clean
-    setStatus(fresh ? "loading…" : "loading and restoring…");
-    const serverP = createServer({ image: fresh ? undefined : null }).then(async (s) => {
+    const handle9p = (req, reply) => { activity.requests += 1; current.handle9p(req, reply); };
+    setStatus(forceBoot ? "loading…" : "loading and restoring…");
+    // A restore starts from no image: a new visitor's store gets the machine's files instead.
+    const serverP = createServer({ image: forceBoot ? undefined : null }).then(async (s) => {
         if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
         if (s.openReport?.dataLoss) reportDataLoss(s.openReport.dataLoss.message);
         timing.python_ms = Math.round(performance.now() - t0);
         complete("python");
         return s;
     });
-    const machineP = fresh ? null
-        : (saved ? Promise.resolve(saved.bytes) : fetchWithProgress(manifest.machine.url, "machine"))
-            .then((bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return unpack(bytes); });
-    const emulatorP = loadV86(fresh, handle9p).then((em) => { complete("linux"); return em; });
+    let shippedP = null;
+    const shipped = () => (shippedP ??= fetchWithProgress(manifest.machine.url, "machine").then(
+        (bytes) => { timing.machine_ms = Math.round(performance.now() - t0); return unpack(bytes); }));
+    const savedP = saved ? unpack(saved.bytes) : null;
+    if (!forceBoot && !saved) shipped();
     // (A damaged machine is reported once the restore is tried, below.)
-    machineP?.catch(() => {});
+    savedP?.catch(() => {});
+    shippedP?.catch(() => {});
+    let emulatorP = loadV86(forceBoot, handle9p).then((em) => { complete("linux"); return em; });
     [server, emulator] = await Promise.all([serverP, emulatorP, terminalReady]);
     current = server;
     Object.assign(window.pyninep, { server, emulator });
-    emulator.add_listener("serial0-output-byte", onSerial);
 
-    if (fresh) {
+    // Whose files: the store's when it holds a filesystem, else (a new visitor, or memory
+    // storage) the machine's, which then seed the store.
+    const held = storage !== "memory" && !!server.openReport?.held;
+    const filesFrom = held ? "server" : "state";
+    let restored = null;
+    if (!forceBoot) {
+        const tries = saved ? [["saved", savedP], ["shipped", null]] : [["shipped", null]];
+        for (const [source, partsP] of tries) {
+            let parts;
+            try {
+                parts = await (partsP ?? shipped());
+            } catch (error) {
+                if (source === "saved") { note(`the machine saved in this browser is damaged (${error.message}); the shipped one starts instead`); continue; }
+                throw new PageError("The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.", { fresh: true, cause: error });
+            }
+            setStatus("restoring…");
+            try {
+                const { info, report } = await pyninep.restoreMachine(parts, { emulator, server, files: filesFrom });
+                timing.restored_ms = Math.round(performance.now() - t0);
+                restored = { source, screen: source === "saved" ? saved.screen ?? "" : null };
+                note(`restored the ${source} machine (saved ${info.created ?? "?"}) ${filesFrom === "server"
+                    ? `over the stored files: ${report.fids} open file(s) re-bound${report.stale.length ? `, ${report.stale.length} gone since` : ""}`
+                    : "with its files"}`);
+                break;
+            } catch (error) {
+                if (error.foreign) { note(`the ${source} machine was saved over other files than the ones stored here`); continue; }
+                if (source === "saved") { note(`the machine saved in this browser could not be restored (${error.message}); the shipped one starts instead`); continue; }
+                throw new PageError("The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.", { fresh: true, cause: error });
+            }
+        }
+        if (!restored) { // the stored files come from another build's machine: boot with them
+            emulator.destroy?.();
+            emulatorP = loadV86(true, handle9p);
+            emulator = window.pyninep.emulator = await emulatorP;
+            bar("linux", "Linux");
+        }
+    }
+    window.pyninep.source = restored?.source ?? "boot";
+    emulator.add_listener("serial0-output-byte", onSerial);
+    if (restored) {
+        // The guest may hold cached pages of files that changed after its save: it drops them
+        // (and says so on the second serial port) before the prompt is offered.
+        const token = filesFrom === "server" ? `drop${Math.random().toString(36).slice(2, 10)}` : "";
+        const dropped = token ? guestDropped(token) : null;
+        wake(restored.screen, token);
+        await dropped;
+    } else {
         setStatus("booting Linux…");
         note("booting (the kernel's messages are in this log)");
         await waitForBootPrompt();
         await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
         emulator.serial0_send(machine.CONSOLE_COMMAND);
         await waitForLog(machine.READY_MARKER);
-    } else {
-        setStatus("restoring…");
-        try {
-            const header = await restoreMachine(await machineP);
-            timing.restored_ms = Math.round(performance.now() - t0);
-            note(`restored the ${saved ? "saved" : "shipped"} machine (built ${header.built ?? "?"})`);
-        } catch (error) {
-            throw new PageError(saved
-                ? "The machine saved in this browser could not be restored (it is damaged); boot fresh to start again."
-                : "The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.",
-            { fresh: true, cause: error });
-        }
+        wake(null);
     }
-    wake(saved ? saved.screen ?? "" : null);
     await Promise.race([ready, new Promise((_, reject) => setTimeout(
         () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
     timing.prompt_ms = Math.round(performance.now() - t0);
     $("progress").hidden = true;
-    setStatus(`ready: shell in ${(timing.prompt_ms / 1000).toFixed(1)} s${navigator.onLine ? "" : " (offline)"}`, "ok");
+    setStatus(`ready${navigator.onLine ? "" : " (offline)"}`, "ok");
     note(`shell ready (${JSON.stringify(timing)})`);
+    if (olderBuild || (!forceBoot && !restored)) {
+        showError(held && !restored
+            ? "Your files were kept from an older version of this page, whose machine this version cannot restore, so Linux started afresh with them."
+            : "The machine saved in this browser comes from an older version of this page, so this version's machine started instead, with your files.");
+    }
     terminal.focus();
     files.open(innerWidth > 760 && !params.has("nofiles"));
     if (db) keepSaving(db);
     registerServiceWorker();
+}
+
+/** Resolves once the guest echoes `token` on its second serial port (it has dropped its caches),
+ * or after a few seconds without it (a note in the log says so). */
+function guestDropped(token) {
+    let heard = "";
+    return new Promise((resolve) => {
+        const started = performance.now();
+        const done = (ok) => {
+            emulator.remove_listener("serial1-output-byte", listener);
+            clearTimeout(timer);
+            timings().drop_ms = Math.round(performance.now() - started);
+            if (!ok) note("the restored machine did not confirm that it dropped its caches");
+            resolve(ok);
+        };
+        const listener = (byte) => {
+            heard = (heard + String.fromCharCode(byte)).slice(-64);
+            if (heard.includes(token)) done(true);
+        };
+        const timer = setTimeout(() => done(false), 5000);
+        emulator.add_listener("serial1-output-byte", listener);
+    });
 }
 
 async function createServer({ image }) {
@@ -496,29 +559,19 @@ async function loadPython() {
     }
 }
 
-/** Unpacked as soon as it arrives (inflating overlaps Python's start); errors wait for the restore. */
+/** Checked and unpacked as soon as it arrives (inflating overlaps Python's start); errors wait
+ * for the restore. */
 async function unpack(bytes) {
-    const parts = CAN_STORE ? await readMachineParts(bytes) : await machine.unpackMachine(bytes);
+    const parts = await pyninep.readMachine(bytes);
     timings().unpacked_ms = Math.round(performance.now() - t0);
     return parts;
 }
 const timings = () => window.pyninep.timing;
 
-/** pyninep.js's checked reader of its machine blobs, in the shape machine.restoreMachine takes. */
-async function readMachineParts(bytes) {
-    const { v86State, serverState, info } = await pyninep.readMachine(bytes);
-    const v86 = v86State instanceof ArrayBuffer ? v86State
-        : v86State.buffer.slice(v86State.byteOffset, v86State.byteOffset + v86State.byteLength);
-    return { header: info ?? {}, v86State: v86, serverState };
-}
-
-async function restoreMachine(bytes) {
-    return machine.restoreMachine(bytes, { emulator, server });
-}
-
-async function saveMachine() {
-    if (CAN_STORE) return pyninep.saveMachine(emulator, server);
-    return machine.saveMachine(emulator, server, { meta: { stamp: manifest.machine?.stamp, built: new Date().toISOString() } });
+/** The running machine as one blob: without its files when they are in the store (the store is
+ * their truth, and this keeps a save to the guest's memory and 9P session), else with them. */
+function saveMachine() {
+    return pyninep.saveMachine(emulator, server, { session: storage !== "memory", meta: { stamp: manifest.machine?.stamp } });
 }
 
 function waitForBootPrompt() {
@@ -542,60 +595,57 @@ function waitForLog(pattern, ms = 30_000) {
 
 // ---------------------------------------------------------------- saving for the next visit
 
-let lastInput = performance.now();
+// Files need no saving here: the server commits them to IndexedDB itself (at most a second after
+// a change, at once on fsync). What is saved is the machine: the guest's memory and its 9P
+// session, so the next visit (a reload, a closed tab, a crash) restores the shell where it was,
+// over the store's files as they are then. It is saved once the guest has been quiet for a
+// moment after doing something, at least every BUSY_SAVE_MS while it keeps busy, and when the
+// page is hidden or closed (a bonus: an unloading page may not finish).
+const QUIET_MS = 1000, BUSY_SAVE_MS = 30_000, CHECK_MS = 250;
+const activity = { requests: 0, output: 0, input: 0, last: 0 };
+const activityCount = () => activity.requests + activity.output + activity.input;
 let saving = null;
 
-// With the files in IndexedDB, a saved machine is good for the next visit only while nothing has
-// changed the files since: the first change after a save removes the save's "clean" mark, and a
-// visit without one boots with the stored files instead (see start()).
-const MUTATING = new Set([14, 16, 18, 20, 26, 32, 70, 72, 74, 76, 118, 122]); // Tlcreate … Tremove
-const TLOPEN = 12, O_TRUNC = 0o1000;
-let mutations = 0, dirty = false, localDb = null;
-function noteRequest(req) {
-    const type = req[4];
-    if (MUTATING.has(type) || (type === TLOPEN && req.length >= 15 && (req[11] | (req[12] << 8)) & O_TRUNC)) markDirty();
-}
-function markDirty() {
-    mutations += 1;
-    if (dirty || storage === "memory" || !localDb) return;
-    dirty = true;
-    idb(localDb, "readwrite", (s) => s.delete("clean")).catch(() => {});
-}
 function keepSaving(db) {
-    terminal.onData(() => { lastInput = performance.now(); });
+    terminal.onData(() => { activity.input += 1; });
+    let savedAt = activityCount(), lastSave = performance.now(), seen = savedAt;
     const save = async (why) => {
         if (saving || !emulator || window.pyninep.resetting) return saving;
-        saving = (async () => {
+        saving = window.pyninep.saving = (async () => {
             const t = performance.now();
+            const at = activityCount();
             setStatus("saving…");
             try {
-                if (storage !== "memory") await server.flush();
-                const cleanAt = mutations;
                 const screen = screenToKeep();
                 const bytes = await saveMachine();
-                const id = Date.now();
-                // One transaction: a machine and its clean mark land together or not at all.
-                await idb(db, "readwrite", (s) => {
-                    s.put({ stamp: manifest.machine?.stamp, bytes, id, screen }, "last");
-                    return s.put({ id }, "clean");
-                });
-                dirty = false;
-                if (mutations !== cleanAt) markDirty(); // changed while saving: not clean after all
-                setStatus(`saved (${why}, ${mb(bytes.length)} MB in ${Math.round(performance.now() - t)} ms)`, "ok");
+                // One transaction: the new machine replaces the last one whole, or not at all.
+                await idb(db, "readwrite", (s) => s.put({ stamp: manifest.machine?.stamp, bytes, id: Date.now(),
+                    screen, session: storage !== "memory" }, "last"));
+                savedAt = at;
+                lastSave = performance.now();
+                const ms = Math.round(lastSave - t);
+                window.pyninep.lastSave = { at: Date.now(), why, bytes: bytes.length, ms };
+                note(`saved the machine (${why}): ${mb(bytes.length)} MB in ${ms} ms`);
+                setStatus("saved", "ok");
             } catch (error) {
                 if (isQuotaError(error)) showError("Your browser's storage for this site is full, so this session cannot be saved: free some space (or reset) to keep your files.");
                 else showError(`Saving the machine failed: ${error.message}.`);
                 setStatus("not saved", "bad");
             } finally {
-                saving = null;
+                saving = window.pyninep.saving = null;
             }
         })();
         return saving;
     };
-    window.pyninep.save = () => save("on request");
+    setInterval(() => {
+        const now = performance.now(), count = activityCount();
+        if (count !== seen) { seen = count; activity.last = now; }
+        if (count === savedAt || saving) return;
+        if (now - activity.last >= QUIET_MS) save("quiet");
+        else if (now - lastSave >= BUSY_SAVE_MS) save("busy");
+    }, CHECK_MS);
     document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") save("page hidden"); });
     addEventListener("pagehide", () => save("page closed"));
-    setInterval(() => { if (performance.now() - lastInput > 20_000) save("idle"); }, SAVE_EVERY_MS);
 }
 
 // ---------------------------------------------------------------- buttons
@@ -689,7 +739,6 @@ const files = {
     async upload(fileList) {
         for (const f of fileList) {
             try {
-                markDirty();
                 await server.writeFile(this.join(this.dir, f.name), new Uint8Array(await f.arrayBuffer()));
             } catch (error) {
                 this.problem(`Cannot upload ${f.name}: ${pyMessage(error)}`);
@@ -704,7 +753,6 @@ const files = {
         if (!name) return;
         if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
         try {
-            markDirty();
             await server.mkdir(this.join(this.dir, name));
             await this.refresh();
         } catch (error) {
@@ -714,7 +762,6 @@ const files = {
     async remove(name, isDir) {
         if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
         try {
-            markDirty();
             await server.remove(this.join(this.dir, name));
             await this.refresh();
         } catch (error) {
@@ -752,7 +799,6 @@ $("files-import").addEventListener("change", async (e) => {
     e.target.value = "";
     if (!f) return;
     try {
-        markDirty();
         await server.importTar(new Uint8Array(await f.arrayBuffer()), files.dir);
         files.refresh();
     } catch (error) {
@@ -810,7 +856,7 @@ window.pyninep = {
     emulator: null, server: null, terminal: null, manifest: null,
     ready, timing: {}, source: null, offlineReady: false,
     saveMachine: () => saveMachine(),
-    restoreMachine: (bytes) => restoreMachine(bytes),
+    saving: null, lastSave: null,
     bootFresh, reset,
     screenText: () => {
         const b = terminal.buffer.active;

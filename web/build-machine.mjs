@@ -40,17 +40,11 @@ try {
     // lets the resize loop reach its own read.
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
-    let packed, raw;
-    if (typeof pyninep.saveMachine === "function") { // pyninep.js's own format: the page reads it with readMachine
-        packed = await pyninep.saveMachine(emulator, server, { compress: true });
-        const parts = await pyninep.readMachine(packed);
-        raw = parts.v86State.byteLength + parts.serverState.byteLength;
-    } else {
-        const v86State = await emulator.save_state();
-        const serverState = await server.saveState();
-        packed = await machine.packMachine(v86State, serverState, { stamp, built: new Date().toISOString() });
-        raw = v86State.byteLength + serverState.length;
-    }
+    // pyninep.js's one machine format (the page reads it with readMachine); a complete state: a
+    // new visitor's empty store is seeded with its files.
+    const packed = await pyninep.saveMachine(emulator, server, { compress: true, meta: { stamp, built: new Date().toISOString() } });
+    const parts = await pyninep.readMachine(packed);
+    const raw = parts.v86State.byteLength + parts.serverState.byteLength;
     const out = path.resolve(outArg);
     await writeFile(out + ".tmp", packed);
     await rename(out + ".tmp", out);

@@ -46,9 +46,11 @@ const asBytes = (value) => value === undefined ? undefined
     : undefined; // anything else is not ours: treat as absent, the open-time check reports it
 
 /**
- * Take the Web Lock for NAME without waiting. Resolves to a release function, or throws the
- * "already served" Error when another holder has it.
+ * Take the Web Lock for NAME. Resolves to a release function, or throws the "already served"
+ * Error when another holder keeps it for LOCK_GRACE_MS (a tab just closed or reloaded lets go of
+ * it a moment after the new page asks).
  */
+const LOCK_GRACE_MS = 3000;
 async function takeLock(name) {
     const locks = globalThis.navigator?.locks;
     if (!locks) {
@@ -57,12 +59,18 @@ async function takeLock(name) {
     }
     let release;
     const held = new Promise((resolve) => { release = resolve; });
-    const got = await new Promise((resolve, reject) => {
+    const attempt = () => new Promise((resolve, reject) => {
         locks.request(`pyninep:indexeddb:${name}`, { ifAvailable: true }, (lock) => {
             resolve(lock !== null);
             return lock === null ? undefined : held; // held until release()
         }).catch(reject);
     });
+    const deadline = Date.now() + LOCK_GRACE_MS;
+    let got = await attempt();
+    while (!got && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        got = await attempt();
+    }
     if (!got) {
         throw new Error(`pyninep: IndexedDB database "${name}" is already being served by another `
             + "tab or window of this site; close it there first (nothing was changed)");

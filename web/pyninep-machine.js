@@ -69,7 +69,9 @@ async function quiesce(server, timeoutMs) {
  * Save a v86 emulator and the pyninep server serving its 9p filesystem as one Uint8Array.
  * The emulator is stopped for the save (and resumed if it was running); no 9P request is in
  * flight in the saved state. options: compress (default false: see README for why),
- * timeout (ms to wait for in-flight requests, default 30000), plus anything server.saveState takes.
+ * timeout (ms to wait for in-flight requests, default 30000), session (the server part is only
+ * the 9P session: server.saveSession()), meta (more JSON fields for info), plus anything
+ * server.saveState takes.
  */
 export async function saveMachine(emulator, server, options = {}) {
     server.attachEmulator?.(emulator);
@@ -79,13 +81,13 @@ export async function saveMachine(emulator, server, options = {}) {
     try {
         await quiesce(server, options.timeout ?? 30000);
         v86State = asU8(await emulator.save_state());
-        serverState = asU8(await server.saveState(options));
+        serverState = asU8(options.session ? await server.saveSession() : await server.saveState(options));
     } finally {
         if (wasRunning) emulator.run();
     }
     const meta = new TextEncoder().encode(JSON.stringify({
         v86: v86State.length, server: serverState.length, created: new Date().toISOString(),
-        storage: server.storage ?? null,
+        storage: server.storage ?? null, session: !!options.session, ...(options.meta ?? {}),
     }));
     const raw = new Uint8Array(4 + meta.length + v86State.length + serverState.length);
     new DataView(raw.buffer).setUint32(0, meta.length, true);
@@ -161,24 +163,34 @@ export async function readMachine(blob) {
 /**
  * Restore a blob from saveMachine into options.emulator (a V86 that has fired "emulator-loaded")
  * and options.server (a PyninepServer from createServer, e.g. a fresh one on a new page).
- * Everything is checked before either is touched: a bad blob throws and both keep running as
- * they were. options.run (default true): start the emulator afterwards. Resolves to
- * {emulator, server, info}.
+ * Everything is checked before either is touched: a bad blob (or a session saved over another
+ * filesystem) throws and both keep running as they were. options.run (default true): start the
+ * emulator afterwards. options.files: "state" (the blob's files replace the server's) or
+ * "server" (the server's files stay; the blob's 9P session is re-bound over them); default
+ * "server" for a blob saved with {session: true}, else "state". Resolves to
+ * {emulator, server, info, report} (report: restoreSession's {fids, stale}, or null).
  */
 export async function restoreMachine(blob, options = {}) {
     const { emulator, server } = options;
     if (!emulator || !server) throw new Error("pyninep: restoreMachine(blob, {emulator, server}) needs both");
-    const { v86State, serverState, info } = await readMachine(blob);
+    // (Parts readMachine already checked are taken as they are: a page unpacks while Python starts.)
+    const { v86State, serverState, info } = blob?.v86State && blob?.serverState ? blob : await readMachine(blob);
+    const files = options.files ?? (info.session ? "server" : "state");
+    if (files !== "server" && files !== "state") throw new Error(`pyninep: restoreMachine: files must be "server" or "state", not ${JSON.stringify(files)}`);
+    if (files === "state" && info.session) throw new Error("pyninep: restoreMachine: this machine holds no files (saved with {session: true}): restore it with files: \"server\"");
     server.attachEmulator?.(emulator);
     const wasRunning = emulator.is_running();
     await emulator.stop();
+    let report = null;
     try {
-        await server.restoreState(serverState); // parsed whole before it replaces anything
+        // Both parse and check everything before they replace anything.
+        if (files === "server") report = await server.restoreSession(serverState);
+        else await server.restoreState(serverState);
     } catch (error) {
         if (wasRunning) emulator.run();
         throw error;
     }
     await emulator.restore_state(v86State);
     if (options.run ?? true) emulator.run();
-    return { emulator, server, info };
+    return { emulator, server, info, report };
 }

@@ -44,6 +44,13 @@
  *             commit of everything, and restores only on that database, unchanged since.
  *   restoreState(bytes) → Promise  the inverse (with IndexedDB: the database is replaced by the
  *             state's filesystem in one durable commit; a refused state changes nothing)
+ *   saveSession() → Promise<Uint8Array>  the 9P session alone (fids, locks; no file), after a
+ *             durable commit: what a machine saved over IndexedDB needs, a few KiB
+ *   restoreSession(bytes) → Promise<{fids, stale}>  keep the files, put back a saved session
+ *             (saveSession's, or a saveState state's) over them: fids re-bind to their files by
+ *             inode number and identity; a gone file's fid is ESTALE. Rejects (error.foreign)
+ *             for a session of another filesystem; nothing changes then.
+ *   replyLatency()            {count, medianMs, maxMs}: deferred reply to the guest's next request
  *   storage, openReport       the storage option; what the open-time check repaired, and
  *             dataLoss ({status, message} when the browser had discarded a damaged database)
  *   persisted                 Promise<boolean>: navigator.storage.persist()'s answer
@@ -63,14 +70,20 @@
  * (readFile and writeFile return Promises since IndexedDB storage: a file's data may have to load
  * first, and a write is done when it is committed. With "memory" they settle at once.)
  *
- * saveMachine(emulator, server, {compress, stored}) → Promise<Uint8Array>: the v86 emulator and
- *   this server as one checked, versioned blob, taken with the emulator stopped and no 9P request
- *   in flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds slower; default
- *   false). stored: the server part as saveState({stored: true}) (for a machine kept next to its
- *   own IndexedDB database, e.g. saved at unload and restored at the next visit).
- * restoreMachine(blob, {emulator, server, run}) → Promise: both back to the saved moment; a
- *   truncated, damaged, foreign or newer blob is refused with an Error before anything changes.
- *   `emulator` must have fired "emulator-loaded"; `server` may be a fresh createServer().
+ * saveMachine(emulator, server, {compress, session, stored}) → Promise<Uint8Array>: the v86
+ *   emulator and this server as one checked, versioned blob, taken with the emulator stopped and
+ *   no 9P request in flight (it resumes afterwards). compress: gzip (2.5x smaller, seconds
+ *   slower; default false). session: the server part is saveSession()'s (no file: for a machine
+ *   kept beside its IndexedDB database, restored over whatever the database holds by then).
+ *   stored: the server part as saveState({stored: true}).
+ * restoreMachine(blob, {emulator, server, run, files}) → Promise<{emulator, server, info,
+ *   report}>: the guest back to the saved moment. files: "state" (the blob's files replace the
+ *   server's: restoreState) or "server" (the server's files stay, the blob's session is put back
+ *   over them: restoreSession); default "server" for a session blob, else "state". A truncated,
+ *   damaged, foreign or newer blob, or a session of another filesystem, is refused with an Error
+ *   before anything changes. `emulator` must have fired "emulator-loaded"; `server` may be a
+ *   fresh createServer(). A guest restored over files that changed since may hold cached pages
+ *   of them: drop its caches (the demo page does, over its second serial port).
  * readMachine(blob) → Promise<{v86State, serverState, info}>: the checked parts, e.g. to start
  *   a new V86({initial_state: {buffer: v86State}}) after server.restoreState(serverState).
  */
@@ -190,12 +203,17 @@ async function startServer(options, storage, db) {
 
     const pending = new Map(); // tag -> v86's reply callback, for replies Python defers
     let emulator = null; // set by attachEmulator: woken when a deferred reply arrives
+    // How soon the guest acts on a deferred reply: from its delivery to the guest's next
+    // request (a halted guest that is not woken waits for v86's next timer tick).
+    let deliveredAt = 0;
+    const latency = { count: 0, samples: [] };
     const deliver = (frame) => {
         const tag = frame[5] | (frame[6] << 8);
         const reply = pending.get(tag);
         if (reply) {
             pending.delete(tag);
             reply(frame);
+            deliveredAt = performance.now();
             wake();
         }
     };
@@ -250,6 +268,12 @@ async function startServer(options, storage, db) {
     });
 
     function handle9p(reqBuf, reply) {
+        if (deliveredAt) {
+            latency.count += 1;
+            latency.samples.push(performance.now() - deliveredAt);
+            if (latency.samples.length > 256) latency.samples.shift();
+            deliveredAt = 0;
+        }
         const tag = reqBuf.length >= 7 ? reqBuf[5] | (reqBuf[6] << 8) : 0xffff;
         let frame;
         try {
@@ -337,6 +361,12 @@ async function startServer(options, storage, db) {
         persisted,
         /** 9P requests whose reply is still to come (a chunk loading, an fsync waiting for its commit). */
         inFlight: () => pending.size,
+        /** Milliseconds from a deferred reply's delivery to the guest's next request:
+         *  {count, medianMs, maxMs} over the last 256 (attachEmulator keeps them small). */
+        replyLatency() {
+            const s = [...latency.samples].sort((a, b) => a - b);
+            return { count: latency.count, medianMs: s.length ? s[s.length >> 1] : null, maxMs: s.length ? s[s.length - 1] : null };
+        },
         /** Tell the server which v86 it serves, so a deferred reply wakes a halted guest at once
          *  (without it the reply waits for v86's next timer tick). saveMachine/restoreMachine
          *  call it too. */
@@ -350,6 +380,28 @@ async function startServer(options, storage, db) {
             const done = pyCall("restore_state", bytes); // parses everything before replacing anything
             pending.clear();
             await done;
+        },
+        /** Resolves to the 9P session alone (fids, locks, deferred requests; no file), taken
+         *  right after a durable commit of everything changed so far: a few KiB. */
+        saveSession: () => pyCall("save_session_async"),
+        /** Keep this server's files (the store is the truth) and put back a session saved by
+         *  saveSession (or the session of a saveState state) over them. Each fid is re-bound to
+         *  its file by inode number and identity; one whose file is gone answers ESTALE until the
+         *  guest closes it, never another file's data. Resolves to {fids, stale}; rejects with
+         *  error.foreign = true when the session was saved over another filesystem (another image,
+         *  an older build's store), and for a damaged state; either way nothing changes. */
+        async restoreSession(bytes) {
+            try {
+                const report = JSON.parse(await pyCall("restore_session", bytes));
+                pending.clear();
+                return report;
+            } catch (error) {
+                if (error.errno === 116) {
+                    error.foreign = true;
+                    error.message = "pyninep: the saved session belongs to another filesystem";
+                }
+                throw error;
+            }
         },
         readFile: (path) => pyCall("read_file_async", path),
         writeFile: (path, bytes) => pyCall("write_file_async", path,
