@@ -32,9 +32,15 @@ def screen(page) -> str:
 def run(page, command: str, until: str, timeout: float = 30_000) -> str:
     """Type a command on the keyboard and return what the terminal shows after it, once `until`
     (a regex) matches there."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     before = len(screen(page).splitlines())
     page.keyboard.type(command + "\n")
-    page.wait_for_function(
-        "([n, re]) => new RegExp(re).test(window.pyninep.screenText().split('\\n').slice(Math.max(n - 1, 0)).join('\\n'))",
-        arg=[before, until], timeout=timeout)
+    try:
+        page.wait_for_function(
+            "([n, re]) => new RegExp(re).test(window.pyninep.screenText().split('\\n').slice(Math.max(n - 1, 0)).join('\\n'))",
+            arg=[before, until], timeout=timeout)
+    except PlaywrightTimeout:
+        tail = "\n".join(screen(page).splitlines()[max(before - 1, 0):])[-1500:]
+        raise AssertionError(f"no {until!r} on the screen after {command!r}; it shows:\n{tail}") from None
     return "\n".join(screen(page).splitlines()[max(before - 1, 0):])

@@ -187,7 +187,8 @@ def test_reload_close_quit_and_kills_keep_every_file_and_restore(pw, site, tmp_p
         v.page.wait_for_selector("#file-list button.name:text-is('panel-gone.txt')", state="detached")
         v.kill()  # no chance to save the machine again: it is older than the store
         assert v.open("killed after a files-panel change") == "saved"
-        v.sh("cat /root/panel.txt; ls /root/panel-gone.txt", r"new from the panel\s+.*No such file")
+        v.sh("cat /root/panel.txt; ls /root/panel-gone.txt 2>/dev/null || echo absent-$((1+1))",
+             r"\nnew from the panel\s+absent-2\s")
 
         # A deferred reply (chunks loading from IndexedDB into a fresh page) right after a
         # restore reaches the guest within milliseconds: the restore attached the emulator.

@@ -123,7 +123,8 @@ window.fetch = async (input, init) => {
 let terminal = null, fit = null;
 let emulator = null, server = null;
 let consoleLive = false; // guest output goes to the terminal (after the console set-up), else the log
-const typedEarly = []; // keys pressed before the guest listens
+const typedEarly = []; // keys pressed before the guest listens (or while it drops its caches)
+let inputHeld = false;
 
 async function startTerminal() {
     const [{ Terminal }, { FitAddon }] = await Promise.all([
@@ -160,7 +161,7 @@ async function startTerminal() {
 }
 
 function send(bytes) {
-    if (consoleLive && emulator) emulator.serial_send_bytes(0, bytes);
+    if (consoleLive && emulator && !inputHeld) emulator.serial_send_bytes(0, bytes);
     else typedEarly.push(bytes);
 }
 
@@ -230,7 +231,7 @@ function wake(savedScreen, drop = "") {
         emulator.serial0_send(machine.wakeLine(size));
         emulator.serial_send_bytes(1, machine.resizeLine({ ...size, drop }));
     }
-    for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+    if (!inputHeld) for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
 }
 
 /** The terminal's text up to the cursor, to show again when the machine is restored. */
@@ -473,11 +474,18 @@ async function start() {
     emulator.add_listener("serial0-output-byte", onSerial);
     if (restored) {
         // The guest may hold cached pages of files that changed after its save: it drops them
-        // (and says so on the second serial port) before the prompt is offered.
+        // (and says so on the second serial port) before it gets a key: what is typed meanwhile
+        // (a fraction of a second) waits, the prompt does not.
         const token = filesFrom === "server" ? `drop${Math.random().toString(36).slice(2, 10)}` : "";
-        const dropped = token ? guestDropped(token) : null;
+        if (token) {
+            inputHeld = true;
+            guestDropped(token).then(() => {
+                inputHeld = false;
+                timing.input_ms = Math.round(performance.now() - t0);
+                for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+            });
+        }
         wake(restored.screen, token);
-        await dropped;
     } else {
         setStatus("booting Linux…");
         note("booting (the kernel's messages are in this log)");
@@ -644,6 +652,7 @@ function keepSaving(db) {
         if (now - activity.last >= QUIET_MS) save("quiet");
         else if (now - lastSave >= BUSY_SAVE_MS) save("busy");
     }, CHECK_MS);
+    window.pyninep.save = () => save("on request");
     document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") save("page hidden"); });
     addEventListener("pagehide", () => save("page closed"));
 }
@@ -754,6 +763,7 @@ const files = {
         if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
         try {
             await server.mkdir(this.join(this.dir, name));
+            await server.flush?.(); // done once it would survive a crash, like an upload
             await this.refresh();
         } catch (error) {
             this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
@@ -763,6 +773,7 @@ const files = {
         if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
         try {
             await server.remove(this.join(this.dir, name));
+            await server.flush?.(); // gone for good before the row goes
             await this.refresh();
         } catch (error) {
             this.problem(`Cannot delete ${name}: ${pyMessage(error)}`);
@@ -856,6 +867,8 @@ window.pyninep = {
     emulator: null, server: null, terminal: null, manifest: null,
     ready, timing: {}, source: null, offlineReady: false,
     saveMachine: () => saveMachine(),
+    // A blob from saveMachine: a session-only one over this page's files, a complete one with its own.
+    restoreMachine: (bytes) => pyninep.restoreMachine(bytes, { emulator, server }),
     saving: null, lastSave: null,
     bootFresh, reset,
     screenText: () => {

@@ -118,6 +118,24 @@ test("saveState and restoreState keep files and open fids", async () => {
     assert.equal(new TextDecoder().decode(r.subarray(11)), "hi from js");
 });
 
+test("saveSession and restoreSession keep the server's files and re-bind open fids", async () => {
+    const session = await server.saveSession();
+    assert.ok(session.length < 4096, `a session state is small (${session.length} bytes)`);
+    call(server, T.write(22, 1, 0, new TextEncoder().encode("newer file"))); // after the save
+    const report = await server.restoreSession(session);
+    assert.deepEqual(report, { fids: 2, stale: [] });
+    const r = call(server, T.read(23, 1, 0, 100)); // fid 1 re-bound: it reads the file as it is now
+    assert.equal(new TextDecoder().decode(r.subarray(11)), "newer file");
+    // A session of another filesystem is refused whole, and nothing changes.
+    const other = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"), image: null, script: null });
+    try {
+        await assert.rejects(other.restoreSession(session), (e) => e.foreign === true);
+    } finally {
+        await other.close();
+    }
+    assert.equal(new TextDecoder().decode(call(server, T.read(24, 1, 0, 100)).subarray(11)), "newer file");
+});
+
 test("a page script authors the tree; live files answer, async ones later; tar out and in", async () => {
     const source = `
 import asyncio
