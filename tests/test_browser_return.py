@@ -10,6 +10,7 @@ shows (the terminal, ``window.pyninep``'s source, timing and last save) to know 
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
@@ -123,29 +124,19 @@ def test_reload_close_quit_and_kills_keep_every_file_and_restore(pw, site, tmp_p
         assert v.reload() != "boot"
         v.sh("cat /root/keepme", r"\nkept\s")
 
-        # Closing the tab and opening the page again; quitting the browser and starting it.
-        expected["a-tab"] = write_file(v, "a-tab", fsync=False)
-        time.sleep(2)
-        v.close_tab()
-        assert v.open("tab closed and opened again") != "boot"
-        lost += check_files(v, expected)
-        expected["b-quit"] = write_file(v, "b-quit", fsync=False)
-        time.sleep(WRITE_BEHIND_S + 0.5)
-        v.quit()
-        assert v.open("browser quit and started again") != "boot"
-        lost += check_files(v, expected)
-
-        # Kills: right after an fsync'd write is acknowledged.
-        expected["c-fsync"] = write_file(v, "c-fsync", fsync=True)
-        v.kill()
-        assert v.open("killed right after an fsync'd write") != "boot"
-        lost += check_files(v, expected)
-        # ... past the write-behind bound after a plain write (before any quiet-time save).
-        expected["d-bound"] = write_file(v, "d-bound", fsync=False)
-        time.sleep(WRITE_BEHIND_S + 0.3)
-        v.kill()
-        assert v.open("killed 1.3 s after a plain write") != "boot"
-        lost += check_files(v, expected)
+        # Closing the tab and opening the page again; quitting the browser and starting it;
+        # SIGKILL right after an fsync'd write is acknowledged, and past the write-behind bound
+        # after a plain write (before any quiet-time save).
+        for name, fsync, wait, leave, how in (
+                ("a-tab", False, 2.0, v.close_tab, "tab closed and opened again"),
+                ("b-quit", False, WRITE_BEHIND_S + 0.5, v.quit, "browser quit and started again"),
+                ("c-fsync", True, 0.0, v.kill, "killed right after an fsync'd write"),
+                ("d-bound", False, WRITE_BEHIND_S + 0.3, v.kill, "killed 1.3 s after a plain write")):
+            expected[name] = write_file(v, name, fsync=fsync)
+            time.sleep(wait)
+            leave()
+            assert v.open(how) != "boot"
+            lost += check_files(v, expected)
         # ... 5 s after (the page has saved the machine meanwhile: the screen comes back).
         expected["e-later"] = write_file(v, "e-later", fsync=False)
         v.sh("echo marker-$((3*5))", r"marker-15")
@@ -208,3 +199,49 @@ def test_reload_close_quit_and_kills_keep_every_file_and_restore(pw, site, tmp_p
     print(f"return to a prompt: median {statistics.median(times):.2f} s, max {max(times):.2f} s "
           f"over {len(times)} returns (goal 1.5 s on a quiet machine)")
     assert all(src != "boot" for _, _, src in v.returns)
+
+
+def test_files_from_an_older_build_are_kept_and_booted_with_then_restored(pw, tmp_path):
+    """A visitor whose stored files come from another build (another image: another filesystem,
+    so no machine of this build can re-bind to them) keeps them: the page boots the kernel with
+    them, says so in one sentence, saves that machine, and the next return is a restore again."""
+    import threading
+
+    from pyninep_browser.__main__ import make_site_server
+    from pyninep_browser.imagefile import dump_image, load_image
+
+    dist = Path(__file__).resolve().parent.parent / "dist"
+    www = tmp_path / "www"
+    (www / "old" / "images").mkdir(parents=True)
+    (www / "new").symlink_to(dist, target_is_directory=True)
+    for entry in dist.iterdir():  # the older build: the same site with its own image and stamp
+        if entry.name not in ("images", "manifest.json"):
+            (www / "old" / entry.name).symlink_to(entry)
+    manifest = json.loads((dist / "manifest.json").read_text())
+    manifest["machine"]["stamp"] = "an-older-build"
+    (www / "old" / "manifest.json").write_text(json.dumps(manifest))
+    older = load_image((dist / "images" / "default.img").read_bytes())
+    older.fsid ^= 0x5A5A5A5A
+    (www / "old" / "images" / "default.img").write_bytes(dump_image(older))
+    (www / "old" / "images" / "default.py").symlink_to(dist / "images" / "default.py")
+    server = make_site_server(www, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    v = Visitor(pw, tmp_path / "profile", base + "old/?fresh=1")
+    try:
+        assert v.open("older build, booted") == "boot"
+        v.sh("echo from-the-old-build > /root/old.txt; echo ok-$((5+5))", r"ok-10")
+        v.wait_saved_after(v.now_ms())
+        v.quit()
+        v.url = base + "new/"
+        assert v.open("this build over the older build's files") == "boot"
+        sentence = v.page.inner_text("#error-text")
+        assert "older version" in sentence and sentence.count(". ") == 0, sentence
+        v.sh("cat /root/old.txt", r"\nfrom-the-old-build\s")
+        v.wait_saved_after(v.now_ms())
+        assert v.reload() == "saved"
+        v.sh("cat /root/old.txt", r"\nfrom-the-old-build\s")
+    finally:
+        if v.browser is not None:
+            v.browser.close()
+        server.shutdown()
