@@ -81,6 +81,7 @@ def main() -> int:
             page = browser.page()
             _, timing, source = visit(page, site.url)
             back("browser SIGKILLed, started again", timing, source)
+            timing = page.evaluate("window.pyninep.timing")  # input_ms comes once the guest dropped its caches
             rows["  keys reach the guest (after a kill)"].append(timing.get("input_ms", timing["prompt_ms"]) / 1000)
             browser.close()
             time.sleep(0.5)
