@@ -112,14 +112,22 @@ def _fs_header(fs: Filesystem, blob: _Blob, stored: bool = False) -> dict[str, A
         "quota_bytes": fs.quota_bytes, "quota_inodes": fs.quota_inodes,
         "user_quota_bytes": fs.user_quota_bytes, "max_file_size": fs.max_file_size,
         "inodes": [_inode_record(i, blob, unstored) for i in fs.inodes.values()],
-        "locks": [[ino, [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner]
-                         for lk in locks]] for ino, locks in fs.locks.items()],
+        "locks": [[ino, _lock_records(locks)] for ino, locks in fs.locks.items()],
     }
     if stored:
         # The store generation this state builds on: the last commit, and the one in flight
         # (its chunks are in the state, so a store that finished it is just as good).
         header["stored"] = {"fsid": fs.fsid, "gen": fs.generation, "inflight": fs._inflight}
     return header
+
+
+def _lock_records(locks: list[Lock]) -> list[list[Any]]:
+    return [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner]
+            for lk in locks]
+
+
+def _locks_from(records: list[list[Any]]) -> list[Lock]:
+    return [Lock(int(a), int(b), int(t), tuple(o) if isinstance(o, list) else o) for a, b, t, o in records]
 
 
 def _pack(kind: str, header: dict[str, Any], blob: _Blob) -> bytes:
@@ -235,8 +243,7 @@ def _build_fs(h: dict[str, Any], blob: memoryview) -> Filesystem:
     fs.root = root
     fs.next_ino = int(h["next_ino"])
     for ino, locks in h.get("locks", []):
-        fs.locks[int(ino)] = [Lock(int(a), int(b), int(t), tuple(o) if isinstance(o, list) else o)
-                              for a, b, t, o in locks]
+        fs.locks[int(ino)] = _locks_from(locks)
     fs.dirty = set(fs.inodes)
     return fs
 
@@ -304,6 +311,36 @@ def save(server: Server, stored: bool = False) -> bytes:
     return _pack("server", header, blob)
 
 
+def _session_server(fs: Filesystem, s: dict[str, Any], blob: memoryview) -> Server:
+    """A server over ``fs`` with a saved session's negotiation and deferred requests (no fid yet)."""
+    server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
+                    permissions=str(s.get("permissions", "server")))
+    server.msize = int(s["msize"])
+    server.version = s["version"]
+    server.session_id = s["session_id"]
+    server.pending = set(int(t) for t in s["pending"])
+    frames = {int(tag): bytes(_take(blob, ref)) for tag, ref in s.get("frames", [])}
+    server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(server.pending)]
+    return server
+
+
+def _fid_from(r: dict[str, Any], inode: Inode, parent: Inode | None, top: Inode | None,
+              blob: memoryview) -> Fid:
+    """A fid from its record (:func:`_fid_records`), bound to inodes already looked up."""
+    c = r["cred"]
+    f = Fid(inode, Cred(int(c["uid"]), int(c["gid"]), frozenset(int(g) for g in c["groups"]),
+                        bool(c["trusted"])), parent, r["name"], int(r["open_flags"]))
+    if r["xattr"] is not None:
+        value = _take(blob, r["xattr"])
+        f.xattr = bytearray(value) if r["xattr_name"] is not None else bytes(value)
+    f.xattr_name = r["xattr_name"]
+    f.xattr_size = int(r["xattr_size"])
+    f.xattr_flags = int(r["xattr_flags"])
+    f.lock_owners = {tuple(o) for o in r["lock_owners"]} or None
+    f.top = top
+    return f
+
+
 def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -> Server:
     """A server exactly as :func:`save` found it. With ``store``, its filesystem is kept in that
     store from now on, replacing what the store held at its first commit (``store_options``:
@@ -312,34 +349,13 @@ def restore(data: bytes | bytearray | memoryview, store=None, **store_options) -
     generation = _check_store_for(header, store)
     try:
         fs = _build_fs(header, blob)
-        s = header["session"]
-        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
-                        permissions=str(s.get("permissions", "server")))
-        server.msize = int(s["msize"])
-        server.version = s["version"]
-        server.pending = set(int(t) for t in s["pending"])
-        frames = {int(tag): bytes(_take(blob, ref)) for tag, ref in s.get("frames", [])}
-        server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(server.pending)]
-        server.session_id = s["session_id"]
-        for n, ino, cred, parent, name, flags, xattr, xname, xsize, xflags, owners, top in s["fids"]:
-            inode = fs.inodes.get(int(ino))
-            if inode is None:
+        server = _session_server(fs, header["session"], blob)
+        for r in _fid_records(header):
+            inode, top = fs.inodes.get(int(r["ino"])), r["top"]
+            if inode is None or (top is not None and int(top) not in fs.inodes):
                 raise SnapshotError("fid names a missing inode")
-            f = Fid(inode, Cred(int(cred[0]), int(cred[1]), frozenset(int(g) for g in cred[2]),
-                                bool(cred[3]) if len(cred) > 3 else False),
-                    fs.inodes.get(parent) if parent is not None else None, name, int(flags))
-            if xattr is not None:
-                value = _take(blob, xattr)
-                f.xattr = bytearray(value) if xname is not None else bytes(value)
-            f.xattr_name = xname
-            f.xattr_size = int(xsize)
-            f.xattr_flags = int(xflags)
-            f.lock_owners = {tuple(o) for o in owners} or None
-            if top is not None:
-                f.top = fs.inodes.get(int(top))
-                if f.top is None:
-                    raise SnapshotError("fid names a missing inode")
-            server.fids[int(n)] = f
+            parent = fs.inodes.get(r["parent"]) if r["parent"] is not None else None
+            server.fids[int(r["fid"])] = _fid_from(r, inode, parent, fs.inodes.get(top) if top is not None else None, blob)
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, SnapshotError):
             raise
@@ -386,9 +402,7 @@ def save_session(server: Server) -> bytes:
     header: dict[str, Any] = {
         "fsid": fs.fsid,
         "identity": {str(ino): _identity(inode) for ino, inode in held.items()},
-        "locks": [[ino, [[lk.start, lk.end, lk.type, list(lk.owner) if isinstance(lk.owner, tuple)
-                          else lk.owner] for lk in locks]]
-                  for ino, locks in fs.locks.items() if ino in held],
+        "locks": [[ino, _lock_records(locks)] for ino, locks in fs.locks.items() if ino in held],
         "session": {
             "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
             "version": server.version, "pending": sorted(server.pending),
@@ -406,21 +420,25 @@ class ForeignFilesystem(SnapshotError):
     of its fids can be trusted to name the same files here."""
 
 
-def _session_records(header: dict[str, Any]) -> tuple[dict[int, list[int]], list[dict[str, Any]]]:
-    """(identity by ino, fid records) of a "session" state or of a complete "server" state."""
+def _identities(header: dict[str, Any]) -> dict[int, list[int]]:
+    """Each held inode's :func:`_identity` as a "session" state (or a complete state) records it."""
     if header["kind"] == "session":
-        identity = {int(k): [int(x) for x in v] for k, v in header["identity"].items()}
-        return identity, list(header["fid_records"])
-    identity = {int(r["ino"]): [int(r["gen"]), int(r["t"][3]), int(r["mode"]) & 0o170000]
-                for r in header["inodes"]}
-    fids = [{"fid": n, "ino": ino, "cred": {"uid": c[0], "gid": c[1], "groups": c[2],
-                                           "trusted": c[3] if len(c) > 3 else False},
+        return {int(k): [int(x) for x in v] for k, v in header["identity"].items()}
+    return {int(r["ino"]): [int(r["gen"]), int(r["t"][3]), int(r["mode"]) & 0o170000]
+            for r in header["inodes"]}
+
+
+def _fid_records(header: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fids of a "session" state, or of a complete state (positional there), as records."""
+    if header["kind"] == "session":
+        return list(header["fid_records"])
+    return [{"fid": n, "ino": ino, "cred": {"uid": c[0], "gid": c[1], "groups": c[2],
+                                            "trusted": c[3] if len(c) > 3 else False},
              "parent": parent, "name": name, "open_flags": flags, "xattr": xattr,
              "xattr_name": xname, "xattr_size": xsize, "xattr_flags": xflags,
              "lock_owners": owners, "top": top}
             for n, ino, c, parent, name, flags, xattr, xname, xsize, xflags, owners, top
             in header["session"]["fids"]]
-    return identity, fids
 
 
 def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tuple[Server, dict[str, Any]]:
@@ -438,14 +456,8 @@ def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tup
         if int(header["fsid"]) != fs.fsid:
             raise ForeignFilesystem("the state's session was saved over another filesystem "
                                     f"(id {int(header['fsid']):x}, this one is {fs.fsid:x})")
-        identity, records = _session_records(header)
-        s = header["session"]
-        server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
-                        permissions=str(s.get("permissions", "server")))
-        server.msize = int(s["msize"])
-        server.version = s["version"]
-        server.session_id = s["session_id"]
-        frames = {int(tag): bytes(_take(blob, ref)) for tag, ref in s.get("frames", [])}
+        identity = _identities(header)
+        server = _session_server(fs, header["session"], blob)
 
         def bound(ino: Any) -> Inode | None:
             if ino is None:
@@ -457,33 +469,17 @@ def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tup
 
         fids: dict[int, Fid] = {}
         stale: list[int] = []
-        for r in records:
-            n = int(r["fid"])
-            inode = bound(r["ino"])
-            top = bound(r["top"])
+        for r in _fid_records(header):
+            inode, top = bound(r["ino"]), bound(r["top"])
             if inode is None or (r["top"] is not None and top is None):
-                stale.append(n)
-                continue
-            c = r["cred"]
-            f = Fid(inode, Cred(int(c["uid"]), int(c["gid"]), frozenset(int(g) for g in c["groups"]),
-                                bool(c["trusted"])),
-                    bound(r["parent"]), r["name"], int(r["open_flags"]))
-            if r["xattr"] is not None:
-                value = _take(blob, r["xattr"])
-                f.xattr = bytearray(value) if r["xattr_name"] is not None else bytes(value)
-            f.xattr_name = r["xattr_name"]
-            f.xattr_size = int(r["xattr_size"])
-            f.xattr_flags = int(r["xattr_flags"])
-            f.lock_owners = {tuple(o) for o in r["lock_owners"]} or None
-            f.top = top
-            fids[n] = f
+                stale.append(int(r["fid"]))
+            else:
+                fids[int(r["fid"])] = _fid_from(r, inode, bound(r["parent"]), top, blob)
         locks = []
         for ino, held in header.get("locks", []):
             inode = bound(ino)
             if inode is not None:
-                locks.append((inode, [Lock(int(a), int(b), int(t), tuple(o) if isinstance(o, list) else o)
-                                      for a, b, t, o in held]))
-        pending = set(int(t) for t in s["pending"])
+                locks.append((inode, _locks_from(held)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, SnapshotError):
             raise
@@ -498,8 +494,6 @@ def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tup
         fs.ref(f.inode)
     server.fids = fids
     server.stale_fids = set(stale)
-    server.pending = pending
-    server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(pending)]
     return server, {"fids": len(fids), "stale": sorted(stale)}
 
 

@@ -3,6 +3,7 @@
 // Every URL here is relative to the page, so the site works from any sub-path of any static host.
 import * as pyninep from "./pyninep.js";
 import * as machine from "./machine.js";
+import { takeWebLock } from "./pyninep-idb.js";
 
 const $ = (id) => document.getElementById(id);
 const t0 = performance.now();
@@ -231,6 +232,11 @@ function wake(savedScreen, drop = "") {
         emulator.serial0_send(machine.wakeLine(size));
         emulator.serial_send_bytes(1, machine.resizeLine({ ...size, drop }));
     }
+    sendTypedEarly();
+}
+
+/** Keys typed before the guest could take them, in order, once it can. */
+function sendTypedEarly() {
     if (!inputHeld) for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
 }
 
@@ -284,22 +290,9 @@ function reportDataLoss(message) {
 const isQuotaError = (e) => e?.name === "QuotaExceededError" || /quota/i.test(String(e?.message));
 
 /** Exactly one tab runs the sandbox: its saved machine and files are one, and two writers would
- * fork them. A tab closed or reloaded a moment ago lets go of the lock shortly: wait for that. */
-async function holdTabLock(graceMs = 3000) {
-    if (!navigator.locks) return true;
-    const attempt = () => new Promise((resolve) => {
-        navigator.locks.request("pyninep-sandbox", { ifAvailable: true }, (lock) => {
-            resolve(!!lock);
-            return lock ? new Promise(() => {}) : undefined; // held for the page's lifetime
-        });
-    });
-    const deadline = performance.now() + graceMs;
-    let got = await attempt();
-    while (!got && performance.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        got = await attempt();
-    }
-    return got;
+ * fork them. (Held for the page's lifetime; a tab closed a moment ago gets a moment to let go.) */
+async function holdTabLock() {
+    return !navigator.locks || (await takeWebLock(navigator.locks, "pyninep-sandbox")) !== null;
 }
 
 async function checkQuota(need) {
@@ -428,7 +421,7 @@ async function start() {
     // (A damaged machine is reported once the restore is tried, below.)
     savedP?.catch(() => {});
     shippedP?.catch(() => {});
-    let emulatorP = loadV86(forceBoot, handle9p).then((em) => { complete("linux"); return em; });
+    const emulatorP = loadV86(forceBoot, handle9p).then((em) => { complete("linux"); return em; });
     [server, emulator] = await Promise.all([serverP, emulatorP, terminalReady]);
     current = server;
     Object.assign(window.pyninep, { server, emulator });
@@ -441,15 +434,9 @@ async function start() {
     if (!forceBoot) {
         const tries = saved ? [["saved", savedP], ["shipped", null]] : [["shipped", null]];
         for (const [source, partsP] of tries) {
-            let parts;
             try {
-                parts = await (partsP ?? shipped());
-            } catch (error) {
-                if (source === "saved") { note(`the machine saved in this browser is damaged (${error.message}); the shipped one starts instead`); continue; }
-                throw new PageError("The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.", { fresh: true, cause: error });
-            }
-            setStatus("restoring…");
-            try {
+                const parts = await (partsP ?? shipped());
+                setStatus("restoring…");
                 const { info, report } = await pyninep.restoreMachine(parts, { emulator, server, files: filesFrom });
                 timing.restored_ms = Math.round(performance.now() - t0);
                 restored = { source, screen: source === "saved" ? saved.screen ?? "" : null };
@@ -465,8 +452,7 @@ async function start() {
         }
         if (!restored) { // the stored files come from another build's machine: boot with them
             emulator.destroy?.();
-            emulatorP = loadV86(true, handle9p);
-            emulator = window.pyninep.emulator = await emulatorP;
+            emulator = window.pyninep.emulator = await loadV86(true, handle9p);
             bar("linux", "Linux");
         }
     }
@@ -482,7 +468,7 @@ async function start() {
             guestDropped(token).then(() => {
                 inputHeld = false;
                 timing.input_ms = Math.round(performance.now() - t0);
-                for (const bytes of typedEarly.splice(0)) emulator.serial_send_bytes(0, bytes);
+                sendTypedEarly();
             });
         }
         wake(restored.screen, token);

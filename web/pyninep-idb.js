@@ -46,32 +46,37 @@ const asBytes = (value) => value === undefined ? undefined
     : undefined; // anything else is not ours: treat as absent, the open-time check reports it
 
 /**
- * Take the Web Lock for NAME. Resolves to a release function, or throws the "already served"
- * Error when another holder keeps it for LOCK_GRACE_MS (a tab just closed or reloaded lets go of
- * it a moment after the new page asks).
+ * Take the Web Lock NAME without queueing behind its holder, but give a holder that is going
+ * away (a tab just closed or reloaded lets go a moment after the new page asks) up to `graceMs`.
+ * Resolves to a function that releases the lock, or null when someone else keeps it.
  */
-const LOCK_GRACE_MS = 3000;
+export async function takeWebLock(locks, name, graceMs = 3000) {
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const attempt = () => new Promise((resolve, reject) => {
+        locks.request(name, { ifAvailable: true }, (lock) => {
+            resolve(lock !== null);
+            return lock === null ? undefined : held; // held until release()
+        }).catch(reject);
+    });
+    const deadline = Date.now() + graceMs;
+    let got = await attempt();
+    while (!got && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        got = await attempt();
+    }
+    return got ? release : null;
+}
+
+/** The Web Lock for database NAME: a release function, or the "already served" Error. */
 async function takeLock(name) {
     const locks = globalThis.navigator?.locks;
     if (!locks) {
         throw new Error("pyninep: this environment has no Web Locks API (navigator.locks), "
             + "which IndexedDB storage needs to make sure only one page serves a database");
     }
-    let release;
-    const held = new Promise((resolve) => { release = resolve; });
-    const attempt = () => new Promise((resolve, reject) => {
-        locks.request(`pyninep:indexeddb:${name}`, { ifAvailable: true }, (lock) => {
-            resolve(lock !== null);
-            return lock === null ? undefined : held; // held until release()
-        }).catch(reject);
-    });
-    const deadline = Date.now() + LOCK_GRACE_MS;
-    let got = await attempt();
-    while (!got && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        got = await attempt();
-    }
-    if (!got) {
+    const release = await takeWebLock(locks, `pyninep:indexeddb:${name}`);
+    if (!release) {
         throw new Error(`pyninep: IndexedDB database "${name}" is already being served by another `
             + "tab or window of this site; close it there first (nothing was changed)");
     }
