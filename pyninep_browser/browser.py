@@ -242,6 +242,11 @@ class PageServer:
         if tick is not None:
             tick(now_ms)
 
+    def changes(self) -> int:
+        """How many changes the filesystem has seen (any operation, the guest's or the page's):
+        a page compares it with the last value it showed to know when to look again."""
+        return self.server.fs.changes
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()

@@ -460,3 +460,20 @@ def test_allocated_bytes_track_writes_truncates_and_snapshots(fs):
     assert f.allocated == sum(len(c) for c in f.chunks.values()) == CHUNK + 5
     again = snapshot.load_filesystem(snapshot.save_filesystem(fs))
     assert again.resolve("/f").allocated == CHUNK + 5
+
+
+def test_changes_counts_every_kind_of_change_and_nothing_else():
+    fs = Filesystem()
+    seen = fs.changes
+    f = fs.write_file("/a", b"x")
+    assert fs.changes > seen
+    for change in (lambda: fs.write(f, 0, b"y"), lambda: fs.setattr(f, mode=0o600),
+                   lambda: fs.setxattr(f, "user.k", b"v"), lambda: fs.mkdir(fs.root, "d", 0o755),
+                   lambda: fs.rename(fs.root, "a", fs.root, "b"), lambda: fs.unlink(fs.root, "b")):
+        seen = fs.changes
+        change()
+        assert fs.changes > seen
+    seen = fs.changes
+    fs.listdir("/")
+    fs.resolve("/d")
+    assert fs.changes == seen

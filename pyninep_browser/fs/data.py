@@ -19,6 +19,7 @@ class FileData:
     max_file_size: int
     store: object | None
     dirty_chunks: set[tuple[int, int]]
+    changes: int
 
     def open(self, inode: Inode, flags: int, cred: Cred = ROOT) -> None:
         """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC."""
@@ -151,6 +152,7 @@ class FileData:
         if cred.uid != 0:  # root has CAP_FSETID: its writes keep the bits
             self._kill_priv(inode, cred.in_group(inode.gid))
         self.dirty.add(inode.ino)
+        self.changes += 1
 
     def truncate(self, inode: Inode, size: int, cred: Cred = ROOT) -> None:
         if inode.is_dir():

@@ -62,6 +62,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.locks: dict[int, list[Lock]] = {}
         # Inodes and chunks changed since a store last looked (a store clears these).
         self.dirty: set[int] = set()
+        # Changes made through any operation, ever: a page watches it to know when to look again.
+        self.changes = 0
         now = self.clock()
         root = self._new_inode(S_IFDIR | (root_mode & 0o7777), root_uid, root_gid, now)
         root.nlink = 2
@@ -84,6 +86,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.inodes[ino] = inode
         self.used_inodes += 1
         self.dirty.add(ino)
+        self.changes += 1
         return inode
 
     def _charge(self, inode: Inode, delta: int) -> None:
@@ -119,6 +122,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.locks.pop(inode.ino, None)
         self.used_inodes -= 1
         self.dirty.add(inode.ino)
+        self.changes += 1
 
     def ref(self, inode: Inode) -> None:
         inode.refs += 1
@@ -134,6 +138,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         if c:
             inode.ctime = now
         self.dirty.add(inode.ino)
+        self.changes += 1
 
     # ----------------------------------------------------------------- names
 
@@ -384,6 +389,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             inode.mtime = mtime
         inode.ctime = now
         self.dirty.add(inode.ino)
+        self.changes += 1
 
 
     def statfs(self) -> StatFS:

@@ -50,6 +50,7 @@ class Xattrs:
         inode.xattrs = xattrs
         inode.ctime = self.clock()
         self.dirty.add(inode.ino)
+        self.changes += 1
 
     def removexattr(self, inode: Inode, name: str, cred: Cred = ROOT) -> None:
         self._xattr_access(inode, name, cred, write=True)
@@ -59,3 +60,4 @@ class Xattrs:
         self._charge(inode, -(len(old) + len(name.encode("utf-8", "surrogateescape"))))
         inode.ctime = self.clock()
         self.dirty.add(inode.ino)
+        self.changes += 1
