@@ -1,6 +1,6 @@
 """Command line: ``python -m pyninep_browser image|initramfs|site …`` (build.sh uses them).
 
-``image build|ls|extract|import-tar|export-tar`` work on image files (:mod:`.imagefile`); the older
+``image build|ls|extract|import-tar|export-tar`` work on image files (:mod:`.fs.image`); the older
 ``image --busybox PATH [--extra G=H] --out FILE`` still builds the default image.
 
 User mistakes (a missing file, a bad option) get one readable line and exit status 2; only a bug of
@@ -87,7 +87,7 @@ def _script_args(specs: list[str]) -> dict[str, str]:
 
 def _load(path: Path):
     """An image's filesystem; its live files stay unattached (listed by name, never run)."""
-    from .imagefile import ImageError, load_image
+    from .fs.image import ImageError, load_image
     try:
         return load_image(path.read_bytes())
     except ImageError as exc:
@@ -120,7 +120,7 @@ def image_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from .archive import export_tar, extract, import_tar, listing
     from .authoring import Tree, build_from_script
-    from .imagefile import dump_image
+    from .fs.image import dump_image
     try:
         if args.verb == "build":
             if not args.script.is_file():
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise FileNotFoundError(f"{p}: no such file")
             from . import default_image
             from .authoring import Tree
-            from .imagefile import dump_image
+            from .fs.image import dump_image
             tree = Tree()
             default_image.build(tree, busybox=str(args.busybox),
                                 extras={g: str(h) for g, h in _extras(args.extra).items()})

@@ -19,7 +19,7 @@ from . import authoring, snapshot
 from .archive import export_tar, import_tar
 from .protocol import linux_errno
 from .fs import Filesystem
-from .imagefile import load_image
+from .fs.image import load_image
 from .server import Server
 
 try:
@@ -165,7 +165,7 @@ class PageServer:
             done(None, linux_errno(errno.EINVAL))
             return
         old = self.server
-        old._reset()  # a fresh page's server has no fids yet; nothing the guest holds is lost
+        old.reset()  # a fresh page's server has no fids yet; nothing the guest holds is lost
         self.server = self._attach(server)
         server.resume()
         done(json.dumps(report), 0)

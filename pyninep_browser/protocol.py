@@ -476,6 +476,30 @@ def encode(mtype: int, tag: int, *values: Any) -> bytes:
     return b"".join(parts)
 
 
+def frame_struct(mtype: int) -> struct.Struct:
+    """The whole frame of a message whose fields all have fixed sizes (Rgetattr, Rlopen, Rwrite…)
+    as one compiled struct: ``pack(size, type, tag, *fields)`` with a qid as three fields. Replies
+    built this way come from the same table as everything else, so they cannot drift from it."""
+    steps = _COMPILED[mtype].steps
+    if any(kind != "fixed" for kind, _, _ in steps):
+        raise ValueError(f"{T(mtype).name} has variable-size fields: use head_struct")
+    return struct.Struct(HEADER.format + "".join(st.format.lstrip("<") for _, st, _ in steps))
+
+
+def head_struct(mtype: int) -> struct.Struct:
+    """The frame up to the payload of a message that ends in one counted field (Rread's and
+    Rreaddir's ``D``, Rwalk's ``Z``): size, type, tag, the fixed fields, and the count."""
+    steps = _COMPILED[mtype].steps
+    fixed = "".join(st.format.lstrip("<") for kind, st, _ in steps[:-1])
+    last = steps[-1][0]
+    if last not in _COUNT or any(kind != "fixed" for kind, _, _ in steps[:-1]):
+        raise ValueError(f"{T(mtype).name} does not end in one counted field")
+    return struct.Struct(HEADER.format + fixed + _COUNT[last])
+
+
+_COUNT = {"D": "I", "Z": "H", "S": "H"}
+
+
 def field_names(mtype: int) -> tuple[str, ...]:
     """Names of a message's fields, in order."""
     return _COMPILED[mtype].names

@@ -51,6 +51,33 @@ def test_server_with_no_arguments_serves_an_empty_root_owned_by_root(c):
     assert c.readdir_all(d) == [".", ".."]
 
 
+def test_every_request_before_tversion_is_refused_with_eproto_and_changes_nothing(server):
+    """A session starts with Tversion: a client that skips it is not speaking 9P2000.L and must
+    not get a fid (Linux's client always sends it first)."""
+    server.fs.write_file("/f", b"x")
+    c = Client(server, attach=False)
+    assert err(c.attach, 0) == errno.EPROTO
+    assert not server.fids
+    for mtype, body in [(protocol.T.Twalk, struct.pack("<IIH", 0, 1, 0)),
+                        (protocol.T.Tgetattr, struct.pack("<IQ", 0, 0x3FFF)),
+                        (protocol.T.Tclunk, struct.pack("<I", 0)),
+                        (protocol.T.Tflush, struct.pack("<H", 1)),
+                        (protocol.T.Tstatfs, struct.pack("<I", 0)),
+                        (protocol.T.Tlopen, struct.pack("<II", 0, 0))]:
+        assert err(c.rpc, mtype, body) == errno.EPROTO
+    c.version(8192, "9P2000.u")  # a version we do not speak leaves no session either
+    assert err(c.attach, 0) == errno.EPROTO
+    c.version(8192)
+    c.attach(0)
+    assert c.getattr(0).uid == 0
+
+
+def test_xattrcreate_on_an_open_fid_is_refused_and_the_file_stays_open(c):
+    f = new_file(c, "f", b"data")
+    assert err(c.xattrcreate, f, "user.x", 1) == errno.EBADF
+    assert c.read(f, 0, 10) == b"data"
+
+
 def test_version_negotiates_msize_down_and_rejects_unknown_versions(server):
     c = Client(server, attach=False)
     assert c.version(1 << 30) == server.max_msize

@@ -102,3 +102,42 @@ def test_corrupt_or_foreign_bytes_are_refused_with_snapshot_error():
             snapshot.load_filesystem(bytes(mutated))
         except SnapshotError:
             pass
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_states_saved_in_format_2_still_restore():
+    """tests/data/state-v2.* were saved by the format-2 code (fids as positional lists); they
+    restore whole: files, fids in their states (open, xattr read, xattr write), locks."""
+    fs = snapshot.load_filesystem((DATA / "state-v2.filesystem").read_bytes())
+    assert fs.read_file("/etc/hostname") == b"guest\n"
+    assert fs.resolve("/bin/ls") is fs.resolve("/bin/busybox")
+    server = snapshot.restore((DATA / "state-v2.server").read_bytes())
+    assert server.version == "9P2000.L" and server.msize == 65536
+    assert rpc(server, T.Tread, 2, 0, 100) == (b"guest\n",)  # fid 2 is still open
+    assert rpc(server, T.Tread, 4, 0, 100) == ("héllo".encode(),)  # an xattr being read
+    rpc(server, T.Twrite, 5, 2, b"c")  # an xattr being written: committed at clunk
+    rpc(server, T.Tclunk, 5)
+    assert server.fs.getxattr(server.fs.resolve("/run"), "user.pending") == b"abc"
+    locks = server.fs.locks[server.fs.resolve("/etc/hostname").ino]
+    assert [(lk.start, lk.end, lk.type) for lk in locks] == [(0, 9, 1)]
+    again, report = snapshot.restore_session((DATA / "state-v2.session").read_bytes(),
+                                             snapshot.restore((DATA / "state-v2.server").read_bytes()).fs)
+    assert report == {"fids": 5, "stale": []}
+    assert rpc(again, T.Tread, 2, 0, 100) == (b"guest\n",)
+
+
+def test_a_state_in_todays_format_names_every_field():
+    """Format 3: a fid is a named record with its state; an inode's times are named too."""
+    import json
+    server = snapshot.restore((DATA / "state-v2.server").read_bytes())
+    data = snapshot.save(server)
+    assert int.from_bytes(data[8:12], "little") == snapshot.FORMAT == 3
+    hlen = int.from_bytes(data[16:24], "little")
+    header = json.loads(data[36:36 + hlen])
+    states = {r["fid"]: r["state"] for r in header["fid_records"]}
+    assert states == {1: "walked", 2: "open", 3: "walked", 4: "xattr-read", 5: "xattr-write"}
+    assert {"atime", "mtime", "ctime", "btime"} <= set(header["inodes"][0])
+    again = snapshot.restore(data)
+    assert rpc(again, T.Tread, 2, 0, 100) == (b"guest\n",)

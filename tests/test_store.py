@@ -414,7 +414,7 @@ def test_bad_states_are_refused_and_nothing_running_changes():
     create(c, "f", b"hello", fsync=False)
     good = snapshot.save(server)
     newer = bytearray(good)
-    newer[8:12] = struct.pack("<I", 3)
+    newer[8:12] = struct.pack("<I", snapshot.FORMAT + 1)
     flipped = bytearray(good)
     flipped[-3] ^= 0x40
     cases = {"truncated": good[:-10], "corrupt": bytes(flipped), "foreign": b"GIF89a" + good[6:],

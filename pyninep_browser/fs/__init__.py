@@ -18,7 +18,7 @@ from .constants import (CHUNK, DT_BY_TYPE, LINK_MAX, MAX_FILE_SIZE, MAX_LOCKS_PE
                         O_EXCL, O_NOATIME, O_NOFOLLOW, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, PATH_MAX,
                         R_OK, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, S_ISVTX,
                         S_IXGRP, W_OK, X_OK, XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_TOTAL_MAX,
-                        _DAY_NS, _NODE_TYPES, _fail)
+                        _DAY_NS, _NODE_TYPES, _fail, fail)
 from .filesystem import Filesystem
 from .inode import ROOT, Cred, DirEntries, Inode, StatFS
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END, Lock
@@ -31,5 +31,5 @@ __all__ = [
     "S_IFDIR", "S_IFLNK", "S_IFMT", "S_IFREG", "S_ISGID", "S_ISUID", "S_ISVTX", "S_IXGRP", "W_OK",
     "X_OK", "XATTR_NAME_MAX", "XATTR_SIZE_MAX", "XATTR_TOTAL_MAX", "Filesystem", "ROOT", "Cred",
     "DirEntries", "Inode", "StatFS", "F_RDLCK", "F_UNLCK", "F_WRLCK", "LOCK_END", "Lock",
-    "ChunksNeeded", "STORE_FORMAT",
+    "ChunksNeeded", "STORE_FORMAT", "fail",
 ]

@@ -47,6 +47,11 @@ _NODE_TYPES = (stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IF
 _DAY_NS = 86400 * 10**9
 
 
-def _fail(err: int, what: str = "") -> OSError:
+def fail(err: int, what: str = "") -> OSError:
+    """The error to raise for ``err`` (a host errno), with what failed: the server turns it into
+    an Rlerror carrying Linux's number."""
     return OSError(err, os.strerror(err) + (f": {what}" if what else ""))
+
+
+_fail = fail  # the name the fs modules have always used
 

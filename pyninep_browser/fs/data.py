@@ -7,6 +7,7 @@ be loaded and persisted on its own. Writes charge the quota before they change a
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 from .constants import (CHUNK, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_TRUNC, S_IFDIR, S_IFLNK, S_IFMT,
                         S_IFREG, _DAY_NS, _fail)
@@ -21,8 +22,11 @@ class FileData:
     dirty_chunks: set[tuple[int, int]]
     changes: int
 
-    def open(self, inode: Inode, flags: int, cred: Cred = ROOT) -> None:
-        """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC."""
+    def open(self, inode: Inode, flags: int, cred: Cred = ROOT, session: Any = None) -> Any:
+        """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC. Returns the
+        per-open handle of a live file (its content is Python: :mod:`pyninep_browser.live`),
+        opened for ``session`` (the 9P session, or None for the page's own calls); None for a
+        file whose bytes are stored."""
         acc = flags & O_ACCMODE
         kind = inode.mode & S_IFMT
         if kind == S_IFLNK:
@@ -33,8 +37,11 @@ class FileData:
             raise _fail(errno.EISDIR)
         self._check_open(inode, flags, cred)
         # Linux truncates on O_TRUNC even with O_RDONLY, given write permission (checked above).
+        if inode.backend is not None:
+            return inode.backend.open(session, cred, flags)  # type: ignore[attr-defined]
         if flags & O_TRUNC and kind == S_IFREG:
             self.truncate(inode, 0, cred)
+        return None
 
     def read(self, inode: Inode, offset: int, count: int) -> list:
         """Up to ``count`` bytes at ``offset``, as a list of buffers (no copies for whole chunks)."""

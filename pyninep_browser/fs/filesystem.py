@@ -16,7 +16,7 @@ import errno
 import os
 import stat
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .constants import (LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ROOT_INO, S_IFDIR, S_IFLNK,
                         S_IFMT, S_IFREG, W_OK, X_OK, _NODE_TYPES, _fail)
@@ -124,6 +124,30 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty.add(inode.ino)
         self.changes += 1
 
+    def adopt_inodes(self, inodes: dict[int, Inode], root: Inode, next_ino: int) -> None:
+        """Make ``inodes`` (built from a saved state) the whole tree: usage is counted again
+        and every inode is dirty, so a store this filesystem adopts receives all of it."""
+        self.inodes = inodes
+        self.root = root
+        self.next_ino = next_ino
+        self.used_inodes = len(inodes)
+        self.used_bytes = 0
+        self.user_bytes = {}
+        for inode in inodes.values():
+            used = inode.allocated + self._xattr_bytes(inode)
+            self.used_bytes += used
+            self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
+        self.dirty = set(inodes)
+        self.changes += 1
+
+    def forget_holders(self) -> None:
+        """Start a fresh life (a loaded image): no fid holds any inode, no lock is held, and
+        inodes only a holder kept are freed."""
+        for inode in list(self.inodes.values()):
+            inode.refs = 0
+            self._maybe_free(inode)
+        self.locks.clear()
+
     def ref(self, inode: Inode) -> None:
         inode.refs += 1
 
@@ -149,7 +173,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
             raise _fail(errno.ENAMETOOLONG)
 
-    def lookup(self, directory: Inode, name: str, cred: Cred = ROOT) -> Inode:
+    def lookup(self, directory: Inode, name: str, cred: Cred = ROOT, session: Any = None) -> Inode:
+        """The inode ``name`` names in ``directory``. A live directory whose listing does not
+        have the name yet is asked again (for ``session``) before the answer is ENOENT."""
         if directory.entries is None:
             raise _fail(errno.ENOTDIR)
         if cred.uid != 0 and not cred.trusted:  # root may search any directory: skip the check
@@ -161,11 +187,32 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         if "/" in name:
             raise _fail(errno.ENOENT, name)
         found = directory.entries.get(name)
+        if found is None and directory.backend is not None:
+            directory.backend.refresh(session)  # type: ignore[attr-defined]
+            found = directory.entries.get(name)
         if found is None:
             if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
                 raise _fail(errno.ENAMETOOLONG)
             raise _fail(errno.ENOENT, name)
         return found
+
+    def linked_at(self, inode: Inode, parent: Inode | None = None,
+                  name: str | None = None) -> tuple[Inode, str]:
+        """Where ``inode`` is linked: ``(directory, name)``. A directory's place is its parent's
+        entry; a file's is the hint given (where a client walked it from: hard links have
+        several names) if it still holds, else any name it has in ``parent``. ENOENT when it
+        has none there (unlinked, or moved away), EBUSY for the root."""
+        if inode.is_dir():
+            parent = inode.parent
+        if parent is not None and parent.entries is not None and parent is not inode:
+            if name is not None and parent.entries.get(name) is inode:
+                return parent, name
+            for other, child in parent.entries.items():
+                if child is inode:
+                    return parent, other
+        if inode is self.root:
+            raise _fail(errno.EBUSY, "the root")
+        raise _fail(errno.ENOENT)
 
     def _link_new(self, directory: Inode, name: str, mode: int, cred: Cred, gid: int) -> Inode:
         self._may_create(directory, name, cred)

@@ -53,6 +53,26 @@ class DirEntries:
     def __len__(self) -> int:
         return len(self.by_name)
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next entry added gets."""
+        return self._next
+
+    @next_seq.setter
+    def next_seq(self, seq: int) -> None:
+        self._next = max(seq, self._seqs[-1] + 1 if self._seqs else self.FIRST)
+
+    def restore(self, name: str, seq: int, inode: Inode) -> None:
+        """Put back an entry with the sequence number it had (loading a state or a store):
+        entries must come in increasing sequence order."""
+        if self._seqs and seq <= self._seqs[-1]:
+            raise ValueError("directory entries out of order")
+        self.by_name[name] = (seq, inode)
+        self._seqs.append(seq)
+        self._names.append(name)
+        if self._next <= seq:
+            self._next = seq + 1
+
     def get(self, name: str) -> Inode | None:
         e = self.by_name.get(name)
         return e[1] if e is not None else None

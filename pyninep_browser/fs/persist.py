@@ -162,6 +162,11 @@ class Persistence:
         self._dirty_since: int | None = None
         self._store_limit = float("inf")  # used_bytes past which the store would be full
 
+    @property
+    def commit_in_flight(self) -> bool:
+        """A commit has been handed to the store and has not finished."""
+        return self._inflight
+
     # ----------------------------------------------------------------- open and check
 
     def _open_store(self) -> None:

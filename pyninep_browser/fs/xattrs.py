@@ -30,17 +30,25 @@ class Xattrs:
             names = [n for n in names if not n.startswith("trusted.")]
         return names
 
+    def check_setxattr(self, inode: Inode, name: str, size: int, flags: int = 0,
+                       cred: Cred = ROOT) -> None:
+        """What :meth:`setxattr` would refuse before looking at the value (access, size,
+        XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one): a client that sends
+        the value later (9P's Txattrcreate) hears early."""
+        self._xattr_access(inode, name, cred, write=True)
+        if size > XATTR_SIZE_MAX:
+            raise _fail(errno.E2BIG)
+        exists = name in (inode.xattrs or {})
+        if flags & 1 and exists:
+            raise _fail(errno.EEXIST)
+        if flags & 2 and not exists:
+            raise _fail(errno.ENODATA)
+
     def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0,
                  cred: Cred = ROOT) -> None:
-        self._xattr_access(inode, name, cred, write=True)
-        if len(value) > XATTR_SIZE_MAX:
-            raise _fail(errno.E2BIG)
+        self.check_setxattr(inode, name, len(value), flags, cred)
         xattrs = inode.xattrs or {}
         old = xattrs.get(name)
-        if flags & 1 and old is not None:
-            raise _fail(errno.EEXIST)
-        if flags & 2 and old is None:
-            raise _fail(errno.ENODATA)
         key = len(name.encode("utf-8", "surrogateescape"))
         delta = len(value) + key - (0 if old is None else len(old) + key)
         if self._xattr_bytes(inode) + delta > XATTR_TOTAL_MAX:
