@@ -107,6 +107,40 @@ def test_every_repository_path_the_docs_name_exists():
         f"  {page}: {', '.join(names)}" for page, names in missing.items())
 
 
+def slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = page.read_text()
+    for _, start, src in fenced_blocks(text):  # a "# comment" in a code block is no heading
+        text = text.replace(src, "")
+    seen: dict[str, int] = {}
+    out = set()
+    for m in re.finditer(r"^#{1,6} +(.+?) *$", text, re.M):
+        base = slug(m.group(1))
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        out.add(base if n == 0 else f"{base}-{n}")
+    return out
+
+
+def test_every_link_between_the_docs_reaches_its_page_and_heading():
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
 def test_the_checks_read_what_they_should():
     # The helpers themselves: a fence inside a list, brace lists, URLs and dist/ paths left out.
     blocks = fenced_blocks("- item\n\n  ```python\n  x = 1\n  ```\n```text\ny\n```\n")
@@ -114,3 +148,7 @@ def test_the_checks_read_what_they_should():
     assert named_paths("see `pyninep_browser/fs/{inode,data}.py`, ./build.sh and "
                        "https://example.org/docs/x or dist/web/x; tests/test_fs.py.") == {
         "pyninep_browser/fs/inode.py", "pyninep_browser/fs/data.py", "build.sh", "tests/test_fs.py"}
+    assert slug("`/py` in the default image, and what isolation it gives") == \
+        "py-in-the-default-image-and-what-isolation-it-gives"
+    assert slug("The guest against v86's built-in 9p (2026-11-25)") == \
+        "the-guest-against-v86s-built-in-9p-2026-11-25"
