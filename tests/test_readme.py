@@ -1,5 +1,5 @@
 """The README and docs/*.md say what is true: their Python examples run as written, the README
-stays a map (short), and every repository path they name exists.
+stays a map (short), every repository path they name exists, and every link between them lands.
 
 A ```python block runs; each file's blocks run in order in one namespace, so a later block may use
 what an earlier one made. A block that cannot run here (it needs a browser or a guest) is fenced
@@ -113,16 +113,20 @@ def slug(heading: str) -> str:
 
 
 def anchors(page: Path) -> set[str]:
-    text = page.read_text()
-    for _, start, src in fenced_blocks(text):  # a "# comment" in a code block is no heading
-        text = text.replace(src, "")
     seen: dict[str, int] = {}
     out = set()
-    for m in re.finditer(r"^#{1,6} +(.+?) *$", text, re.M):
-        base = slug(m.group(1))
-        n = seen.get(base, 0)
-        seen[base] = n + 1
-        out.add(base if n == 0 else f"{base}-{n}")
+    fence = None
+    for line in page.read_text().splitlines():
+        m = FENCE.match(line)
+        if m and (fence is None or m.group(2).startswith(fence)):
+            fence = m.group(2) if fence is None else None  # a "# comment" in code is no heading
+            continue
+        heading = re.match(r"#{1,6} +(.+?) *$", line)
+        if fence is None and heading:
+            base = slug(heading.group(1))
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            out.add(base if n == 0 else f"{base}-{n}")
     return out
 
 
