@@ -8,7 +8,13 @@
 - ``locks``: POSIX byte-range locks
 - ``permissions``: every permission rule (the one place to change who may do what)
 - ``paths``: path-based helpers for authoring and tools
-- ``persist``: keeping it in a store (record format, open-time check, commits, chunk cache)
+- ``persist``: keeping it in a store, joining ``records`` (the store's record format), ``check``
+  (opening a store: check and repair), ``commit`` (commits, write-behind) and ``chunks`` (the
+  chunk cache)
+- ``stateformat``: the state format (images, save states, sessions): head, named records, blob
+- ``image``: filesystem images: save and load a filesystem, the image file container
+
+Nothing here imports the 9P server, the page bridge or authoring.
 
 Everything importable from the former ``fs`` module is importable from here.
 """

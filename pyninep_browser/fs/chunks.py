@@ -1,0 +1,147 @@
+"""The chunk cache: file data loaded from the store on first use, and evicted again.
+
+An inode's chunk map holds either the chunk (a ``bytearray``) or, while it is not loaded, its
+length (an ``int``). Clean loaded chunks are kept least recently used first and evicted past
+``cache_bytes``; dirty and in-flight ones stay until committed. A synchronous store loads inline;
+an asynchronous one (IndexedDB) raises :class:`ChunksNeeded` so the request waits and runs again.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections import OrderedDict
+from typing import Any, Callable, Iterable
+
+from .constants import CHUNK, _fail
+from .inode import Inode
+
+log = logging.getLogger("pyninep_browser")
+
+
+class ChunksNeeded(Exception):
+    """A read or write needs data chunks an asynchronous store has not delivered yet.
+
+    Raised before anything changed; the caller loads ``keys`` (:meth:`ChunkCache.load_chunks`)
+    and runs the same operation again. Stores that answer inline never cause it.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"{len(keys)} chunk(s) not loaded")
+        self.keys = keys
+
+
+
+class ChunkCache:
+    """The chunk half of :class:`~pyninep_browser.fs.persist.Persistence`."""
+
+    store: Any
+    inodes: dict[int, Inode]
+    dirty_chunks: set[tuple[int, int]]
+    cache_bytes: int
+    _lru: OrderedDict[tuple[int, int], None]
+    _inflight_chunks: set[tuple[int, int]]
+
+    def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
+        """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
+        chunks = inode.chunks
+        ino = inode.ino
+        lru = self._lru
+        if len(lru) > self.cache_bytes // CHUNK:
+            cis = list(cis)
+            self.trim_cache(reserve=len(cis), protect={(ino, ci) for ci in cis})
+        missing = None
+        for ci in cis:
+            c = chunks.get(ci)  # type: ignore[union-attr]
+            if type(c) is int:
+                if missing is None:
+                    missing = []
+                missing.append(f"{ino}:{ci}")
+            elif c is not None and (ino, ci) in lru:
+                lru.move_to_end((ino, ci))
+        if missing:
+            if self.store.asynchronous:
+                raise ChunksNeeded(missing)
+            result: list[int] = []
+            self.load_chunks(missing, result.append)
+            if not result or result[0]:
+                raise _fail(result[0] if result else errno.EIO, "loading file data")
+
+    def unstored_chunks(self) -> set[tuple[int, int]]:
+        """(ino, index) of chunks whose content the store does not hold yet (dirty or in flight)."""
+        return self.dirty_chunks | self._inflight_chunks
+
+    def missing_chunks(self) -> list[str]:
+        """Keys of every chunk not in memory (to load before a full export)."""
+        return [f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
+                for ci, c in inode.chunks.items() if type(c) is int]
+
+    def load_chunks(self, keys: list[str], done: Callable[[int], None]) -> None:
+        """Load ``keys`` from the store into memory; ``done(0)`` or ``done(errno)`` when all
+        have answered (inline for a synchronous store)."""
+        if not keys:
+            done(0)
+            return
+        state = [len(keys), 0]
+
+        def one(key: str) -> Callable[[bytes | None, int], None]:
+            def answered(value: bytes | None, err: int) -> None:
+                if not err:
+                    err = self._insert_chunk(key, value)
+                if err and not state[1]:
+                    state[1] = err
+                state[0] -= 1
+                if state[0] == 0:
+                    done(state[1])
+            return answered
+
+        for key in keys:
+            try:
+                self.store.get_chunk(key, one(key))
+            except Exception:
+                log.exception("store get_chunk raised")
+                one(key)(None, errno.EIO)
+
+    def _insert_chunk(self, key: str, value: bytes | None) -> int:
+        ino_s, _, ci_s = key.partition(":")
+        ino, ci = int(ino_s), int(ci_s)
+        inode = self.inodes.get(ino)
+        if inode is None or inode.chunks is None:
+            return 0  # gone meanwhile: the re-run decides what that means
+        c = inode.chunks.get(ci)
+        if type(c) is not int:
+            return 0  # loaded, rewritten or truncated meanwhile
+        if value is None or len(value) != c:
+            log.error("store chunk %s is %s (expected %d bytes)", key,
+                      "missing" if value is None else f"{len(value)} bytes", c)
+            return errno.EIO
+        inode.chunks[ci] = bytearray(value)
+        self._lru[(ino, ci)] = None
+        return 0
+
+    def trim_cache(self, reserve: int = 0, protect: set | frozenset = frozenset()) -> None:
+        """Evict clean chunks, least recently used first, down to ``cache_bytes`` (less room
+        for ``reserve`` chunks about to load), never those in ``protect`` (the ones a request
+        is about to use)."""
+        lru = self._lru
+        limit = max(0, self.cache_bytes // CHUNK - reserve)
+        kept = []
+        while len(lru) > limit:
+            key, _ = lru.popitem(last=False)
+            if key in protect:
+                kept.append(key)
+                continue
+            if key in self.dirty_chunks or key in self._inflight_chunks:
+                continue  # back in the cache once committed
+            inode = self.inodes.get(key[0])
+            if inode is None or not inode.chunks:
+                continue
+            c = inode.chunks.get(key[1])
+            if c is not None and type(c) is not int:
+                inode.chunks[key[1]] = len(c)
+        for key in kept:
+            lru[key] = None
+
+    @property
+    def cached_chunks(self) -> int:
+        return len(self._lru)
