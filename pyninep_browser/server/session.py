@@ -340,7 +340,7 @@ class Server(FidTable, Deferrals, FastPaths):
                 raise fail(errno.EISDIR)
             if f.live is not None:
                 parts = [f.live.read(offset, count)] if count > 0 else []
-            elif count <= 0 or (offset >= inode.size and inode.backend is None):
+            elif count <= 0:
                 parts = []
             else:
                 parts = self.fs.read(inode, offset, count)
