@@ -31,11 +31,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from . import archive
+from .device_numbers import major, makedev, minor
 from .fs import ROOT, Filesystem, Inode, _fail
 from .live import (LIMIT, LIVE_XATTR, REGISTRY, LiveContext, LiveDir, LiveFile, attach, context,
                    live_dir, live_file)
 
-# ----------------------------------------------------------------- times, devices
+# ----------------------------------------------------------------- times, device kinds
 
 
 def _ns(value: Any) -> int:
@@ -50,19 +52,6 @@ def _ns(value: Any) -> int:
     if isinstance(value, float):
         return round(value * 1e9)
     raise TypeError(f"a time is seconds (int or float) or a datetime, not {type(value).__name__}")
-
-
-def makedev(major: int, minor: int) -> int:
-    """A device number as the guest's kernel decodes it (Linux's new_encode_dev)."""
-    return (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & ~0xFF) << 12)
-
-
-def major(rdev: int) -> int:
-    return (rdev >> 8) & 0xFFF
-
-
-def minor(rdev: int) -> int:
-    return (rdev & 0xFF) | ((rdev >> 12) & 0xFFF00)
 
 
 _KINDS = {"c": stat.S_IFCHR, "char": stat.S_IFCHR, "b": stat.S_IFBLK, "block": stat.S_IFBLK,
@@ -158,13 +147,11 @@ class Tree:
     def add_tar(self, source: str | os.PathLike | Any, at: str = "/") -> None:
         """Unpack a tar (path or binary file object; any compression tarfile reads) under ``at``:
         modes, owners, ns times (pax), hard links, symlinks, devices, fifos, xattrs."""
-        from .archive import import_tar
-        import_tar(self, source, at)
+        archive.import_tar(self, source, at)
 
     def export_tar(self, target: str | os.PathLike | Any, top: str = "/") -> None:
         """Write the tree (or the subtree ``top``) as a pax tar."""
-        from .archive import export_tar
-        export_tar(self, target, top)
+        archive.export_tar(self.fs, target, top)
 
     def live_files(self) -> dict[str, str]:
         """Path → live name of every live file and directory in the tree."""
@@ -339,6 +326,18 @@ class TreePath:
         if a is not None:
             inode.atime = a
         fs.dirty.add(inode.ino)
+
+    def set_attrs(self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
+                  mtime: Any = None, atime: Any = None, xattrs: Mapping[str, Any] | None = None,
+                  mtime_ns: int | None = None, atime_ns: int | None = None,
+                  ctime_ns: int | None = None, follow_symlinks: bool = True) -> TreePath:
+        """Give this existing entry the attributes a creating call would: an owner not given is
+        the tree's default (unlike :meth:`chown`), mtime not given is the tree's default mtime if
+        it has one, atime follows mtime, ctime follows mtime unless given. A tar's entries get
+        their attributes this way (:func:`pyninep_browser.archive.import_tar`)."""
+        self._attrs(self.inode(follow=follow_symlinks), mode, uid, gid, mtime, atime, xattrs,
+                    mtime_ns=mtime_ns, atime_ns=atime_ns, ctime_ns=ctime_ns)
+        return self
 
     def _parent_inode(self) -> tuple[Inode, str]:
         if self.path == "/":
