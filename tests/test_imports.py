@@ -141,3 +141,21 @@ def test_live_files_runtime_imports_neither_authoring_nor_archive():
 def test_archive_does_not_import_authoring():
     # authoring's Tree.add_tar/export_tar call archive; archive is handed the Tree.
     assert "pyninep_browser.authoring" not in reachable(import_graph(), "pyninep_browser.archive")
+
+
+def test_old_homes_still_export_what_scripts_import():
+    # Scripts, README examples and default_image import these from where they used to live.
+    import pyninep_browser.authoring as authoring
+    import pyninep_browser.image as image
+    import pyninep_browser.initramfs as initramfs
+    import pyninep_browser.live as live
+
+    for name in ("LIMIT", "LIVE_XATTR", "REGISTRY", "LiveContext", "LiveDir", "LiveFile", "attach",
+                 "context", "live_dir", "live_file"):
+        assert getattr(authoring, name) is getattr(live, name)
+    for name in ("Defaults", "Tree", "TreePath", "XattrMap", "build_from_script", "load_script",
+                 "major", "makedev", "minor"):
+        assert hasattr(authoring, name)
+    for name in ("CpioWriter", "build_initramfs", "MODULES", "MOUNT_OPTIONS", "INIT_SCRIPT",
+                 "find_modules", "busybox_applets"):
+        assert getattr(image, name) is getattr(initramfs, name)
