@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from .image import build_initramfs
+from .initramfs import build_initramfs
 
 IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar")
 

@@ -4,6 +4,12 @@ Tar is written in the pax format so nothing an image holds is lost: modes, numer
 nanosecond atime/mtime/ctime (pax ``atime``/``mtime``/``ctime`` records), hard links, symlinks,
 character and block devices, fifos, and xattrs (``SCHILY.xattr.NAME``, what GNU tar and bsdtar
 use). Sockets have no tar form and are skipped with a warning. Nothing here touches 9P.
+
+Reading out (export, extract, listings) works on a :class:`~pyninep_browser.fs.Filesystem`.
+Reading in (:func:`import_tar`) makes entries through the :class:`~pyninep_browser.authoring.Tree`
+it is given, so a tar's missing parents get the tree's defaults like a script's would. This module
+does not import :mod:`~pyninep_browser.authoring`: authoring's ``Tree.add_tar``/``Tree.export_tar``
+call here, and the import goes that way only (``tests/test_imports.py`` checks).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import tarfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .authoring import LIVE_XATTR, Tree, TreePath, major, minor
+from .device_numbers import major, minor
 from .fs import Filesystem, Inode
+from .live import LIVE_XATTR
 
 log = logging.getLogger("pyninep_browser")
 _NS = 10**9
@@ -69,9 +76,10 @@ def _data(fs: Filesystem, inode: Inode) -> bytes:
         inode.backend, inode.atime = backend, atime
 
 
-def export_tar(tree: Tree | Filesystem, target: str | os.PathLike | Any, top: str = "/") -> int:
-    """Write the tree under ``top`` as a pax tar to a path or binary file; returns entries written."""
-    fs = tree.fs if isinstance(tree, Tree) else tree
+def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> int:
+    """Write a filesystem (or a Tree's) under ``top`` as a pax tar to a path or binary file;
+    returns entries written."""
+    fs = tree if isinstance(tree, Filesystem) else tree.fs
     opened = None
     if isinstance(target, (str, os.PathLike)):
         opened = target = open(target, "wb")
@@ -128,11 +136,12 @@ def _member_path(name: str) -> str | None:
     return "/".join(parts)
 
 
-def import_tar(tree: Tree, source: str | os.PathLike | Any, at: str = "/") -> int:
-    """Unpack a tar under ``at``; returns entries imported. Existing entries are replaced."""
+def import_tar(tree: Any, source: str | os.PathLike | Any, at: str = "/") -> int:
+    """Unpack a tar under ``at`` of ``tree`` (an authoring Tree); returns entries imported.
+    Existing entries are replaced."""
     base = tree.path(at).mkdir()
     kw: dict[str, Any] = {"fileobj": source} if hasattr(source, "read") else {"name": os.fspath(source)}
-    dirs: list[tuple[TreePath, dict[str, Any]]] = []
+    dirs: list[tuple[Any, dict[str, Any]]] = []  # (TreePath, the tar's attributes)
     times_of: dict[int, dict[str, Any]] = {}
     count = 0
     with tarfile.open(mode="r:*", **kw) as tar:
@@ -151,7 +160,10 @@ def import_tar(tree: Tree, source: str | os.PathLike | Any, at: str = "/") -> in
             xattrs = {k[len(_XATTR):]: v.encode("utf-8", "surrogateescape")
                       for k, v in pax.items() if k.startswith(_XATTR)}
             if not m.isdir() and rel:
-                existing = path._try(follow=False)
+                try:
+                    existing = path.inode(follow=False)
+                except OSError:
+                    existing = None
                 if existing is not None:
                     if existing.is_dir():
                         log.warning("tar: %s would replace a directory: skipped", m.name)
@@ -169,7 +181,7 @@ def import_tar(tree: Tree, source: str | os.PathLike | Any, at: str = "/") -> in
                     continue
                 inode = path.hardlink_to(base / target).inode(follow=False)
                 if inode.ino in times_of:  # linking touched its ctime: put the tar's back
-                    _finish(path, inode, {}, times_of[inode.ino])
+                    _finish(path, {}, times_of[inode.ino], follow=False)
                 count += 1
                 continue
             if m.isreg():
@@ -185,26 +197,25 @@ def import_tar(tree: Tree, source: str | os.PathLike | Any, at: str = "/") -> in
             else:
                 log.warning("tar: %s has a type this tree cannot hold: skipped", m.name)
                 continue
-            inode = path.inode(follow=False)
-            _finish(path, inode, xattrs, times)
-            times_of[inode.ino] = times
+            _finish(path, xattrs, times, follow=False)
+            times_of[path.inode(follow=False).ino] = times
             count += 1
     for path, attrs in reversed(dirs):  # after their contents, which touched their times
-        inode = path.inode()
-        path._attrs(inode, attrs["mode"], attrs["uid"], attrs["gid"], None, None, None)
-        _finish(path, inode, attrs["xattrs"], attrs)
+        path.set_attrs(mode=attrs["mode"], uid=attrs["uid"], gid=attrs["gid"])
+        _finish(path, attrs["xattrs"], attrs, follow=True)
     return count
 
 
-def _finish(path: TreePath, inode: Inode, xattrs: dict[str, bytes], times: dict[str, Any]) -> None:
-    fs = path.fs
+def _finish(path: Any, xattrs: dict[str, bytes], times: dict[str, Any], *, follow: bool) -> None:
+    """The tar's xattrs (one warning per one refused) and times, last, on the entry at ``path``."""
+    inode = path.inode(follow=follow)
     for name, value in xattrs.items():
         try:
-            fs.setxattr(inode, name, value, 0)
+            path.fs.setxattr(inode, name, value, 0)
         except OSError as exc:
             log.warning("tar: %s: xattr %s not kept (%s)", path, name, exc.strerror)
-    path._attrs(inode, None, inode.uid, inode.gid, None, None, None, mtime_ns=times["mtime_ns"],
-                atime_ns=times["atime_ns"], ctime_ns=times["ctime_ns"])
+    path.set_attrs(uid=inode.uid, gid=inode.gid, mtime_ns=times["mtime_ns"], atime_ns=times["atime_ns"],
+                   ctime_ns=times["ctime_ns"], follow_symlinks=follow)
 
 
 # ----------------------------------------------------------------- listing and extracting

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pyninep_browser import protocol
 from pyninep_browser.authoring import Tree, context, live_dir, live_file
-from pyninep_browser.image import busybox_applets
+from pyninep_browser.initramfs import busybox_applets
 
 # ----------------------------------------------------------------- live files
 

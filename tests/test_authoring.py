@@ -126,6 +126,19 @@ def test_chmod_chown_set_times_touch_unlink_rmdir_iterdir():
     assert [str(p) for p in tree.walk()] == ["/"]
 
 
+def test_set_attrs_gives_an_existing_entry_what_a_creating_call_would():
+    tree = Tree(uid=1000, gid=100, mtime=T0)
+    f = (tree / "f").write_text("x", mode=0o4755, uid=0, gid=0, mtime=5)
+    f.set_attrs(ctime_ns=7, xattrs={"user.k": "v"})  # owner and times: the tree's defaults
+    st = f.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 100, 0o4755)  # set-id kept
+    assert st.st_mtime == st.st_atime == T0.timestamp() and st.st_ctime_ns == 7
+    assert f.xattrs["user.k"] == b"v"
+    (tree / "l").symlink_to("f")
+    (tree / "l").set_attrs(mtime_ns=9, follow_symlinks=False)
+    assert (tree / "l").lstat().st_mtime_ns == 9 and f.stat().st_mtime == T0.timestamp()
+
+
 def test_xattr_mapping():
     tree = Tree()
     x = (tree / "f").write_text("x").xattrs

@@ -1,0 +1,145 @@
+"""The guest's initramfs that mounts our server, written by Python rather than shell pipelines.
+
+:class:`CpioWriter` writes the "newc" format the kernel unpacks; :func:`build_initramfs` packs
+busybox, the 9p/virtio modules and a small ``/init``. The root tree the guest boots into is an
+authoring script (:mod:`pyninep_browser.default_image`); :func:`busybox_applets` serves it.
+Nothing here touches 9P.
+"""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+from pathlib import Path
+
+# Loaded in this order by /init: in Debian's 686 kernel 9p and virtio are modules.
+MODULES = ("virtio", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+           "9pnet", "9pnet_virtio", "netfs", "fscache", "9p")
+
+# The mount the guest makes. msize: Linux's virtio transport caps it at 512000 whatever is asked.
+# cache: see README ("Mount options") for the measurements behind the choice.
+MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,cache=none,access=client"
+
+INIT_SCRIPT = """#!/bin/busybox sh
+# pyninep initramfs: load the 9p modules, mount the root that the page serves, switch to it.
+# Kernel options: pyninep.root=none mounts host9p on /mnt and stays here (benchmarks);
+# pyninep.mount=OPTS replaces the mount options.
+/bin/busybox --install -s /bin
+mkdir -p /proc /sys /dev /newroot /mnt
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in {modules}; do
+  [ -e /lib/modules/$m.ko ] && {{ insmod /lib/modules/$m.ko || echo "init: cannot load $m"; }}
+done
+root=9p
+opts="{options}"
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    pyninep.root=*) root="${{arg#pyninep.root=}}";;
+    pyninep.mount=*) opts="${{arg#pyninep.mount=}}";;
+  esac
+done
+if [ "$root" = none ]; then
+  mount -t 9p -o "$opts" host9p /mnt || echo "init: cannot mount host9p"
+  mount -t tmpfs tmp /tmp 2>/dev/null || {{ mkdir -p /tmp && mount -t tmpfs tmp /tmp; }}
+  exec setsid cttyhack sh -l
+fi
+if ! mount -t 9p -o "$opts" host9p /newroot; then
+  echo "init: cannot mount the root filesystem (host9p); here is a shell"
+  exec setsid cttyhack sh -l
+fi
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot /sbin/init
+"""
+
+
+class CpioWriter:
+    """Writes a cpio archive in the "newc" format (what the kernel's initramfs unpacker reads)."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._ino = 1
+        self._names: set[str] = set()
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", *, nlink: int = 1,
+               rdev: tuple[int, int] = (0, 0), mtime: int = 0) -> None:
+        if name in self._names:
+            raise ValueError(f"duplicate cpio entry: {name}")
+        self._names.add(name)
+        raw = name.encode() + b"\0"
+        fields = (self._ino, mode, 0, 0, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1], len(raw), 0)
+        header = b"070701" + b"".join(b"%08X" % v for v in fields)
+        self._ino += 1
+        self._parts += [header, raw, b"\0" * (-(len(header) + len(raw)) % 4),
+                        data, b"\0" * (-len(data) % 4)]
+
+    def directory(self, name: str, mode: int = 0o755) -> None:
+        self._entry(name, stat.S_IFDIR | mode, nlink=2)
+
+    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | mode, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def device(self, name: str, kind: int, major: int, minor: int, mode: int = 0o600) -> None:
+        self._entry(name, kind | mode, rdev=(major, minor))
+
+    def getvalue(self) -> bytes:
+        parts = self._parts + []
+        trailer = CpioWriter()
+        trailer._entry("TRAILER!!!", 0)
+        out = b"".join(parts + trailer._parts)
+        return out + b"\0" * (-len(out) % 512)
+
+
+def find_modules(kernel_root: Path) -> dict[str, Path]:
+    """The .ko files of :data:`MODULES` under an extracted kernel package (``lib/modules/…``)."""
+    found: dict[str, Path] = {}
+    for path in sorted((kernel_root / "lib" / "modules").rglob("*.ko*")):
+        name = path.name.split(".ko")[0]
+        if name in MODULES:
+            found.setdefault(name, path)
+    return {name: found[name] for name in MODULES if name in found}  # load order matters
+
+
+def _module_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix == ".xz":  # newer Debian kernels compress modules; busybox insmod cannot
+        import lzma
+        data = lzma.decompress(data)
+    return data
+
+
+def build_initramfs(kernel_root: Path, busybox: Path, mount_options: str = MOUNT_OPTIONS) -> bytes:
+    """The initramfs: busybox, the 9p/virtio modules found in ``kernel_root``, and /init."""
+    modules = find_modules(kernel_root)
+    missing = [m for m in MODULES if m not in modules]
+    if "9p" in missing or "9pnet_virtio" in missing:
+        raise FileNotFoundError(f"kernel modules not found under {kernel_root}: {', '.join(missing)}")
+    cpio = CpioWriter()
+    for d in ("bin", "sbin", "lib", "lib/modules", "proc", "sys", "dev", "newroot", "mnt", "tmp"):
+        cpio.directory(d)
+    cpio.device("dev/console", stat.S_IFCHR, 5, 1)
+    cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
+    cpio.symlink("bin/sh", "busybox")
+    cpio.file("init", INIT_SCRIPT.format(modules=" ".join(modules), options=mount_options).encode(), 0o755)
+    for name, path in modules.items():
+        cpio.file(f"lib/modules/{name}.ko", _module_bytes(path))
+    return cpio.getvalue()
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """Applet paths (``usr/bin/awk``…) as the binary itself lists them.
+
+    The guest's busybox is a static i386 binary; x86 Linux hosts run it directly.
+    """
+    try:
+        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
+                             check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"cannot run {busybox} --list-full to list its applets ({exc}); "
+                           "build on an x86 Linux host") from None
+    return [line.strip() for line in out.splitlines() if line.strip()]
