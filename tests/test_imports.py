@@ -160,3 +160,46 @@ def test_old_homes_still_export_what_scripts_import():
     for name in ("CpioWriter", "build_initramfs", "MODULES", "MOUNT_OPTIONS", "INIT_SCRIPT",
                  "find_modules", "busybox_applets"):
         assert getattr(image, name) is getattr(initramfs, name)
+
+
+def test_the_filesystem_imports_nothing_above_it():
+    """fs is the bottom layer: the session, authoring, live files and the page sit on it."""
+    graph = import_graph()
+    above = {m for m in graph if m.split(".")[1:2] and m.split(".")[1] in
+             ("server", "snapshot", "authoring", "live", "archive", "browser", "__main__")}
+    for module in (m for m in graph if m.startswith("pyninep_browser.fs")):
+        found = reachable(graph, module) & above
+        assert not found, f"{_short(module)} imports {sorted(map(_short, found))}"
+
+
+def test_the_server_imports_neither_authoring_nor_the_page():
+    graph = import_graph()
+    for module in (m for m in graph if m.startswith("pyninep_browser.server")):
+        found = reachable(graph, module) & {"pyninep_browser.authoring", "pyninep_browser.archive",
+                                             "pyninep_browser.browser", "pyninep_browser.live"}
+        assert not found, f"{_short(module)} imports {sorted(map(_short, found))}"
+
+
+def test_building_and_loading_an_image_does_not_load_the_9p_server():
+    """Run in a fresh interpreter: what an image tool does, and what it loaded."""
+    import subprocess
+    import sys
+    code = """if True:
+        import sys
+        from pyninep_browser.authoring import Tree
+        from pyninep_browser.fs.image import dump_image, load_image
+        tree = Tree()
+        (tree / "etc/hostname").write_text("guest\\n")
+        (tree / "bin/sh").symlink_to("busybox")
+        data = tree.image()
+        assert Tree.load(data).path("/etc/hostname").read_text() == "guest\\n"
+        assert load_image(dump_image(load_image(data))).read_file("/etc/hostname") == b"guest\\n"
+        loaded = sorted(m for m in sys.modules if m.startswith("pyninep_browser."))
+        print(" ".join(loaded))
+        assert not any(m.startswith(("pyninep_browser.server", "pyninep_browser.snapshot",
+                                     "pyninep_browser.browser")) for m in loaded), loaded
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PACKAGE_DIR.parent)
+    assert done.returncode == 0, done.stderr
+    assert "pyninep_browser.fs.image" in done.stdout
