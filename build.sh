@@ -122,7 +122,7 @@ build_wheel() {
     local h; h=$(hash_of pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py README.md)
     if ! stamp_ok "$DIST/wheels/.stamp" "$h"; then
         rm -rf "$DIST/wheels"; mkdir -p "$DIST/wheels"
-        # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See README.
+        # A pure-Python wheel (py3-none-any): Pyodide unpacks it as it is. See docs/page.md.
         "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DIST/wheels" . >/dev/null \
             || die "building the wheel failed"
         echo "$h" > "$DIST/wheels/.stamp"

@@ -17,7 +17,7 @@ MODULES = ("virtio", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_
            "9pnet", "9pnet_virtio", "netfs", "fscache", "9p")
 
 # The mount the guest makes. msize: Linux's virtio transport caps it at 512000 whatever is asked.
-# cache: see README ("Mount options") for the measurements behind the choice.
+# cache: see docs/guest.md ("Mount options and why") for the measurements behind the choice.
 MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,cache=none,access=client"
 
 INIT_SCRIPT = """#!/bin/busybox sh

@@ -147,7 +147,7 @@ class Inode:
     xattrs: dict[str, bytes] | None = None
     data_bytes: int = 0  # sum of the chunks' lengths, kept up to date (getattr reads it often)
     refs: int = 0  # fids (or other holders) keeping the inode alive after its last unlink
-    backend: object | None = None  # a live file's Python object (see authoring)
+    backend: object | None = None  # a live file's Python object (see pyninep_browser.live)
 
     @property
     def type(self) -> int:

@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable
 
 from .. import protocol as p
+from ..device_numbers import makedev
 from ..fs import (DT_BY_TYPE, F_UNLCK, LOCK_END, O_APPEND, O_CREAT, O_EXCL, O_TRUNC, S_IFDIR,
                   S_IFMT, ChunksNeeded, Filesystem, Inode, fail)
 from ..protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
@@ -66,9 +67,7 @@ _GETATTR_VALID = int(p.GetattrMask.ALL)
 _U64 = (1 << 64) - 1  # times before 1970 travel as two's-complement seconds
 
 
-def encode_rdev(major: int, minor: int) -> int:
-    """Linux's new_encode_dev: what the guest decodes st_rdev with."""
-    return (minor & 0xFF) | ((major & 0xFFF) << 8) | ((minor & ~0xFF) << 12)
+encode_rdev = makedev  # Tmknod's major and minor as the guest decodes st_rdev
 
 
 class Server(FidTable, Deferrals, FastPaths):
