@@ -20,11 +20,11 @@ def rpc(server, mtype, *fields, tag=1):
     return values
 
 
-def build_tree() -> Filesystem:
+def build_tree(busybox_kib: int = 250) -> Filesystem:
     fs = Filesystem(quota_bytes=64 << 20)
     fs.write_file("/etc/hostname", b"guest\n")
     fs.add_symlink("/bin/sh", "busybox")
-    fs.write_file("/bin/busybox", b"\x7fELF" + bytes(range(256)) * 1000, mode=0o755)
+    fs.write_file("/bin/busybox", b"\x7fELF" + bytes(range(256)) * (busybox_kib * 4), mode=0o755)
     fs.add_hardlink("/bin/ls", "/bin/busybox")
     fs.add_node("/dev/null", stat.S_IFCHR | 0o666, rdev=0x103)
     fs.add_node("/run/fifo", stat.S_IFIFO | 0o600)
