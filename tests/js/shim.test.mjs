@@ -72,6 +72,7 @@ test("a deferred reply reaches v86's callback later; a flushed one gets EINTR fi
     // Make Tfsync defer (as fsync to IndexedDB will): Python keeps the tag, the test completes it.
     server.pyodide.runPython(`
 import pyninep_browser.server as s
+from pyninep_browser.protocol import T
 s.Server._saved_fsync = s.Server.fsync
 deferred = []
 def fsync(self, tag, fid, datasync):
@@ -81,7 +82,7 @@ def fsync(self, tag, fid, datasync):
     return None
 def finish():
     server, tag = deferred.pop(0)
-    server.complete(tag, server._empty(s.T.Rfsync, tag))
+    server.complete(tag, server._empty(T.Rfsync, tag))
 s.Server.fsync = fsync
 `);
     const deferring = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
