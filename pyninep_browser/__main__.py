@@ -10,6 +10,7 @@ ours prints a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import traceback
@@ -39,12 +40,13 @@ def make_site_server(directory: Path, host: str = "127.0.0.1", port: int = 8000)
     import http.server
 
     class Handler(http.server.SimpleHTTPRequestHandler):
-        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+        # The stdlib's handler looks MIME types up in this class attribute: extend it.
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,  # noqa: RUF012
                           ".mjs": "text/javascript", ".js": "text/javascript",
                           ".wasm": "application/wasm", ".json": "application/json",
                           ".whl": "application/zip", ".img": "application/octet-stream"}
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
+        def log_message(self, format: str, *args) -> None:  # "format": the stdlib's name
             pass
 
     handler = functools.partial(Handler, directory=str(directory))
@@ -61,10 +63,8 @@ def serve_site(directory: Path, host: str, port: int) -> int:
         print(f"pyninep: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
     print(f"serving {directory} on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -20,8 +20,9 @@ import logging
 import os
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .device_numbers import major, minor
 from .fs import Filesystem, Inode
@@ -80,15 +81,14 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
     """Write a filesystem (or a Tree's) under ``top`` as a pax tar to a path or binary file;
     returns entries written."""
     fs = tree if isinstance(tree, Filesystem) else tree.fs
-    opened = None
-    if isinstance(target, (str, os.PathLike)):
-        opened = target = open(target, "wb")
     count = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        if isinstance(target, (str, os.PathLike)):
+            target = stack.enter_context(open(target, "wb"))
         with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as tar:
             first: dict[int, str] = {}
             for rel, inode in entries(fs, top):
-                info = tarfile.TarInfo(rel if rel == "." else rel)
+                info = tarfile.TarInfo(rel)
                 info.mode = inode.mode & 0o7777
                 info.uid, info.gid = inode.uid, inode.gid
                 info.uname = info.gname = ""
@@ -123,9 +123,6 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
                 info.pax_headers = pax
                 tar.addfile(info, io.BytesIO(data) if data is not None else None)
                 count += 1
-    finally:
-        if opened is not None:
-            opened.close()
     return count
 
 

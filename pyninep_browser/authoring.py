@@ -27,15 +27,26 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from . import archive
 from .device_numbers import major, makedev, minor
-from .fs import ROOT, Filesystem, Inode, _fail
-from .live import (LIMIT, LIVE_XATTR, REGISTRY, LiveContext, LiveDir, LiveFile, attach, context,
-                   live_dir, live_file)
+from .fs import ROOT, Filesystem, Inode, fail
+from .live import (
+    LIMIT,
+    LIVE_XATTR,
+    REGISTRY,
+    LiveContext,
+    LiveDir,
+    LiveFile,
+    attach,
+    context,
+    live_dir,
+    live_file,
+)
 
 # ----------------------------------------------------------------- times, device kinds
 
@@ -44,8 +55,8 @@ def _ns(value: Any) -> int:
     """Seconds (int, float), a datetime, or None (now) as nanoseconds since the epoch."""
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
         return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
     if isinstance(value, int):
         return value * 10**9
@@ -176,9 +187,10 @@ class TreePath:
     """A path in a :class:`Tree`, used like :class:`pathlib.Path`.
 
     Creating calls return the path (so they chain) and take ``mode``, ``uid``, ``gid``, ``mtime``
-    (seconds or datetime; ``mtime_ns`` for exact nanoseconds), ``atime`` and ``xattrs`` (a mapping of name → bytes or str); what is not
-    given comes from the tree's defaults. Unlike pathlib, missing parents are created and an
-    existing directory is fine for :meth:`mkdir`: a script says what should exist.
+    (seconds or datetime; ``mtime_ns`` for exact nanoseconds), ``atime`` and ``xattrs`` (a
+    mapping of name → bytes or str); what is not given comes from the tree's defaults. Unlike
+    pathlib, missing parents are created and an existing directory is fine for :meth:`mkdir`: a
+    script says what should exist.
     """
 
     __slots__ = ("tree", "path")
@@ -288,7 +300,7 @@ class TreePath:
     def iterdir(self) -> Iterator[TreePath]:
         inode = self.inode()
         if inode.entries is None:
-            raise _fail(errno.ENOTDIR, self.path)
+            raise fail(errno.ENOTDIR, self.path)
         if inode.backend is not None:
             inode.backend.refresh(None)
         for name, _ in list(inode.entries.items()):
@@ -341,7 +353,7 @@ class TreePath:
 
     def _parent_inode(self) -> tuple[Inode, str]:
         if self.path == "/":
-            raise _fail(errno.EEXIST, "/")
+            raise fail(errno.EEXIST, "/")
         parent = self.parent
         parent.mkdir()
         return parent.inode(), self.name
@@ -360,14 +372,14 @@ class TreePath:
         existing = self._try()
         if existing is not None:
             if not existing.is_dir():
-                raise _fail(errno.EEXIST, f"{self.path} exists and is not a directory")
+                raise fail(errno.EEXIST, f"{self.path} exists and is not a directory")
             if not exist_ok:
-                raise _fail(errno.EEXIST, self.path)
+                raise fail(errno.EEXIST, self.path)
             if any(v is not None for v in (mode, uid, gid, mtime, mtime_ns)) or xattrs:
                 self._attrs(existing, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
             return self
         if not parents and not self.parent.is_dir():
-            raise _fail(errno.ENOENT, str(self.parent))
+            raise fail(errno.ENOENT, str(self.parent))
         directory, name = self._parent_inode()
         d = self.tree._defaults
         inode = self.fs.mkdir(directory, name, d.dir_mode if mode is None else mode, ROOT, 0)
@@ -390,7 +402,7 @@ class TreePath:
             inode = self.fs.create(directory, name, d.file_mode if mode is None else mode, ROOT, 0)
             mode = d.file_mode if mode is None else mode
         elif not inode.is_reg():
-            raise _fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
+            raise fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
         else:
             self.fs.truncate(inode, 0)
             uid = inode.uid if uid is None else uid

@@ -7,27 +7,20 @@ CPython through the classes it wraps.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
 
-import errno
-import io
-
 from . import authoring, snapshot
 from .archive import export_tar, import_tar
-from .protocol import linux_errno
-from .fs import Filesystem
+from .fs import ChunksNeeded, Filesystem
 from .fs.image import load_image
+from .protocol import linux_errno
 from .server import Server
-
-try:
-    from .fs import ChunksNeeded
-except ImportError:  # a filesystem without stores never raises it
-    class ChunksNeeded(Exception):  # type: ignore[no-redef]
-        keys: list[str] = []
-
 
 # Frames cross through two preallocated buffers that JS sees as views into wasm memory: JS copies
 # a request in, Python copies the reply out, and nothing crosses as a value: the call takes no

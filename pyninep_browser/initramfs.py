@@ -88,7 +88,7 @@ class CpioWriter:
         self._entry(name, kind | mode, rdev=(major, minor))
 
     def getvalue(self) -> bytes:
-        parts = self._parts + []
+        parts = [*self._parts]
         trailer = CpioWriter()
         trailer._entry("TRAILER!!!", 0)
         out = b"".join(parts + trailer._parts)

@@ -44,10 +44,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from .fs import O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, ROOT, Cred, Filesystem, Inode, _fail
+from .fs import O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, ROOT, Cred, Filesystem, Inode, fail
 
 log = logging.getLogger("pyninep_browser")
 
@@ -307,7 +308,7 @@ class _LiveFileBackend:
         acc = flags & O_ACCMODE
         writing = acc in (O_WRONLY, O_RDWR)
         if writing and not self.spec.writable:
-            raise _fail(errno.EACCES, f"live file {self.caller.label} is read-only")
+            raise fail(errno.EACCES, f"live file {self.caller.label} is read-only")
         return _LiveHandle(self, self._ctx(server, cred), flags)
 
     # The filesystem's own hooks (page-side readFile/writeFile): one snapshot per call.
@@ -317,7 +318,7 @@ class _LiveFileBackend:
         result = self.caller.call(self._ctx(None, ROOT), "read", self.spec.read)
         if inspect.isawaitable(result):
             result.cancel()
-            raise _fail(errno.EAGAIN, "an async live file cannot be read synchronously")
+            raise fail(errno.EAGAIN, "an async live file cannot be read synchronously")
         return self.observed(_as_bytes(result))
 
     def read(self, offset: int, count: int) -> bytes:
@@ -327,7 +328,7 @@ class _LiveFileBackend:
 
     def write(self, offset: int, data: Any) -> int:
         if self.spec.write is None:
-            raise _fail(errno.EACCES)
+            raise fail(errno.EACCES)
         self.caller.call(self._ctx(None, ROOT), "write", self.spec.write, bytes(data))
         return len(data)
 
@@ -406,7 +407,7 @@ class _LiveHandle:
         self.closed = True
         if self.stream is not None:
             close = getattr(self.stream, "close", None)
-            self.stream, stream = None, self.stream
+            self.stream = None
             if close is not None:
                 return self.backend.caller.call(self.ctx, "close", close)
             return None
@@ -436,7 +437,7 @@ class _LiveDirBackend:
         result = self.caller.call(ctx, "list", self.spec.list)
         if inspect.isawaitable(result):
             result.cancel()
-            raise _fail(errno.EIO, "a live directory's list function must be synchronous")
+            raise fail(errno.EIO, "a live directory's list function must be synchronous")
         return dict(result)
 
     def refresh(self, server: Any) -> None:
@@ -464,7 +465,7 @@ class _LiveDirBackend:
         def read() -> Any:
             listing = self.listing(_context.get().server if _context.get() else None)
             if name not in listing:
-                raise _fail(errno.ENOENT, name)
+                raise fail(errno.ENOENT, name)
             value = listing[name]
             return value() if callable(value) else value
         return read
@@ -479,10 +480,10 @@ class _DirHandle:
         return None
 
     def read(self, offset: int, count: int) -> bytes:
-        raise _fail(errno.EISDIR)
+        raise fail(errno.EISDIR)
 
     def write(self, offset: int, data: Any) -> int:
-        raise _fail(errno.EISDIR)
+        raise fail(errno.EISDIR)
 
     def fsync(self) -> None:
         return None

@@ -155,7 +155,7 @@ class StoreCheck:
             self._extra_meta_delete.add(f"i:{ino}")
             if inode.chunks:
                 self._extra_chunk_delete.update(f"{ino}:{ci}" for ci in inode.chunks)
-            for seq, key in by_dir.get(ino, ()):
+            for _seq, key in by_dir.get(ino, ()):
                 self._extra_meta_delete.add(key)
 
         # Counts: link counts, sizes against chunks, the next inode number.

@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 import logging
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .constants import CHUNK, _fail
 from .inode import Inode

@@ -13,7 +13,8 @@ import errno
 import json
 import logging
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .constants import CHUNK
 from .inode import Inode

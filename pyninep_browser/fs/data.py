@@ -9,8 +9,19 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from .constants import (CHUNK, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_TRUNC, S_IFDIR, S_IFLNK, S_IFMT,
-                        S_IFREG, _DAY_NS, _fail)
+from .constants import (
+    _DAY_NS,
+    CHUNK,
+    O_ACCMODE,
+    O_DIRECTORY,
+    O_RDONLY,
+    O_TRUNC,
+    S_IFDIR,
+    S_IFLNK,
+    S_IFMT,
+    S_IFREG,
+    _fail,
+)
 from .inode import ROOT, Cred, Inode
 
 
@@ -111,7 +122,7 @@ class FileData:
             self._ensure_chunks(inode, [
                 ci for ci in range(first, last + 1)
                 if type(chunks.get(ci)) is int
-                and (ci == first and offset % CHUNK or end - ci * CHUNK < chunks[ci])])
+                and ((ci == first and offset % CHUNK) or end - ci * CHUNK < chunks[ci])])
         # Charge first so a full disk fails before anything changes.
         grow = 0
         pos = offset

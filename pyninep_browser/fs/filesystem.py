@@ -16,10 +16,24 @@ import errno
 import os
 import stat
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from .constants import (LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ROOT_INO, S_IFDIR, S_IFLNK,
-                        S_IFMT, S_IFREG, W_OK, X_OK, _NODE_TYPES, _fail)
+from .constants import (
+    _NODE_TYPES,
+    LINK_MAX,
+    MAX_FILE_SIZE,
+    NAME_MAX,
+    PATH_MAX,
+    ROOT_INO,
+    S_IFDIR,
+    S_IFLNK,
+    S_IFMT,
+    S_IFREG,
+    W_OK,
+    X_OK,
+    _fail,
+)
 from .data import FileData
 from .inode import ROOT, Cred, DirEntries, Inode, StatFS
 from .locks import ByteRangeLocks, Lock
@@ -96,9 +110,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 raise _fail(errno.ENOSPC)
             if self.used_bytes + delta > self._store_limit:
                 raise _fail(errno.ENOSPC, "the store is full")
-            if self.user_quota_bytes is not None and inode.uid != 0:
-                if self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes:
-                    raise _fail(errno.EDQUOT)
+            if (self.user_quota_bytes is not None and inode.uid != 0
+                    and self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes):
+                raise _fail(errno.EDQUOT)
         self.used_bytes += delta
         self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + delta
 

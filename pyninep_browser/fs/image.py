@@ -23,7 +23,8 @@ import struct
 from typing import Any
 
 from .filesystem import Filesystem
-from .stateformat import MAGIC as STATE_MAGIC, Blob, SnapshotError, build_filesystem, filesystem_header, pack, unpack
+from .stateformat import MAGIC as STATE_MAGIC
+from .stateformat import Blob, SnapshotError, build_filesystem, filesystem_header, pack, unpack
 
 MAGIC = b"PNPIMAGE"
 FORMAT = 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from .constants import NAME_MAX, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 

@@ -17,9 +17,25 @@ from __future__ import annotations
 
 import errno
 
-from .constants import (O_ACCMODE, O_NOATIME, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, R_OK, S_IFDIR,
-                        S_IFMT, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W_OK, X_OK, XATTR_NAME_MAX,
-                        _fail)
+from .constants import (
+    O_ACCMODE,
+    O_NOATIME,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    R_OK,
+    S_IFDIR,
+    S_IFMT,
+    S_ISGID,
+    S_ISUID,
+    S_ISVTX,
+    S_IXGRP,
+    W_OK,
+    X_OK,
+    XATTR_NAME_MAX,
+    _fail,
+)
 from .inode import Cred, Inode
 
 
@@ -124,9 +140,9 @@ class PermissionRules:
                 raise _fail(errno.EPERM)
             if uid is not None and uid != 0xFFFFFFFF and (not owner or uid != inode.uid):
                 raise _fail(errno.EPERM)  # only the owner may "chown" to itself (a no-op)
-            if gid is not None and gid != 0xFFFFFFFF:
-                if not owner or (gid != inode.gid and not cred.in_group(gid)):
-                    raise _fail(errno.EPERM)
+            if (gid is not None and gid != 0xFFFFFFFF
+                    and (not owner or (gid != inode.gid and not cred.in_group(gid)))):
+                raise _fail(errno.EPERM)
             if size is not None:
                 # A trusted client truncates through an open descriptor (ftruncate) whatever the
                 # mode says now; only the server's own enforcement looks at the mode.

@@ -15,7 +15,7 @@ This module joins them, and holds adopting a store and closing it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from .check import StoreCheck
 from .chunks import ChunkCache, ChunksNeeded

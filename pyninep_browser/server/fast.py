@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import protocol as p
 from ..fs import NAME_MAX, S_IFMT, Filesystem, Inode, fail

@@ -24,12 +24,26 @@ import errno
 import logging
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import protocol as p
 from ..device_numbers import makedev
-from ..fs import (DT_BY_TYPE, F_UNLCK, LOCK_END, O_APPEND, O_CREAT, O_EXCL, O_TRUNC, S_IFDIR,
-                  S_IFMT, ChunksNeeded, Filesystem, Inode, fail)
+from ..fs import (
+    DT_BY_TYPE,
+    F_UNLCK,
+    LOCK_END,
+    O_APPEND,
+    O_CREAT,
+    O_EXCL,
+    O_TRUNC,
+    S_IFDIR,
+    S_IFMT,
+    ChunksNeeded,
+    Filesystem,
+    Inode,
+    fail,
+)
 from ..protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 from .deferred import Deferrals
 from .fast import FastPaths

@@ -21,8 +21,18 @@ import json
 from typing import Any
 
 from ..fs import Cred, Filesystem, Inode
-from ..fs.stateformat import (Blob, SnapshotError, build_filesystem, filesystem_header, inode_times,
-                              lock_records, locks_from, pack, take, unpack)
+from ..fs.stateformat import (
+    Blob,
+    SnapshotError,
+    build_filesystem,
+    filesystem_header,
+    inode_times,
+    lock_records,
+    locks_from,
+    pack,
+    take,
+    unpack,
+)
 from .fids import OPEN, WALKED, XATTR_READ, XATTR_WRITE, Fid, FidState
 from .session import Server
 
@@ -109,7 +119,7 @@ def _session_server(fs: Filesystem, s: dict[str, Any], blob: memoryview) -> Serv
     server.msize = int(s["msize"])
     server.version = s["version"]
     server.session_id = s["session_id"]
-    server.pending = set(int(t) for t in s["pending"])
+    server.pending = {int(t) for t in s["pending"]}
     frames = {int(tag): bytes(take(blob, ref)) for tag, ref in s.get("frames", [])}
     server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(server.pending)]
     return server

@@ -8,8 +8,8 @@ the filesystem and server work with both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class StoreError(Exception):

@@ -10,7 +10,8 @@ this module) import on CPython; the conversions are imported on first use, insid
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import Batch, Store
 

@@ -8,7 +8,7 @@ in-memory filesystem (``Filesystem()`` without a store keeps everything in its i
 from __future__ import annotations
 
 import errno
-from typing import Callable
+from collections.abc import Callable
 
 from .base import Batch, Store
 

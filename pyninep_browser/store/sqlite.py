@@ -12,10 +12,11 @@ second process (or a second store in this one) opening the same file gets a clea
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 from .base import Batch, Store, StoreError
 
@@ -91,10 +92,8 @@ class SQLiteStore(Store):
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
-                    try:
+                    with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
                 raise
         except sqlite3.Error as exc:
             full = getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc)
@@ -102,19 +101,15 @@ class SQLiteStore(Store):
             return
         finally:
             if durable:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     db.execute("PRAGMA synchronous=NORMAL")
-                except sqlite3.Error:
-                    pass
         done(0)
 
     def estimate(self) -> tuple[int, int] | None:
         usage = 0
         for suffix in ("", "-wal"):
-            try:
+            with contextlib.suppress(OSError):
                 usage += os.path.getsize(self.path + suffix)
-            except OSError:
-                pass
         if self.quota_bytes is not None:
             return usage, self.quota_bytes
         try:
@@ -127,7 +122,5 @@ class SQLiteStore(Store):
         return [k for (k,) in self.db.execute("SELECT k FROM chunks")]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.db.close()
-        except sqlite3.Error:
-            pass
