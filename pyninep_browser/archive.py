@@ -93,8 +93,11 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
                 info.uid, info.gid = inode.uid, inode.gid
                 info.uname = info.gname = ""
                 info.mtime = inode.mtime // _NS
-                pax = {"mtime": _pax_time(inode.mtime), "atime": _pax_time(inode.atime),
-                       "ctime": _pax_time(inode.ctime)}
+                pax = {
+                    "mtime": _pax_time(inode.mtime),
+                    "atime": _pax_time(inode.atime),
+                    "ctime": _pax_time(inode.ctime),
+                }
                 for name, value in (inode.xattrs or {}).items():
                     pax[_XATTR + name] = value.decode("utf-8", "surrogateescape")
                 kind = inode.mode & 0o170000
@@ -154,8 +157,11 @@ def import_tar(tree: Any, source: str | os.PathLike | Any, at: str = "/") -> int
                 "atime_ns": _parse_pax_time(pax["atime"]) if "atime" in pax else None,
                 "ctime_ns": _parse_pax_time(pax["ctime"]) if "ctime" in pax else None,
             }
-            xattrs = {k[len(_XATTR):]: v.encode("utf-8", "surrogateescape")
-                      for k, v in pax.items() if k.startswith(_XATTR)}
+            xattrs = {
+                k[len(_XATTR) :]: v.encode("utf-8", "surrogateescape")
+                for k, v in pax.items()
+                if k.startswith(_XATTR)
+            }
             if not m.isdir() and rel:
                 try:
                     existing = path.inode(follow=False)
@@ -187,8 +193,9 @@ def import_tar(tree: Any, source: str | os.PathLike | Any, at: str = "/") -> int
             elif m.issym():
                 path.symlink_to(m.linkname, uid=m.uid, gid=m.gid)
             elif m.ischr() or m.isblk():
-                path.mknod("c" if m.ischr() else "b", m.devmajor, m.devminor, mode=m.mode,
-                           uid=m.uid, gid=m.gid)
+                path.mknod(
+                    "c" if m.ischr() else "b", m.devmajor, m.devminor, mode=m.mode, uid=m.uid, gid=m.gid
+                )
             elif m.isfifo():
                 path.mkfifo(m.mode, uid=m.uid, gid=m.gid)
             else:
@@ -211,8 +218,14 @@ def _finish(path: Any, xattrs: dict[str, bytes], times: dict[str, Any], *, follo
             path.fs.setxattr(inode, name, value, 0)
         except OSError as exc:
             log.warning("tar: %s: xattr %s not kept (%s)", path, name, exc.strerror)
-    path.set_attrs(uid=inode.uid, gid=inode.gid, mtime_ns=times["mtime_ns"], atime_ns=times["atime_ns"],
-                   ctime_ns=times["ctime_ns"], follow_symlinks=follow)
+    path.set_attrs(
+        uid=inode.uid,
+        gid=inode.gid,
+        mtime_ns=times["mtime_ns"],
+        atime_ns=times["atime_ns"],
+        ctime_ns=times["ctime_ns"],
+        follow_symlinks=follow,
+    )
 
 
 # ----------------------------------------------------------------- listing and extracting
@@ -237,7 +250,8 @@ def listing(fs: Filesystem, path: str = "/", recursive: bool = False) -> list[st
         full = (prefix if rel == "." else f"{prefix}/{rel}") or "/"
         kind = i.mode & 0o170000
         size = f"{major(i.rdev)}, {minor(i.rdev)}" if kind in (stat.S_IFCHR, stat.S_IFBLK) else str(i.size)
-        line = f"{stat.filemode(i.mode)} {i.nlink:>3} {i.uid:>5} {i.gid:>5} {size:>9} {_pax_time(i.mtime)} {full}"
+        owners = f"{i.nlink:>3} {i.uid:>5} {i.gid:>5}"
+        line = f"{stat.filemode(i.mode)} {owners} {size:>9} {_pax_time(i.mtime)} {full}"
         if i.is_symlink():
             line += " -> " + (i.target or b"").decode("utf-8", "surrogateescape")
         live = (i.xattrs or {}).get(LIVE_XATTR)

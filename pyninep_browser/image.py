@@ -3,14 +3,21 @@
 are :mod:`pyninep_browser.imagefile`."""
 
 from .initramfs import (
-                        INIT_SCRIPT,
-                        MODULES,
-                        MOUNT_OPTIONS,
-                        CpioWriter,
-                        build_initramfs,
-                        busybox_applets,
-                        find_modules,
+    INIT_SCRIPT,
+    MODULES,
+    MOUNT_OPTIONS,
+    CpioWriter,
+    build_initramfs,
+    busybox_applets,
+    find_modules,
 )
 
-__all__ = ["INIT_SCRIPT", "MODULES", "MOUNT_OPTIONS", "CpioWriter", "build_initramfs",
-           "busybox_applets", "find_modules"]
+__all__ = [
+    "INIT_SCRIPT",
+    "MODULES",
+    "MOUNT_OPTIONS",
+    "CpioWriter",
+    "build_initramfs",
+    "busybox_applets",
+    "find_modules",
+]

@@ -111,9 +111,14 @@ class LiveDir:
         inode.backend = _LiveDirBackend(self, fs, inode)
 
 
-def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | None = None,
-              write: Callable[[bytes], Any] | None = None, open: Callable[[int], Any] | None = None,
-              limit: float = LIMIT) -> Any:
+def live_file(
+    name: str | Callable | None = None,
+    *,
+    read: Callable[[], Any] | None = None,
+    write: Callable[[bytes], Any] | None = None,
+    open: Callable[[int], Any] | None = None,
+    limit: float = LIMIT,
+) -> Any:
     """Declare a live file under ``name`` (what images record to re-attach it).
 
     ``read()`` returns bytes or str, called at each open; ``write(data)`` receives what an open
@@ -125,8 +130,10 @@ def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | N
     if callable(name):  # @live_file without parentheses
         return live_file(name.__name__, limit=limit)(name)
     if read is None and write is None and open is None:
+
         def decorate(fn: Callable[[], Any]) -> LiveFile:
             return live_file(name or fn.__name__, read=fn, limit=limit)
+
         return decorate
     if name is None:
         raise TypeError("live_file needs a name: images record it to re-attach the file")
@@ -135,16 +142,22 @@ def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | N
     return spec
 
 
-def live_dir(name: str | Callable | None = None, *, list: Callable[[], Mapping[str, Any]] | None = None,
-             limit: float = LIMIT) -> Any:
+def live_dir(
+    name: str | Callable | None = None,
+    *,
+    list: Callable[[], Mapping[str, Any]] | None = None,
+    limit: float = LIMIT,
+) -> Any:
     """Declare a live directory: ``list()`` returns a mapping of entry name → content (bytes,
     str, or a function returning them), computed when the directory is opened or a missing name
     is looked up. Entries are files whose content is computed again at each open."""
     if callable(name):
         return live_dir(name.__name__, list=name, limit=limit)
     if list is None:
+
         def decorate(fn: Callable[[], Mapping[str, Any]]) -> LiveDir:
             return live_dir(name or fn.__name__, list=fn, limit=limit)
+
         return decorate
     if name is None:
         raise TypeError("live_dir needs a name")
@@ -224,8 +237,9 @@ class _Caller:
         self.label = label
         self.limit = limit
 
-    def call(self, ctx: LiveContext, what: str, fn: Callable, *args: Any,
-             then: Callable[[Any], Any] | None = None) -> Any:
+    def call(
+        self, ctx: LiveContext, what: str, fn: Callable, *args: Any, then: Callable[[Any], Any] | None = None
+    ) -> Any:
         """The result of ``then(fn(*args))``, or, if ``fn`` is async, a future of it."""
         token = _context.set(ctx)
         try:
@@ -324,7 +338,7 @@ class _LiveFileBackend:
     def read(self, offset: int, count: int) -> bytes:
         to_end = offset + count >= self.inode.size  # the caller's size may predate this snapshot
         data = self.snapshot()
-        return data[offset:] if to_end else data[offset:offset + count]
+        return data[offset:] if to_end else data[offset : offset + count]
 
     def write(self, offset: int, data: Any) -> int:
         if self.spec.write is None:
@@ -351,8 +365,10 @@ class _LiveHandle:
     def start(self) -> Any:
         spec, caller = self.backend.spec, self.backend.caller
         if spec.open is not None:
+
             def keep(obj: Any) -> None:
                 self.stream = obj
+
             return caller.call(self.ctx, "open", spec.open, self.flags, then=keep)
         acc = self.flags & O_ACCMODE
         if acc == O_WRONLY or spec.read is None:
@@ -364,12 +380,13 @@ class _LiveHandle:
         def keep_data(value: Any) -> None:
             data = self.backend.observed(_as_bytes(value))
             self.data = bytearray(data) if acc == O_RDWR else data
+
         return caller.call(self.ctx, "read", spec.read, then=keep_data)
 
     def read(self, offset: int, count: int) -> bytes:
         if self.stream is not None:
             return _as_bytes(self.backend.caller.call(self.ctx, "read", self.stream.read, count))
-        return bytes(self.data[offset:offset + count])
+        return bytes(self.data[offset : offset + count])
 
     def write(self, offset: int, data: Any) -> int:
         if self.stream is not None:
@@ -396,6 +413,7 @@ class _LiveHandle:
         def wrote(_: Any) -> None:
             inode = self.backend.inode
             inode.mtime = inode.ctime = self.backend.fs.clock()
+
         return self.backend.caller.call(self.ctx, "write", spec.write, data, then=wrote)
 
     def fsync(self) -> Any:
@@ -468,6 +486,7 @@ class _LiveDirBackend:
                 raise fail(errno.ENOENT, name)
             value = listing[name]
             return value() if callable(value) else value
+
         return read
 
     def open(self, server: Any, cred: Cred, flags: int) -> _DirHandle:
@@ -495,5 +514,15 @@ class _DirHandle:
         pass
 
 
-__all__ = ["LIMIT", "LIVE_XATTR", "REGISTRY", "LiveContext", "LiveDir", "LiveFile", "attach",
-           "context", "live_dir", "live_file"]
+__all__ = [
+    "LIMIT",
+    "LIVE_XATTR",
+    "REGISTRY",
+    "LiveContext",
+    "LiveDir",
+    "LiveFile",
+    "attach",
+    "context",
+    "live_dir",
+    "live_file",
+]

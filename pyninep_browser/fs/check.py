@@ -24,6 +24,7 @@ _KIND = {0o040000: "directory", 0o100000: "file", 0o120000: "symlink"}
 
 def _store_error(msg: str) -> Exception:
     from ..store.base import StoreError
+
     return StoreError(msg)
 
 
@@ -49,21 +50,23 @@ class StoreCheck:
         records = dict(meta)
         raw_super = records.pop("super", None)
         if raw_super is None:
-            raise _store_error("the store holds something that is not a pyninep filesystem "
-                               "(no superblock record)")
+            raise _store_error(
+                "the store holds something that is not a pyninep filesystem (no superblock record)"
+            )
         try:
             sup = json.loads(raw_super)
             fmt = _int(sup["format"])
         except (ValueError, KeyError, TypeError):
             raise _store_error("the store's superblock is corrupt") from None
         if fmt > FORMAT:
-            raise _store_error(f"the store was written in format {fmt}, newer than this version "
-                               f"reads ({FORMAT}): open it with a newer pyninep_browser")
+            raise _store_error(
+                f"the store was written in format {fmt}, newer than this version "
+                f"reads ({FORMAT}): open it with a newer pyninep_browser"
+            )
         if fmt < FORMAT:  # no older format exists yet; migrations would go here, by format
             raise _store_error(f"the store's format {fmt} is not readable by this version")
         if sup.get("chunk") != CHUNK:
-            raise _store_error(f"the store uses {sup.get('chunk')}-byte chunks, this version "
-                               f"{CHUNK}")
+            raise _store_error(f"the store uses {sup.get('chunk')}-byte chunks, this version {CHUNK}")
         self._load_records(sup, records)
 
     def _load_records(self, sup: dict, records: dict[str, bytes]) -> None:
@@ -177,8 +180,7 @@ class StoreCheck:
                     dirty.add(ino)
         listed = self.store.chunk_keys()
         if listed is not None:
-            known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks
-                     for ci in inode.chunks}
+            known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks for ci in inode.chunks}
             gone = self._extra_chunk_delete  # chunks of removed orphans are already counted
             stray = [k for k in listed if k not in known and k not in gone]
             if stray:

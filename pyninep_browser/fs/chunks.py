@@ -32,7 +32,6 @@ class ChunksNeeded(Exception):
         self.keys = keys
 
 
-
 class ChunkCache:
     """The chunk half of :class:`~pyninep_browser.fs.persist.Persistence`."""
 
@@ -74,8 +73,13 @@ class ChunkCache:
 
     def missing_chunks(self) -> list[str]:
         """Keys of every chunk not in memory (to load before a full export)."""
-        return [f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
-                for ci, c in inode.chunks.items() if type(c) is int]
+        return [
+            f"{ino}:{ci}"
+            for ino, inode in self.inodes.items()
+            if inode.chunks
+            for ci, c in inode.chunks.items()
+            if type(c) is int
+        ]
 
     def load_chunks(self, keys: list[str], done: Callable[[int], None]) -> None:
         """Load ``keys`` from the store into memory; ``done(0)`` or ``done(errno)`` when all
@@ -94,6 +98,7 @@ class ChunkCache:
                 state[0] -= 1
                 if state[0] == 0:
                     done(state[1])
+
             return answered
 
         for key in keys:
@@ -113,8 +118,12 @@ class ChunkCache:
         if type(c) is not int:
             return 0  # loaded, rewritten or truncated meanwhile
         if value is None or len(value) != c:
-            log.error("store chunk %s is %s (expected %d bytes)", key,
-                      "missing" if value is None else f"{len(value)} bytes", c)
+            log.error(
+                "store chunk %s is %s (expected %d bytes)",
+                key,
+                "missing" if value is None else f"{len(value)} bytes",
+                c,
+            )
             return errno.EIO
         inode.chunks[ci] = bytearray(value)
         self._lru[(ino, ci)] = None

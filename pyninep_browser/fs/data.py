@@ -75,7 +75,7 @@ class FileData:
             else:
                 have = len(chunk) - co
                 if have >= take:
-                    parts.append(memoryview(chunk)[co:co + take])
+                    parts.append(memoryview(chunk)[co : co + take])
                 elif have > 0:
                     parts.append(memoryview(chunk)[co:])
                     parts.append(bytes(take - have))
@@ -119,10 +119,15 @@ class FileData:
         if self.store is not None:
             # Chunks the write only partly covers must be in memory; fully covered ones need not.
             first, last = offset // CHUNK, (end - 1) // CHUNK
-            self._ensure_chunks(inode, [
-                ci for ci in range(first, last + 1)
-                if type(chunks.get(ci)) is int
-                and ((ci == first and offset % CHUNK) or end - ci * CHUNK < chunks[ci])])
+            self._ensure_chunks(
+                inode,
+                [
+                    ci
+                    for ci in range(first, last + 1)
+                    if type(chunks.get(ci)) is int
+                    and ((ci == first and offset % CHUNK) or end - ci * CHUNK < chunks[ci])
+                ],
+            )
         # Charge first so a full disk fails before anything changes.
         grow = 0
         pos = offset
@@ -145,14 +150,14 @@ class FileData:
             chunk = chunks.get(ci)
             if chunk is None or type(chunk) is int:  # absent, or wholly overwritten unloaded
                 if co == 0 and take == CHUNK:
-                    chunks[ci] = bytearray(mv[src:src + take])
+                    chunks[ci] = bytearray(mv[src : src + take])
                 else:
                     chunk = chunks[ci] = bytearray(co)
-                    chunk[co:] = mv[src:src + take]
+                    chunk[co:] = mv[src : src + take]
             else:
                 if len(chunk) < co:
                     chunk.extend(bytes(co - len(chunk)))
-                chunk[co:co + take] = mv[src:src + take]
+                chunk[co : co + take] = mv[src : src + take]
             pos += take
             src += take
         if self.store is not None:

@@ -56,12 +56,22 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
     :meth:`persist` / :meth:`tick` (after ``writeback_ms``). See ``persist.py``.
     """
 
-    def __init__(self, *, clock: Callable[[], int] | None = None,
-                 quota_bytes: int = 1 << 30, quota_inodes: int = 1 << 20,
-                 user_quota_bytes: int | None = None, max_file_size: int = MAX_FILE_SIZE,
-                 root_mode: int = 0o755, root_uid: int = 0, root_gid: int = 0,
-                 fsid: int | None = None, store=None, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], int] | None = None,
+        quota_bytes: int = 1 << 30,
+        quota_inodes: int = 1 << 20,
+        user_quota_bytes: int | None = None,
+        max_file_size: int = MAX_FILE_SIZE,
+        root_mode: int = 0o755,
+        root_uid: int = 0,
+        root_gid: int = 0,
+        fsid: int | None = None,
+        store=None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        writeback_ms: int = DEFAULT_WRITEBACK_MS,
+    ) -> None:
         self.clock = clock or time.time_ns
         self.quota_bytes = quota_bytes
         self.quota_inodes = quota_inodes
@@ -95,8 +105,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOSPC, "no inodes left")
         ino = self.next_ino
         self.next_ino += 1
-        inode = Inode(ino=ino, mode=mode, uid=uid, gid=gid, atime=now, mtime=now, ctime=now,
-                      btime=now, gen=1)
+        inode = Inode(ino=ino, mode=mode, uid=uid, gid=gid, atime=now, mtime=now, ctime=now, btime=now, gen=1)
         self.inodes[ino] = inode
         self.used_inodes += 1
         self.dirty.add(ino)
@@ -110,8 +119,11 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 raise _fail(errno.ENOSPC)
             if self.used_bytes + delta > self._store_limit:
                 raise _fail(errno.ENOSPC, "the store is full")
-            if (self.user_quota_bytes is not None and inode.uid != 0
-                    and self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes):
+            if (
+                self.user_quota_bytes is not None
+                and inode.uid != 0
+                and self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes
+            ):
                 raise _fail(errno.EDQUOT)
         self.used_bytes += delta
         self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + delta
@@ -210,8 +222,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOENT, name)
         return found
 
-    def linked_at(self, inode: Inode, parent: Inode | None = None,
-                  name: str | None = None) -> tuple[Inode, str]:
+    def linked_at(
+        self, inode: Inode, parent: Inode | None = None, name: str | None = None
+    ) -> tuple[Inode, str]:
         """Where ``inode`` is linked: ``(directory, name)``. A directory's place is its parent's
         entry; a file's is the hint given (where a client walked it from: hard links have
         several names) if it still holds, else any name it has in ``parent``. ENOENT when it
@@ -240,19 +253,23 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
 
     # ----------------------------------------------------------------- creating
 
-    def create(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
-               gid: int | None = None) -> Inode:
-        inode = self._link_new(directory, name, S_IFREG | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+    def create(
+        self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
+        inode = self._link_new(
+            directory, name, S_IFREG | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         inode.chunks = {}
         return inode
 
-    def mkdir(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
-              gid: int | None = None) -> Inode:
+    def mkdir(
+        self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         if directory.nlink >= LINK_MAX:
             raise _fail(errno.EMLINK)
-        inode = self._link_new(directory, name, S_IFDIR | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+        inode = self._link_new(
+            directory, name, S_IFDIR | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         inode.nlink = 2
         inode.entries = DirEntries()
         if self.store is not None:
@@ -261,8 +278,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         directory.nlink += 1
         return inode
 
-    def symlink(self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT,
-                gid: int | None = None) -> Inode:
+    def symlink(
+        self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         raw = target if isinstance(target, bytes) else target.encode("utf-8", "surrogateescape")
         if not raw:
             raise _fail(errno.ENOENT, "empty symlink target")
@@ -272,8 +290,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         probe = Inode(0, S_IFLNK, cred.uid, 0, 0, 0, 0, 0)
         self._charge(probe, len(raw))
         try:
-            inode = self._link_new(directory, name, S_IFLNK | 0o777, cred,
-                                   cred.gid if gid is None else gid)
+            inode = self._link_new(directory, name, S_IFLNK | 0o777, cred, cred.gid if gid is None else gid)
         except OSError:
             self._charge(probe, -len(raw))
             raise
@@ -281,15 +298,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         inode.size = len(raw)
         return inode
 
-    def mknod(self, directory: Inode, name: str, mode: int, rdev: int = 0, cred: Cred = ROOT,
-              gid: int | None = None) -> Inode:
+    def mknod(
+        self, directory: Inode, name: str, mode: int, rdev: int = 0, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         kind = mode & S_IFMT or S_IFREG
         if kind not in _NODE_TYPES:
             raise _fail(errno.EINVAL, "bad file type")
         if kind in (stat.S_IFCHR, stat.S_IFBLK) and not self._exempt(cred):
             raise _fail(errno.EPERM)
-        inode = self._link_new(directory, name, kind | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+        inode = self._link_new(
+            directory, name, kind | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         if kind == S_IFREG:
             inode.chunks = {}
         elif kind in (stat.S_IFCHR, stat.S_IFBLK):
@@ -343,8 +362,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self._touch(victim, now, m=False)
         self._maybe_free(victim)
 
-    def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str,
-               cred: Cred = ROOT) -> None:
+    def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str, cred: Cred = ROOT) -> None:
         for d in (old_dir, new_dir):
             if d.entries is None:
                 raise _fail(errno.ENOTDIR)
@@ -413,10 +431,21 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
 
     # ----------------------------------------------------------------- attributes
 
-    def setattr(self, inode: Inode, cred: Cred = ROOT, *, mode: int | None = None,
-                uid: int | None = None, gid: int | None = None, size: int | None = None,
-                atime: int | None = None, mtime: int | None = None,
-                atime_now: bool = False, mtime_now: bool = False, ctime: bool = False) -> None:
+    def setattr(
+        self,
+        inode: Inode,
+        cred: Cred = ROOT,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        size: int | None = None,
+        atime: int | None = None,
+        mtime: int | None = None,
+        atime_now: bool = False,
+        mtime_now: bool = False,
+        ctime: bool = False,
+    ) -> None:
         """Change attributes with chmod/chown/truncate/utimensat rules; all checks before any change."""
         self._check_setattr(inode, cred, mode, uid, gid, size, atime, mtime, atime_now, mtime_now)
         if uid == 0xFFFFFFFF:
@@ -452,7 +481,6 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty.add(inode.ino)
         self.changes += 1
 
-
     def statfs(self) -> StatFS:
         bsize = 4096
         blocks = self.quota_bytes // bsize
@@ -462,9 +490,15 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             self._refresh_room()  # the store may fill up before the quota does
             if self._store_limit != float("inf"):
                 free = max(0, min(free, int(self._store_limit - self.used_bytes) // bsize))
-        return StatFS(bsize=bsize, blocks=blocks, bfree=free, bavail=free,
-                      files=self.quota_inodes, ffree=max(0, self.quota_inodes - self.used_inodes),
-                      fsid=self.fsid)
+        return StatFS(
+            bsize=bsize,
+            blocks=blocks,
+            bfree=free,
+            bavail=free,
+            files=self.quota_inodes,
+            ffree=max(0, self.quota_inodes - self.used_inodes),
+            fsid=self.fsid,
+        )
 
     # ----------------------------------------------------------------- directories
 

@@ -25,8 +25,7 @@ class PathHelpers:
         inode, _ = self._walk_path(self._split(path), follow, cred, 0)
         return inode
 
-    def _walk_path(self, parts: list[str], follow: bool, cred: Cred, depth: int
-                   ) -> tuple[Inode, int]:
+    def _walk_path(self, parts: list[str], follow: bool, cred: Cred, depth: int) -> tuple[Inode, int]:
         cur = self.root
         stack = [self.root]
         i = 0
@@ -49,7 +48,7 @@ class PathHelpers:
                 if target.startswith("/"):
                     stack = [self.root]
                     cur = self.root
-                parts = rest + parts[i + 1:]
+                parts = rest + parts[i + 1 :]
                 i = 0
                 continue
             cur = nxt
@@ -81,8 +80,9 @@ class PathHelpers:
             cur = nxt
         return cur
 
-    def write_file(self, path: str, data: bytes | str, mode: int = 0o644, uid: int = 0,
-                   gid: int = 0) -> Inode:
+    def write_file(
+        self, path: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0
+    ) -> Inode:
         """Create or replace a regular file's content (parents are created)."""
         if isinstance(data, str):
             data = data.encode()

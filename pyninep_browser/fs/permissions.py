@@ -90,8 +90,12 @@ class PermissionRules:
 
     def _may_delete(self, directory: Inode, victim: Inode, cred: Cred) -> None:
         self.check(directory, cred, W_OK | X_OK)
-        if (directory.mode & S_ISVTX and not self._exempt(cred) and cred.uid != directory.uid
-                and cred.uid != victim.uid):
+        if (
+            directory.mode & S_ISVTX
+            and not self._exempt(cred)
+            and cred.uid != directory.uid
+            and cred.uid != victim.uid
+        ):
             raise _fail(errno.EPERM, "sticky directory")
 
     def _init_owner(self, directory: Inode, mode: int, cred: Cred, gid: int) -> tuple[int, int]:
@@ -106,8 +110,7 @@ class PermissionRules:
                 mode |= S_ISGID
         elif not self._exempt(cred) and not cred.in_group(gid):
             gid = cred.gid
-        if (mode & S_IFMT != S_IFDIR and mode & S_ISGID and not self._exempt(cred)
-                and not cred.in_group(gid)):
+        if mode & S_IFMT != S_IFDIR and mode & S_ISGID and not self._exempt(cred) and not cred.in_group(gid):
             mode &= ~S_ISGID
         return mode, gid
 
@@ -125,9 +128,19 @@ class PermissionRules:
 
     # ----------------------------------------------------------------- attributes
 
-    def _check_setattr(self, inode: Inode, cred: Cred, mode: int | None, uid: int | None,
-                       gid: int | None, size: int | None, atime: int | None, mtime: int | None,
-                       atime_now: bool, mtime_now: bool) -> None:
+    def _check_setattr(
+        self,
+        inode: Inode,
+        cred: Cred,
+        mode: int | None,
+        uid: int | None,
+        gid: int | None,
+        size: int | None,
+        atime: int | None,
+        mtime: int | None,
+        atime_now: bool,
+        mtime_now: bool,
+    ) -> None:
         """chmod/chown/truncate/utimensat rules: raise before anything changes."""
         if size is not None:
             if inode.is_dir():
@@ -140,8 +153,11 @@ class PermissionRules:
                 raise _fail(errno.EPERM)
             if uid is not None and uid != 0xFFFFFFFF and (not owner or uid != inode.uid):
                 raise _fail(errno.EPERM)  # only the owner may "chown" to itself (a no-op)
-            if (gid is not None and gid != 0xFFFFFFFF
-                    and (not owner or (gid != inode.gid and not cred.in_group(gid)))):
+            if (
+                gid is not None
+                and gid != 0xFFFFFFFF
+                and (not owner or (gid != inode.gid and not cred.in_group(gid)))
+            ):
                 raise _fail(errno.EPERM)
             if size is not None:
                 # A trusted client truncates through an open descriptor (ftruncate) whatever the
@@ -188,8 +204,13 @@ class PermissionRules:
         if name.startswith("user."):
             if not (inode.is_reg() or inode.is_dir()):
                 raise _fail(errno.EPERM if write else errno.ENODATA)
-            if (write and inode.is_dir() and inode.mode & S_ISVTX and not self._exempt(cred)
-                    and cred.uid != inode.uid):
+            if (
+                write
+                and inode.is_dir()
+                and inode.mode & S_ISVTX
+                and not self._exempt(cred)
+                and cred.uid != inode.uid
+            ):
                 raise _fail(errno.EPERM)
             self.check(inode, cred, W_OK if write else R_OK)
         elif name.startswith("trusted."):

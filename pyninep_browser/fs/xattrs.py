@@ -30,8 +30,7 @@ class Xattrs:
             names = [n for n in names if not n.startswith("trusted.")]
         return names
 
-    def check_setxattr(self, inode: Inode, name: str, size: int, flags: int = 0,
-                       cred: Cred = ROOT) -> None:
+    def check_setxattr(self, inode: Inode, name: str, size: int, flags: int = 0, cred: Cred = ROOT) -> None:
         """What :meth:`setxattr` would refuse before looking at the value (access, size,
         XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one): a client that sends
         the value later (9P's Txattrcreate) hears early."""
@@ -44,8 +43,7 @@ class Xattrs:
         if flags & 2 and not exists:
             raise _fail(errno.ENODATA)
 
-    def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0,
-                 cred: Cred = ROOT) -> None:
+    def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0, cred: Cred = ROOT) -> None:
         self.check_setxattr(inode, name, len(value), flags, cred)
         xattrs = inode.xattrs or {}
         old = xattrs.get(name)

@@ -26,8 +26,7 @@ class Batch:
     chunk_delete: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return (len(self.meta_put) + len(self.meta_delete) + len(self.chunk_put)
-                + len(self.chunk_delete))
+        return len(self.meta_put) + len(self.meta_delete) + len(self.chunk_put) + len(self.chunk_delete)
 
 
 class Store:

@@ -84,9 +84,13 @@ class IndexedDBStore(Store):
 
         try:
             self._db.commitThen(
-                to_js(list(batch.meta_put.items())), to_js(list(batch.meta_delete)),
-                to_js(list(batch.chunk_put.items())), to_js(list(batch.chunk_delete)),
-                bool(durable), self._once(committed))
+                to_js(list(batch.meta_put.items())),
+                to_js(list(batch.meta_delete)),
+                to_js(list(batch.chunk_put.items())),
+                to_js(list(batch.chunk_delete)),
+                bool(durable),
+                self._once(committed),
+            )
         except Exception:  # noqa: BLE001 - nothing was applied; the caller keeps its changes
             done(errno.EIO)
 
@@ -108,7 +112,7 @@ def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
 
     def field() -> memoryview:
         nonlocal offset
-        n = int.from_bytes(view[offset:offset + 4], "little")
+        n = int.from_bytes(view[offset : offset + 4], "little")
         start = offset + 4
         offset = start + n
         if offset > len(view):
@@ -117,7 +121,7 @@ def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
 
     def count() -> int:
         nonlocal offset
-        n = int.from_bytes(view[offset:offset + 4], "little")
+        n = int.from_bytes(view[offset : offset + 4], "little")
         offset += 4
         return n
 

@@ -33,8 +33,7 @@ class SQLiteStore(Store):
         self.path = os.fspath(path)
         self.quota_bytes = quota_bytes
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=0.2,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=0.2, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         try:
@@ -81,14 +80,13 @@ class SQLiteStore(Store):
                 if batch.meta_delete:
                     db.executemany("DELETE FROM meta WHERE k = ?", [(k,) for k in batch.meta_delete])
                 if batch.chunk_delete:
-                    db.executemany("DELETE FROM chunks WHERE k = ?",
-                                   [(k,) for k in batch.chunk_delete])
+                    db.executemany("DELETE FROM chunks WHERE k = ?", [(k,) for k in batch.chunk_delete])
                 if batch.meta_put:
-                    db.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
-                                   batch.meta_put.items())
+                    db.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", batch.meta_put.items())
                 if batch.chunk_put:
-                    db.executemany("INSERT OR REPLACE INTO chunks (k, v) VALUES (?, ?)",
-                                   batch.chunk_put.items())
+                    db.executemany(
+                        "INSERT OR REPLACE INTO chunks (k, v) VALUES (?, ?)", batch.chunk_put.items()
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
