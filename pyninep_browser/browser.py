@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
+from pyodide.ffi import JsProxy, to_js
 
 from . import authoring, snapshot
 from .archive import export_tar, import_tar

@@ -60,7 +60,7 @@ run = live_file("run", read=lambda: _last_run["output"], write=_run, limit=30.0)
 def version() -> str:
     extra = ""
     with contextlib.suppress(ImportError):
-        import pyodide  # type: ignore[import-not-found]
+        import pyodide
 
         extra = f", Pyodide {pyodide.__version__}"
     return f"Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform}{extra})\n"

@@ -347,7 +347,8 @@ class _Layout:
 
     def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
         self.names = tuple(name for name, _ in fields)
-        steps: list[tuple[str, Any, int]] = []  # ("fixed", Struct, nqids-groups) or (code, None, 0)
+        # ("fixed", Struct, the run's codes) or (code, None, ()); Any: the hot loops read st.size
+        steps: list[tuple[str, Any, tuple[str, ...]]] = []
         run: list[str] = []
 
         def flush() -> None:

@@ -30,7 +30,7 @@ class IndexedDBStore(Store):
     asynchronous = True
 
     def __init__(self, db: Any) -> None:
-        from pyodide.ffi import create_once_callable, to_js  # type: ignore[import-not-found]
+        from pyodide.ffi import create_once_callable, to_js
 
         self._db = db
         self._to_js = to_js
