@@ -45,6 +45,7 @@ class ChunkCache:
     def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
         """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
         chunks = inode.chunks
+        assert chunks is not None  # a regular file's
         ino = inode.ino
         lru = self._lru
         if len(lru) > self.cache_bytes // CHUNK:
@@ -52,7 +53,7 @@ class ChunkCache:
             self.trim_cache(reserve=len(cis), protect={(ino, ci) for ci in cis})
         missing = None
         for ci in cis:
-            c = chunks.get(ci)  # type: ignore[union-attr]
+            c = chunks.get(ci)
             if type(c) is int:
                 if missing is None:
                     missing = []
@@ -147,7 +148,7 @@ class ChunkCache:
             if inode is None or not inode.chunks:
                 continue
             c = inode.chunks.get(key[1])
-            if c is not None and type(c) is not int:
+            if isinstance(c, bytearray):
                 inode.chunks[key[1]] = len(c)
         for key in kept:
             lru[key] = None

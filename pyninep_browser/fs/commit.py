@@ -78,7 +78,7 @@ class Commits:
         batch, taken = self._take_batch()
         self._inflight = True
         self._inflight_chunks = taken[1]
-        finished_once = []
+        finished_once: list[int] = []
 
         def finished(err: int) -> None:
             if finished_once:

@@ -214,7 +214,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOENT, name)
         found = directory.entries.get(name)
         if found is None and directory.backend is not None:
-            directory.backend.refresh(session)  # type: ignore[attr-defined]
+            directory.backend.refresh(session)
             found = directory.entries.get(name)
         if found is None:
             if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
@@ -247,7 +247,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         now = self.clock()
         inode = self._new_inode(mode, cred.uid, gid, now)
         inode.nlink = 1
-        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        assert directory.entries is not None  # _may_create refused anything else
+        directory.entries.add(name, inode)
         self._touch(directory, now)
         return inode
 
@@ -325,7 +326,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.EMLINK)
         now = self.clock()
         inode.nlink += 1
-        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        assert directory.entries is not None  # _may_create refused anything else
+        directory.entries.add(name, inode)
         self._touch(directory, now)
         self._touch(inode, now, m=False)
 
@@ -344,7 +346,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         if rmdir:
             if not victim.is_dir():
                 raise _fail(errno.ENOTDIR)
-            if len(victim.entries):  # type: ignore[arg-type]
+            assert victim.entries is not None  # a directory has entries
+            if len(victim.entries):
                 raise _fail(errno.ENOTEMPTY)
         elif victim.is_dir():
             raise _fail(errno.EISDIR)
@@ -363,16 +366,16 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self._maybe_free(victim)
 
     def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str, cred: Cred = ROOT) -> None:
-        for d in (old_dir, new_dir):
-            if d.entries is None:
-                raise _fail(errno.ENOTDIR)
+        old_entries, new_entries = old_dir.entries, new_dir.entries
+        if old_entries is None or new_entries is None:
+            raise _fail(errno.ENOTDIR)
         self.check_name(old_name)
         self.check_name(new_name)
         # Both parents are resolved (search permission) before either name is looked up.
         self.check(old_dir, cred, X_OK)
         self.check(new_dir, cred, X_OK)
         src = self.lookup(old_dir, old_name, cred)
-        dst = new_dir.entries.get(new_name)  # type: ignore[union-attr]
+        dst = new_entries.get(new_name)
         # Linux's order: the ancestry traps (do_renameat2), the same-inode no-op, then may_delete
         # of the source, may_delete (with the type rules) or may_create of the target, then the
         # write permission a directory changing parents needs for its "..", then the fs's checks.
@@ -399,16 +402,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             if new_dir is not old_dir and not self.permitted(src, cred, W_OK):
                 raise _fail(errno.EACCES)
             if dst is not None:
-                if len(dst.entries):  # type: ignore[arg-type]
+                assert dst.entries is not None  # a directory (the type rules above)
+                if len(dst.entries):
                     raise _fail(errno.ENOTEMPTY)
             elif new_dir is not old_dir and new_dir.nlink >= LINK_MAX:
                 raise _fail(errno.EMLINK)
         now = self.clock()
         if dst is not None:
-            new_dir.entries.remove(new_name)  # type: ignore[union-attr]
+            new_entries.remove(new_name)
             self._drop_link(new_dir, dst, now)
-        old_dir.entries.remove(old_name)  # type: ignore[union-attr]
-        new_dir.entries.add(new_name, src)  # type: ignore[union-attr]
+        old_entries.remove(old_name)
+        new_entries.add(new_name, src)
         if src.is_dir() and new_dir is not old_dir:
             src.parent = new_dir
             old_dir.nlink -= 1

@@ -16,6 +16,7 @@ apply to everyone, because the client leaves them to the filesystem.
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
 from .constants import (
     O_ACCMODE,
@@ -43,6 +44,11 @@ class PermissionRules:
     """The permission half of :class:`Filesystem`."""
 
     max_file_size: int
+
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        @staticmethod
+        def check_name(name: str) -> None: ...
 
     @staticmethod
     def permitted(inode: Inode, cred: Cred, want: int) -> bool:
@@ -80,7 +86,7 @@ class PermissionRules:
             raise _fail(errno.ENOTDIR)
         if directory.nlink == 0:
             raise _fail(errno.ENOENT, "directory was removed")
-        self.check_name(name)  # type: ignore[attr-defined]
+        self.check_name(name)
         # Linux looks the name up (which needs search permission) before it asks for write
         # permission: an existing name is EEXIST even in a directory the caller cannot write.
         self.check(directory, cred, X_OK)

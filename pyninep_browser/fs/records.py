@@ -55,7 +55,7 @@ def encode_inode(inode: Inode) -> bytes:
         runs: list[list[int]] = []
         for ci in sorted(chunks):
             c = chunks[ci]
-            n = c if type(c) is int else len(c)
+            n = c if isinstance(c, int) else len(c)
             if runs and runs[-1][0] + runs[-1][1] == ci and runs[-1][2] == CHUNK:
                 runs[-1][1] += 1
                 runs[-1][2] = n

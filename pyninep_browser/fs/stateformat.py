@@ -147,7 +147,9 @@ def inode_record(inode: Inode, blob: Blob, stored: set | None = None) -> dict[st
         else:  # offset -1: the chunk is in the store this state builds on
             ino = inode.ino
             rec["chunks"] = [
-                [ci, -1, c if type(c) is int else len(c)] if (ino, ci) not in stored else [ci, *blob.put(c)]
+                [ci, -1, c if isinstance(c, int) else len(c)]
+                if (ino, ci) not in stored
+                else [ci, *blob.put(c)]
                 for ci, c in sorted(inode.chunks.items())
             ]
     if inode.target is not None:
@@ -220,7 +222,7 @@ def filesystem_header(fs: Filesystem, blob: Blob, stored: bool = False) -> dict[
         if fs.store is None:
             raise SnapshotError("stored=True needs a filesystem kept in a store")
         unstored = fs.unstored_chunks()
-    header = {
+    header: dict[str, Any] = {
         "root": fs.root.ino,
         "next_ino": fs.next_ino,
         "fsid": fs.fsid,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .constants import XATTR_SIZE_MAX, XATTR_TOTAL_MAX, _fail
 from .inode import ROOT, Cred, Inode
@@ -10,6 +12,15 @@ from .inode import ROOT, Cred, Inode
 
 class Xattrs:
     """The xattr half of :class:`Filesystem`."""
+
+    clock: Callable[[], int]
+    dirty: set[int]
+    changes: int
+
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        def _xattr_access(self, inode: Inode, name: str, cred: Cred, write: bool) -> None: ...
+        def _charge(self, inode: Inode, delta: int) -> None: ...
 
     @staticmethod
     def _xattr_bytes(inode: Inode) -> int:
