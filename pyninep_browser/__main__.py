@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from .initramfs import build_initramfs
 
@@ -80,8 +81,9 @@ def _write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _script_args(specs: list[str]) -> dict[str, str]:
-    out = {}
+def _script_args(specs: list[str]) -> dict[str, Any]:
+    """``--arg NAME=VALUE`` options as the keyword arguments of the script's build()."""
+    out: dict[str, Any] = {}
     for spec in specs:
         key, sep, value = spec.partition("=")
         if not sep or not key.isidentifier():

@@ -53,7 +53,8 @@ def entries(fs: Filesystem, top: str = "/") -> Iterator[tuple[str, Inode]]:
     yield ".", start
 
     def walk(directory: Inode, prefix: str) -> Iterator[tuple[str, Inode]]:
-        for name, child in sorted(directory.entries.items()):  # type: ignore[union-attr]
+        assert directory.entries is not None  # only directories are walked into
+        for name, child in sorted(directory.entries.items()):
             rel = f"{prefix}{name}"
             yield rel, child
             if child.is_dir():

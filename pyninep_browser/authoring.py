@@ -30,11 +30,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import archive
 from .device_numbers import major, makedev, minor
-from .fs import ROOT, Filesystem, Inode, fail
+from .fs import ROOT, FileBackend, Filesystem, Inode, fail
 from .live import (
     LIMIT,
     LIVE_XATTR,
@@ -331,7 +331,7 @@ class TreePath:
     def read_bytes(self) -> bytes:
         inode = self.inode()
         if inode.backend is not None and not inode.is_dir():
-            return inode.backend.snapshot()
+            return cast(FileBackend, inode.backend).snapshot()  # not a directory: a live file's
         return self.fs.read_file(self.path)
 
     def read_text(self, encoding: str = "utf-8") -> str:
@@ -591,7 +591,7 @@ class TreePath:
 
     def _copy_one(self, src: Path, seen: dict, preserve_owner: bool, follow: bool) -> None:
         st = os.stat(src, follow_symlinks=follow)
-        owner = {"uid": st.st_uid, "gid": st.st_gid} if preserve_owner else {}
+        uid, gid = (st.st_uid, st.st_gid) if preserve_owner else (None, None)
         times = {"mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns}
         xattrs = _host_xattrs(src, follow)
         kind = stat.S_IFMT(st.st_mode)
@@ -600,19 +600,21 @@ class TreePath:
             self.hardlink_to(seen[(st.st_dev, st.st_ino)])
             return
         if kind == stat.S_IFDIR:
-            self.mkdir(perm, xattrs=xattrs, **owner)
+            self.mkdir(perm, xattrs=xattrs, uid=uid, gid=gid)
             for child in sorted(os.listdir(src)):
                 (self / child)._copy_one(src / child, seen, preserve_owner, follow)
             inode = self.inode()
         elif kind == stat.S_IFLNK:
-            self.symlink_to(os.readlink(src), xattrs=xattrs, **owner)
+            self.symlink_to(os.readlink(src), xattrs=xattrs, uid=uid, gid=gid)
             inode = self.inode(follow=False)
         elif kind == stat.S_IFREG:
-            self.write_bytes(src.read_bytes(), mode=perm, xattrs=xattrs, **owner)
+            self.write_bytes(src.read_bytes(), mode=perm, xattrs=xattrs, uid=uid, gid=gid)
             inode = self.inode()
         else:
             letter = {stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[kind]
-            self.mknod(letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs, **owner)
+            self.mknod(
+                letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs, uid=uid, gid=gid
+            )
             inode = self.inode(follow=False)
         self._attrs(inode, None, inode.uid, inode.gid, None, None, None, **times)
         if st.st_nlink > 1 and kind != stat.S_IFDIR:

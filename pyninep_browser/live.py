@@ -274,7 +274,7 @@ class _Caller:
                 result = await asyncio.wait_for(awaitable, self.limit)
             except OSError:
                 raise
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - as in call(): the guest's EIO
                 raise self._failed(what, exc) from None
             return then(result) if then is not None else result
 
@@ -330,7 +330,7 @@ class _LiveFileBackend:
         if self.spec.read is None:
             return b""
         result = self.caller.call(self._ctx(None, ROOT), "read", self.spec.read)
-        if inspect.isawaitable(result):
+        if asyncio.isfuture(result):  # an async function: call() scheduled it
             result.cancel()
             raise fail(errno.EAGAIN, "an async live file cannot be read synchronously")
         return self.observed(_as_bytes(result))
@@ -453,7 +453,7 @@ class _LiveDirBackend:
     def listing(self, server: Any = None) -> Mapping[str, Any]:
         ctx = LiveContext(server, self.fs, ROOT, self.inode)
         result = self.caller.call(ctx, "list", self.spec.list)
-        if inspect.isawaitable(result):
+        if asyncio.isfuture(result):  # an async function: call() scheduled it
             result.cancel()
             raise fail(errno.EIO, "a live directory's list function must be synchronous")
         return dict(result)
@@ -463,9 +463,9 @@ class _LiveDirBackend:
         fs, directory = self.fs, self.inode
         entries = directory.entries
         assert entries is not None
-        for name, child in list(entries.items()):
+        for name, old in list(entries.items()):
             if name not in listing:
-                fs.unlink(directory, name, ROOT, rmdir=child.is_dir())
+                fs.unlink(directory, name, ROOT, rmdir=old.is_dir())
         for name in listing:
             try:
                 fs.check_name(name)
@@ -481,7 +481,8 @@ class _LiveDirBackend:
 
     def _entry_reader(self, name: str) -> Callable[[], Any]:
         def read() -> Any:
-            listing = self.listing(_context.get().server if _context.get() else None)
+            ctx = _context.get()
+            listing = self.listing(ctx.server if ctx else None)
             if name not in listing:
                 raise fail(errno.ENOENT, name)
             value = listing[name]

@@ -1,7 +1,8 @@
 """The filesystem package: POSIX semantics in memory, split by concern.
 
 - ``constants``: limits, mode bits, open flags, the errno helper
-- ``inode``: ``Inode``, ``DirEntries``, ``Cred``, ``StatFS``
+- ``inode``: ``Inode``, ``DirEntries``, ``Cred``, ``StatFS``, and ``Backend``/``FileBackend`` (what
+  a live file's Python object answers)
 - ``filesystem``: ``Filesystem`` (the tree: create, link, unlink, rename, setattr, statfs, quota)
 - ``data``: file data (open, read, write, truncate) in ``CHUNK``-sized chunks
 - ``xattrs``: extended attributes
@@ -57,7 +58,7 @@ from .constants import (
     fail,
 )
 from .filesystem import Filesystem
-from .inode import ROOT, Cred, DirEntries, Inode, StatFS
+from .inode import ROOT, Backend, Cred, DirEntries, FileBackend, Inode, StatFS
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END, Lock
 from .persist import FORMAT as STORE_FORMAT
 from .persist import ChunksNeeded
@@ -102,6 +103,8 @@ __all__ = [
     "Cred",
     "DirEntries",
     "Inode",
+    "Backend",
+    "FileBackend",
     "StatFS",
     "F_RDLCK",
     "F_UNLCK",
