@@ -49,6 +49,15 @@ setup_venv() {
     fi
 }
 
+# Lint, format and types over the package (config: pyproject.toml); a failure is one line that
+# names the check and the command that shows it.
+check_py() {
+    local check
+    for check in "ruff check pyninep_browser" "ruff format --check pyninep_browser" "mypy"; do
+        "$PY" -m $check >/dev/null 2>&1 || die "'$check' failed: run '.venv/bin/python -m $check' to see it"
+    done
+}
+
 setup_npm() {
     need node "install Node.js 20 or newer"
     need npm "install npm"
@@ -231,6 +240,7 @@ case "$verb" in
     test)
         apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
+        check_py
         shift || true
         exec "$PY" -m pytest "$@" ;;
     bench)

@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     if name == "Server":
         from .server import Server
+
         return Server
     if name == "snapshot":
         return importlib.import_module(".snapshot", __name__)

@@ -10,10 +10,12 @@ ours prints a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from .initramfs import build_initramfs
 
@@ -39,12 +41,18 @@ def make_site_server(directory: Path, host: str = "127.0.0.1", port: int = 8000)
     import http.server
 
     class Handler(http.server.SimpleHTTPRequestHandler):
-        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                          ".mjs": "text/javascript", ".js": "text/javascript",
-                          ".wasm": "application/wasm", ".json": "application/json",
-                          ".whl": "application/zip", ".img": "application/octet-stream"}
+        # The stdlib's handler looks MIME types up in this class attribute: extend it.
+        extensions_map = {  # noqa: RUF012
+            **http.server.SimpleHTTPRequestHandler.extensions_map,
+            ".mjs": "text/javascript",
+            ".js": "text/javascript",
+            ".wasm": "application/wasm",
+            ".json": "application/json",
+            ".whl": "application/zip",
+            ".img": "application/octet-stream",
+        }
 
-        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
+        def log_message(self, format: str, *args) -> None:  # "format": the stdlib's name
             pass
 
     handler = functools.partial(Handler, directory=str(directory))
@@ -61,10 +69,8 @@ def serve_site(directory: Path, host: str, port: int) -> int:
         print(f"pyninep: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
     print(f"serving {directory} on http://{host}:{server.server_address[1]}/ (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -75,8 +81,9 @@ def _write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _script_args(specs: list[str]) -> dict[str, str]:
-    out = {}
+def _script_args(specs: list[str]) -> dict[str, Any]:
+    """``--arg NAME=VALUE`` options as the keyword arguments of the script's build()."""
+    out: dict[str, Any] = {}
     for spec in specs:
         key, sep, value = spec.partition("=")
         if not sep or not key.isidentifier():
@@ -88,6 +95,7 @@ def _script_args(specs: list[str]) -> dict[str, str]:
 def _load(path: Path):
     """An image's filesystem; its live files stay unattached (listed by name, never run)."""
     from .fs.image import ImageError, load_image
+
     try:
         return load_image(path.read_bytes())
     except ImageError as exc:
@@ -96,14 +104,20 @@ def _load(path: Path):
 
 def image_main(argv: list[str]) -> int:
     """``image build|ls|extract|import-tar|export-tar``."""
-    parser = argparse.ArgumentParser(prog="python -m pyninep_browser image",
-                                     description="Build, inspect and convert image files.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pyninep_browser image", description="Build, inspect and convert image files."
+    )
     sub = parser.add_subparsers(dest="verb", required=True)
     b = sub.add_parser("build", help="run an authoring script's build(tree) and write the image")
     b.add_argument("script", type=Path)
     b.add_argument("-o", "--out", required=True, type=Path)
-    b.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
-                   help="passed to build(tree, NAME=VALUE); repeatable")
+    b.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="passed to build(tree, NAME=VALUE); repeatable",
+    )
     ls = sub.add_parser("ls", help="list an image's entries (ls -l style)")
     ls.add_argument("image", type=Path)
     ls.add_argument("path", nargs="?", default="/")
@@ -121,6 +135,7 @@ def image_main(argv: list[str]) -> int:
     from .archive import export_tar, extract, import_tar, listing
     from .authoring import Tree, build_from_script
     from .fs.image import dump_image
+
     try:
         if args.verb == "build":
             if not args.script.is_file():
@@ -130,15 +145,18 @@ def image_main(argv: list[str]) -> int:
                 tree = build_from_script(args.script, **_script_args(args.arg))
             except (OSError, ValueError, TypeError) as exc:
                 # The script's own mistake: show where in the script, briefly.
-                frames = [f for f in traceback.extract_tb(exc.__traceback__)
-                          if f.filename == str(args.script)]
+                frames = [
+                    f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(args.script)
+                ]
                 where = f" (line {frames[-1].lineno})" if frames else ""
                 raise ValueError(f"{args.script}{where}: {type(exc).__name__}: {exc}") from None
             data = dump_image(tree.fs)
             _write(args.out, data)
             live = len(tree.live_files())
-            print(f"wrote {args.out} ({len(data):,} bytes, {len(tree.fs.inodes)} inodes, "
-                  f"{live} live) in {time.monotonic() - started:.2f} s")
+            print(
+                f"wrote {args.out} ({len(data):,} bytes, {len(tree.fs.inodes)} inodes, "
+                f"{live} live) in {time.monotonic() - started:.2f} s"
+            )
         elif args.verb == "ls":
             for line in listing(_load(args.image), args.path, args.recursive):
                 print(line)
@@ -171,18 +189,28 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "image" and argv[1] in IMAGE_VERBS:
         return image_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m pyninep_browser",
-                                     description="pyninep-browser: build guest images.")
+    parser = argparse.ArgumentParser(
+        prog="python -m pyninep_browser", description="pyninep-browser: build guest images."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    img = sub.add_parser("image", help="the default image (older form); image build|ls|extract|"
-                         "import-tar|export-tar: see 'image build -h'")
+    img = sub.add_parser(
+        "image",
+        help="the default image (older form); image build|ls|extract|"
+        "import-tar|export-tar: see 'image build -h'",
+    )
     img.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
-    img.add_argument("--extra", action="append", default=[], metavar="GUEST=HOST",
-                     help="copy a host file (or symlink) into the image; repeatable")
+    img.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="GUEST=HOST",
+        help="copy a host file (or symlink) into the image; repeatable",
+    )
     img.add_argument("--out", required=True, type=Path, help="where to write the image")
     ird = sub.add_parser("initramfs", help="write the initramfs that mounts host9p as /")
-    ird.add_argument("--kernel-root", required=True, type=Path,
-                     help="an extracted kernel package (with lib/modules/…)")
+    ird.add_argument(
+        "--kernel-root", required=True, type=Path, help="an extracted kernel package (with lib/modules/…)"
+    )
     ird.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
     ird.add_argument("--out", required=True, type=Path, help="where to write the cpio archive")
     site = sub.add_parser("site", help="serve a built dist/ directory over HTTP (static files)")
@@ -200,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             from . import default_image
             from .authoring import Tree
             from .fs.image import dump_image
+
             tree = Tree()
-            default_image.build(tree, busybox=str(args.busybox),
-                                extras={g: str(h) for g, h in _extras(args.extra).items()})
+            default_image.build(
+                tree, busybox=str(args.busybox), extras={g: str(h) for g, h in _extras(args.extra).items()}
+            )
             data = dump_image(tree.fs)
         else:
             if not args.busybox.is_file():

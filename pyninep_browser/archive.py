@@ -20,8 +20,9 @@ import logging
 import os
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .device_numbers import major, minor
 from .fs import Filesystem, Inode
@@ -52,7 +53,8 @@ def entries(fs: Filesystem, top: str = "/") -> Iterator[tuple[str, Inode]]:
     yield ".", start
 
     def walk(directory: Inode, prefix: str) -> Iterator[tuple[str, Inode]]:
-        for name, child in sorted(directory.entries.items()):  # type: ignore[union-attr]
+        assert directory.entries is not None  # only directories are walked into
+        for name, child in sorted(directory.entries.items()):
             rel = f"{prefix}{name}"
             yield rel, child
             if child.is_dir():
@@ -80,21 +82,23 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
     """Write a filesystem (or a Tree's) under ``top`` as a pax tar to a path or binary file;
     returns entries written."""
     fs = tree if isinstance(tree, Filesystem) else tree.fs
-    opened = None
-    if isinstance(target, (str, os.PathLike)):
-        opened = target = open(target, "wb")
     count = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        if isinstance(target, (str, os.PathLike)):
+            target = stack.enter_context(open(target, "wb"))
         with tarfile.open(fileobj=target, mode="w", format=tarfile.PAX_FORMAT) as tar:
             first: dict[int, str] = {}
             for rel, inode in entries(fs, top):
-                info = tarfile.TarInfo(rel if rel == "." else rel)
+                info = tarfile.TarInfo(rel)
                 info.mode = inode.mode & 0o7777
                 info.uid, info.gid = inode.uid, inode.gid
                 info.uname = info.gname = ""
                 info.mtime = inode.mtime // _NS
-                pax = {"mtime": _pax_time(inode.mtime), "atime": _pax_time(inode.atime),
-                       "ctime": _pax_time(inode.ctime)}
+                pax = {
+                    "mtime": _pax_time(inode.mtime),
+                    "atime": _pax_time(inode.atime),
+                    "ctime": _pax_time(inode.ctime),
+                }
                 for name, value in (inode.xattrs or {}).items():
                     pax[_XATTR + name] = value.decode("utf-8", "surrogateescape")
                 kind = inode.mode & 0o170000
@@ -123,9 +127,6 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
                 info.pax_headers = pax
                 tar.addfile(info, io.BytesIO(data) if data is not None else None)
                 count += 1
-    finally:
-        if opened is not None:
-            opened.close()
     return count
 
 
@@ -157,8 +158,11 @@ def import_tar(tree: Any, source: str | os.PathLike | Any, at: str = "/") -> int
                 "atime_ns": _parse_pax_time(pax["atime"]) if "atime" in pax else None,
                 "ctime_ns": _parse_pax_time(pax["ctime"]) if "ctime" in pax else None,
             }
-            xattrs = {k[len(_XATTR):]: v.encode("utf-8", "surrogateescape")
-                      for k, v in pax.items() if k.startswith(_XATTR)}
+            xattrs = {
+                k[len(_XATTR) :]: v.encode("utf-8", "surrogateescape")
+                for k, v in pax.items()
+                if k.startswith(_XATTR)
+            }
             if not m.isdir() and rel:
                 try:
                     existing = path.inode(follow=False)
@@ -190,8 +194,9 @@ def import_tar(tree: Any, source: str | os.PathLike | Any, at: str = "/") -> int
             elif m.issym():
                 path.symlink_to(m.linkname, uid=m.uid, gid=m.gid)
             elif m.ischr() or m.isblk():
-                path.mknod("c" if m.ischr() else "b", m.devmajor, m.devminor, mode=m.mode,
-                           uid=m.uid, gid=m.gid)
+                path.mknod(
+                    "c" if m.ischr() else "b", m.devmajor, m.devminor, mode=m.mode, uid=m.uid, gid=m.gid
+                )
             elif m.isfifo():
                 path.mkfifo(m.mode, uid=m.uid, gid=m.gid)
             else:
@@ -214,8 +219,14 @@ def _finish(path: Any, xattrs: dict[str, bytes], times: dict[str, Any], *, follo
             path.fs.setxattr(inode, name, value, 0)
         except OSError as exc:
             log.warning("tar: %s: xattr %s not kept (%s)", path, name, exc.strerror)
-    path.set_attrs(uid=inode.uid, gid=inode.gid, mtime_ns=times["mtime_ns"], atime_ns=times["atime_ns"],
-                   ctime_ns=times["ctime_ns"], follow_symlinks=follow)
+    path.set_attrs(
+        uid=inode.uid,
+        gid=inode.gid,
+        mtime_ns=times["mtime_ns"],
+        atime_ns=times["atime_ns"],
+        ctime_ns=times["ctime_ns"],
+        follow_symlinks=follow,
+    )
 
 
 # ----------------------------------------------------------------- listing and extracting
@@ -240,7 +251,8 @@ def listing(fs: Filesystem, path: str = "/", recursive: bool = False) -> list[st
         full = (prefix if rel == "." else f"{prefix}/{rel}") or "/"
         kind = i.mode & 0o170000
         size = f"{major(i.rdev)}, {minor(i.rdev)}" if kind in (stat.S_IFCHR, stat.S_IFBLK) else str(i.size)
-        line = f"{stat.filemode(i.mode)} {i.nlink:>3} {i.uid:>5} {i.gid:>5} {size:>9} {_pax_time(i.mtime)} {full}"
+        owners = f"{i.nlink:>3} {i.uid:>5} {i.gid:>5}"
+        line = f"{stat.filemode(i.mode)} {owners} {size:>9} {_pax_time(i.mtime)} {full}"
         if i.is_symlink():
             line += " -> " + (i.target or b"").decode("utf-8", "surrogateescape")
         live = (i.xattrs or {}).get(LIVE_XATTR)

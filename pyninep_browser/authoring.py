@@ -27,15 +27,26 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, cast
 
 from . import archive
 from .device_numbers import major, makedev, minor
-from .fs import ROOT, Filesystem, Inode, _fail
-from .live import (LIMIT, LIVE_XATTR, REGISTRY, LiveContext, LiveDir, LiveFile, attach, context,
-                   live_dir, live_file)
+from .fs import ROOT, FileBackend, Filesystem, Inode, fail
+from .live import (
+    LIMIT,
+    LIVE_XATTR,
+    REGISTRY,
+    LiveContext,
+    LiveDir,
+    LiveFile,
+    attach,
+    context,
+    live_dir,
+    live_file,
+)
 
 # ----------------------------------------------------------------- times, device kinds
 
@@ -44,8 +55,8 @@ def _ns(value: Any) -> int:
     """Seconds (int, float), a datetime, or None (now) as nanoseconds since the epoch."""
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.timezone.utc)
-        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
         return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
     if isinstance(value, int):
         return value * 10**9
@@ -54,8 +65,16 @@ def _ns(value: Any) -> int:
     raise TypeError(f"a time is seconds (int or float) or a datetime, not {type(value).__name__}")
 
 
-_KINDS = {"c": stat.S_IFCHR, "char": stat.S_IFCHR, "b": stat.S_IFBLK, "block": stat.S_IFBLK,
-          "p": stat.S_IFIFO, "fifo": stat.S_IFIFO, "s": stat.S_IFSOCK, "socket": stat.S_IFSOCK}
+_KINDS = {
+    "c": stat.S_IFCHR,
+    "char": stat.S_IFCHR,
+    "b": stat.S_IFBLK,
+    "block": stat.S_IFBLK,
+    "p": stat.S_IFIFO,
+    "fifo": stat.S_IFIFO,
+    "s": stat.S_IFSOCK,
+    "socket": stat.S_IFSOCK,
+}
 
 
 # ----------------------------------------------------------------- the tree
@@ -79,9 +98,17 @@ class Tree:
     ``mtime`` (seconds or datetime; all created entries get it, for reproducible images).
     """
 
-    def __init__(self, fs: Filesystem | None = None, *, uid: int = 0, gid: int = 0,
-                 dir_mode: int = 0o755, file_mode: int = 0o644, mtime: Any = None,
-                 quota_bytes: int = 1 << 30) -> None:
+    def __init__(
+        self,
+        fs: Filesystem | None = None,
+        *,
+        uid: int = 0,
+        gid: int = 0,
+        dir_mode: int = 0o755,
+        file_mode: int = 0o644,
+        mtime: Any = None,
+        quota_bytes: int = 1 << 30,
+    ) -> None:
         self.fs = fs if fs is not None else Filesystem(quota_bytes=quota_bytes)
         self._defaults = Defaults(uid, gid, dir_mode, file_mode, None if mtime is None else _ns(mtime))
 
@@ -96,13 +123,22 @@ class Tree:
         return self.root / path
 
     @contextlib.contextmanager
-    def defaults(self, *, uid: int | None = None, gid: int | None = None,
-                 dir_mode: int | None = None, file_mode: int | None = None,
-                 mtime: Any = ...) -> Iterator[Tree]:
+    def defaults(
+        self,
+        *,
+        uid: int | None = None,
+        gid: int | None = None,
+        dir_mode: int | None = None,
+        file_mode: int | None = None,
+        mtime: Any = ...,
+    ) -> Iterator[Tree]:
         """``with tree.defaults(uid=1000, gid=1000): …``: other defaults for the block."""
         old = self._defaults
-        changes: dict[str, Any] = {k: v for k, v in (("uid", uid), ("gid", gid), ("dir_mode", dir_mode),
-                                                      ("file_mode", file_mode)) if v is not None}
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in (("uid", uid), ("gid", gid), ("dir_mode", dir_mode), ("file_mode", file_mode))
+            if v is not None
+        }
         if mtime is not ...:
             changes["mtime_ns"] = None if mtime is None else _ns(mtime)
         self._defaults = replace(old, **changes)
@@ -124,6 +160,7 @@ class Tree:
     def image(self) -> bytes:
         """The tree as an image file's bytes (see :mod:`pyninep_browser.imagefile`)."""
         from .imagefile import dump_image
+
         return dump_image(self.fs)
 
     def save(self, path: str | os.PathLike) -> int:
@@ -139,6 +176,7 @@ class Tree:
     def load(cls, path: str | os.PathLike | bytes) -> Tree:
         """A tree from an image file (or its bytes), its live files attached to what is declared."""
         from .imagefile import load_image
+
         data = path if isinstance(path, (bytes, bytearray, memoryview)) else Path(path).read_bytes()
         tree = cls(load_image(data))
         attach(tree.fs)
@@ -176,9 +214,10 @@ class TreePath:
     """A path in a :class:`Tree`, used like :class:`pathlib.Path`.
 
     Creating calls return the path (so they chain) and take ``mode``, ``uid``, ``gid``, ``mtime``
-    (seconds or datetime; ``mtime_ns`` for exact nanoseconds), ``atime`` and ``xattrs`` (a mapping of name → bytes or str); what is not
-    given comes from the tree's defaults. Unlike pathlib, missing parents are created and an
-    existing directory is fine for :meth:`mkdir`: a script says what should exist.
+    (seconds or datetime; ``mtime_ns`` for exact nanoseconds), ``atime`` and ``xattrs`` (a
+    mapping of name → bytes or str); what is not given comes from the tree's defaults. Unlike
+    pathlib, missing parents are created and an existing directory is fine for :meth:`mkdir`: a
+    script says what should exist.
     """
 
     __slots__ = ("tree", "path")
@@ -265,10 +304,26 @@ class TreePath:
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
         i = self.inode(follow=follow_symlinks)
-        return os.stat_result((i.mode, i.ino, 0, i.nlink, i.uid, i.gid, i.size,
-                               i.atime // 10**9, i.mtime // 10**9, i.ctime // 10**9,
-                               i.atime / 1e9, i.mtime / 1e9, i.ctime / 1e9,
-                               i.atime, i.mtime, i.ctime))
+        return os.stat_result(
+            (
+                i.mode,
+                i.ino,
+                0,
+                i.nlink,
+                i.uid,
+                i.gid,
+                i.size,
+                i.atime // 10**9,
+                i.mtime // 10**9,
+                i.ctime // 10**9,
+                i.atime / 1e9,
+                i.mtime / 1e9,
+                i.ctime / 1e9,
+                i.atime,
+                i.mtime,
+                i.ctime,
+            )
+        )
 
     def lstat(self) -> os.stat_result:
         return self.stat(follow_symlinks=False)
@@ -276,7 +331,7 @@ class TreePath:
     def read_bytes(self) -> bytes:
         inode = self.inode()
         if inode.backend is not None and not inode.is_dir():
-            return inode.backend.snapshot()
+            return cast(FileBackend, inode.backend).snapshot()  # not a directory: a live file's
         return self.fs.read_file(self.path)
 
     def read_text(self, encoding: str = "utf-8") -> str:
@@ -288,7 +343,7 @@ class TreePath:
     def iterdir(self) -> Iterator[TreePath]:
         inode = self.inode()
         if inode.entries is None:
-            raise _fail(errno.ENOTDIR, self.path)
+            raise fail(errno.ENOTDIR, self.path)
         if inode.backend is not None:
             inode.backend.refresh(None)
         for name, _ in list(inode.entries.items()):
@@ -301,9 +356,20 @@ class TreePath:
 
     # ---- creating
 
-    def _attrs(self, inode: Inode, mode: int | None, uid: int | None, gid: int | None,
-               mtime: Any, atime: Any, xattrs: Mapping[str, Any] | None, *, mtime_ns: int | None = None,
-               atime_ns: int | None = None, ctime_ns: int | None = None) -> None:
+    def _attrs(
+        self,
+        inode: Inode,
+        mode: int | None,
+        uid: int | None,
+        gid: int | None,
+        mtime: Any,
+        atime: Any,
+        xattrs: Mapping[str, Any] | None,
+        *,
+        mtime_ns: int | None = None,
+        atime_ns: int | None = None,
+        ctime_ns: int | None = None,
+    ) -> None:
         d = self.tree._defaults
         fs = self.fs
         uid = d.uid if uid is None else uid
@@ -327,21 +393,41 @@ class TreePath:
             inode.atime = a
         fs.dirty.add(inode.ino)
 
-    def set_attrs(self, *, mode: int | None = None, uid: int | None = None, gid: int | None = None,
-                  mtime: Any = None, atime: Any = None, xattrs: Mapping[str, Any] | None = None,
-                  mtime_ns: int | None = None, atime_ns: int | None = None,
-                  ctime_ns: int | None = None, follow_symlinks: bool = True) -> TreePath:
+    def set_attrs(
+        self,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+        atime: Any = None,
+        xattrs: Mapping[str, Any] | None = None,
+        mtime_ns: int | None = None,
+        atime_ns: int | None = None,
+        ctime_ns: int | None = None,
+        follow_symlinks: bool = True,
+    ) -> TreePath:
         """Give this existing entry the attributes a creating call would: an owner not given is
         the tree's default (unlike :meth:`chown`), mtime not given is the tree's default mtime if
         it has one, atime follows mtime, ctime follows mtime unless given. A tar's entries get
         their attributes this way (:func:`pyninep_browser.archive.import_tar`)."""
-        self._attrs(self.inode(follow=follow_symlinks), mode, uid, gid, mtime, atime, xattrs,
-                    mtime_ns=mtime_ns, atime_ns=atime_ns, ctime_ns=ctime_ns)
+        self._attrs(
+            self.inode(follow=follow_symlinks),
+            mode,
+            uid,
+            gid,
+            mtime,
+            atime,
+            xattrs,
+            mtime_ns=mtime_ns,
+            atime_ns=atime_ns,
+            ctime_ns=ctime_ns,
+        )
         return self
 
     def _parent_inode(self) -> tuple[Inode, str]:
         if self.path == "/":
-            raise _fail(errno.EEXIST, "/")
+            raise fail(errno.EEXIST, "/")
         parent = self.parent
         parent.mkdir()
         return parent.inode(), self.name
@@ -349,9 +435,18 @@ class TreePath:
     def _existing(self, directory: Inode, name: str) -> Inode | None:
         return directory.entries.get(name) if directory.entries is not None else None
 
-    def mkdir(self, mode: int | None = None, *, parents: bool = True, exist_ok: bool = True,
-              uid: int | None = None, gid: int | None = None, mtime: Any = None,
-              xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+    def mkdir(
+        self,
+        mode: int | None = None,
+        *,
+        parents: bool = True,
+        exist_ok: bool = True,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+        xattrs: Mapping[str, Any] | None = None,
+        mtime_ns: int | None = None,
+    ) -> TreePath:
         """A directory (and, with ``parents``, the missing ones above it)."""
         if self.path == "/":
             if mode is not None or uid is not None or gid is not None or xattrs:
@@ -360,25 +455,35 @@ class TreePath:
         existing = self._try()
         if existing is not None:
             if not existing.is_dir():
-                raise _fail(errno.EEXIST, f"{self.path} exists and is not a directory")
+                raise fail(errno.EEXIST, f"{self.path} exists and is not a directory")
             if not exist_ok:
-                raise _fail(errno.EEXIST, self.path)
+                raise fail(errno.EEXIST, self.path)
             if any(v is not None for v in (mode, uid, gid, mtime, mtime_ns)) or xattrs:
                 self._attrs(existing, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
             return self
         if not parents and not self.parent.is_dir():
-            raise _fail(errno.ENOENT, str(self.parent))
+            raise fail(errno.ENOENT, str(self.parent))
         directory, name = self._parent_inode()
         d = self.tree._defaults
         inode = self.fs.mkdir(directory, name, d.dir_mode if mode is None else mode, ROOT, 0)
-        self._attrs(inode, d.dir_mode if mode is None else mode, uid, gid, mtime, None, xattrs,
-                    mtime_ns=mtime_ns)
+        self._attrs(
+            inode, d.dir_mode if mode is None else mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns
+        )
         return self
 
-    def write_bytes(self, data: bytes | bytearray | memoryview, *, mode: int | None = None,
-                    uid: int | None = None, gid: int | None = None, mtime: Any = None,
-                    atime: Any = None, xattrs: Mapping[str, Any] | None = None,
-                    mtime_ns: int | None = None, atime_ns: int | None = None) -> TreePath:
+    def write_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+        atime: Any = None,
+        xattrs: Mapping[str, Any] | None = None,
+        mtime_ns: int | None = None,
+        atime_ns: int | None = None,
+    ) -> TreePath:
         """A regular file with this content (replaced if it exists, keeping its attributes
         unless given)."""
         directory, name = self._parent_inode()
@@ -390,7 +495,7 @@ class TreePath:
             inode = self.fs.create(directory, name, d.file_mode if mode is None else mode, ROOT, 0)
             mode = d.file_mode if mode is None else mode
         elif not inode.is_reg():
-            raise _fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
+            raise fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
         else:
             self.fs.truncate(inode, 0)
             uid = inode.uid if uid is None else uid
@@ -408,13 +513,27 @@ class TreePath:
         if inode is None:
             return self.write_bytes(b"", **attrs)
         attrs.setdefault("mtime", time.time_ns() / 1e9)
-        self._attrs(inode, attrs.get("mode"), attrs.get("uid", inode.uid), attrs.get("gid", inode.gid),
-                    attrs.get("mtime"), attrs.get("atime"), attrs.get("xattrs"))
+        self._attrs(
+            inode,
+            attrs.get("mode"),
+            attrs.get("uid", inode.uid),
+            attrs.get("gid", inode.gid),
+            attrs.get("mtime"),
+            attrs.get("atime"),
+            attrs.get("xattrs"),
+        )
         return self
 
-    def symlink_to(self, target: str | os.PathLike, *, uid: int | None = None,
-                   gid: int | None = None, mtime: Any = None,
-                   xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+    def symlink_to(
+        self,
+        target: str | os.PathLike,
+        *,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+        xattrs: Mapping[str, Any] | None = None,
+        mtime_ns: int | None = None,
+    ) -> TreePath:
         """This path becomes a symlink to ``target`` (stored as given: relative stays relative)."""
         directory, name = self._parent_inode()
         inode = self.fs.symlink(directory, name, os.fspath(target), ROOT, 0)
@@ -429,9 +548,19 @@ class TreePath:
         self.fs.link(directory, name, inode)
         return self
 
-    def mknod(self, kind: str, major: int = 0, minor: int = 0, *, mode: int | None = None,
-              uid: int | None = None, gid: int | None = None, mtime: Any = None,
-              xattrs: Mapping[str, Any] | None = None, mtime_ns: int | None = None) -> TreePath:
+    def mknod(
+        self,
+        kind: str,
+        major: int = 0,
+        minor: int = 0,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+        xattrs: Mapping[str, Any] | None = None,
+        mtime_ns: int | None = None,
+    ) -> TreePath:
         """A device node or special file: ``kind`` is "c"/"char", "b"/"block", "p"/"fifo" or
         "s"/"socket"; ``mode`` defaults to 0o600 for devices, the file default otherwise."""
         try:
@@ -449,8 +578,9 @@ class TreePath:
     def mkfifo(self, mode: int | None = None, **attrs: Any) -> TreePath:
         return self.mknod("fifo", mode=mode, **attrs)
 
-    def copy_from(self, source: str | os.PathLike, *, preserve_owner: bool = False,
-                  follow_symlinks: bool = False) -> TreePath:
+    def copy_from(
+        self, source: str | os.PathLike, *, preserve_owner: bool = False, follow_symlinks: bool = False
+    ) -> TreePath:
         """Copy a host file or directory tree here, with its modes, times, symlinks, hard links,
         fifos, devices and ``user.`` xattrs. Owners come from the tree's defaults unless
         ``preserve_owner``."""
@@ -461,7 +591,7 @@ class TreePath:
 
     def _copy_one(self, src: Path, seen: dict, preserve_owner: bool, follow: bool) -> None:
         st = os.stat(src, follow_symlinks=follow)
-        owner = {"uid": st.st_uid, "gid": st.st_gid} if preserve_owner else {}
+        uid, gid = (st.st_uid, st.st_gid) if preserve_owner else (None, None)
         times = {"mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns}
         xattrs = _host_xattrs(src, follow)
         kind = stat.S_IFMT(st.st_mode)
@@ -470,20 +600,21 @@ class TreePath:
             self.hardlink_to(seen[(st.st_dev, st.st_ino)])
             return
         if kind == stat.S_IFDIR:
-            self.mkdir(perm, xattrs=xattrs, **owner)
+            self.mkdir(perm, xattrs=xattrs, uid=uid, gid=gid)
             for child in sorted(os.listdir(src)):
                 (self / child)._copy_one(src / child, seen, preserve_owner, follow)
             inode = self.inode()
         elif kind == stat.S_IFLNK:
-            self.symlink_to(os.readlink(src), xattrs=xattrs, **owner)
+            self.symlink_to(os.readlink(src), xattrs=xattrs, uid=uid, gid=gid)
             inode = self.inode(follow=False)
         elif kind == stat.S_IFREG:
-            self.write_bytes(src.read_bytes(), mode=perm, xattrs=xattrs, **owner)
+            self.write_bytes(src.read_bytes(), mode=perm, xattrs=xattrs, uid=uid, gid=gid)
             inode = self.inode()
         else:
             letter = {stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p", stat.S_IFSOCK: "s"}[kind]
-            self.mknod(letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs,
-                       **owner)
+            self.mknod(
+                letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs, uid=uid, gid=gid
+            )
             inode = self.inode(follow=False)
         self._attrs(inode, None, inode.uid, inode.gid, None, None, None, **times)
         if st.st_nlink > 1 and kind != stat.S_IFDIR:
@@ -495,13 +626,27 @@ class TreePath:
 
     def chown(self, uid: int | None = None, gid: int | None = None) -> TreePath:
         inode = self.inode(follow=False)
-        self._attrs(inode, inode.mode & 0o7777, uid if uid is not None else inode.uid,
-                    gid if gid is not None else inode.gid, None, None, None,
-                    mtime_ns=inode.mtime, atime_ns=inode.atime)
+        self._attrs(
+            inode,
+            inode.mode & 0o7777,
+            uid if uid is not None else inode.uid,
+            gid if gid is not None else inode.gid,
+            None,
+            None,
+            None,
+            mtime_ns=inode.mtime,
+            atime_ns=inode.atime,
+        )
         return self
 
-    def set_times(self, *, mtime: Any = None, atime: Any = None, mtime_ns: int | None = None,
-                  atime_ns: int | None = None) -> TreePath:
+    def set_times(
+        self,
+        *,
+        mtime: Any = None,
+        atime: Any = None,
+        mtime_ns: int | None = None,
+        atime_ns: int | None = None,
+    ) -> TreePath:
         """Set mtime/atime (seconds or datetime, or exact ``*_ns``); ctime follows mtime."""
         inode = self.inode(follow=False)
         m = mtime_ns if mtime_ns is not None else _ns(mtime) if mtime is not None else inode.mtime
@@ -519,8 +664,15 @@ class TreePath:
     def rmdir(self) -> None:
         self.fs.remove(self.path)
 
-    def live(self, spec: LiveFile | LiveDir | Callable[[], Any], *, mode: int | None = None,
-             uid: int | None = None, gid: int | None = None, mtime: Any = None) -> TreePath:
+    def live(
+        self,
+        spec: LiveFile | LiveDir | Callable[[], Any],
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        mtime: Any = None,
+    ) -> TreePath:
         """Make this path a live file or directory backed by ``spec`` (from :func:`live_file` /
         :func:`live_dir`; a plain function is a read function of an unnamed live file, which an
         image cannot re-attach). Default mode: 0o444 read-only, 0o644 writable, 0o555 directory."""
@@ -560,7 +712,9 @@ class XattrMap:
             raise KeyError(name) from None
 
     def __setitem__(self, name: str, value: bytes | str) -> None:
-        self._path.fs.setxattr(self._inode(), name, value.encode() if isinstance(value, str) else bytes(value), 0, ROOT)
+        self._path.fs.setxattr(
+            self._inode(), name, value.encode() if isinstance(value, str) else bytes(value), 0, ROOT
+        )
 
     def __delitem__(self, name: str) -> None:
         try:
@@ -607,8 +761,9 @@ def _host_xattrs(path: Path, follow: bool) -> dict[str, bytes]:
 # ----------------------------------------------------------------- scripts
 
 
-def load_script(path: str | os.PathLike | None = None, *, source: str | None = None,
-                name: str = "pyninep_script") -> Any:
+def load_script(
+    path: str | os.PathLike | None = None, *, source: str | None = None, name: str = "pyninep_script"
+) -> Any:
     """Run an authoring script (a file, or its ``source``) as a module; its module-level
     :func:`live_file`/:func:`live_dir` declarations register. Returns the module."""
     if source is None:
@@ -623,8 +778,13 @@ def load_script(path: str | os.PathLike | None = None, *, source: str | None = N
     return module
 
 
-def build_from_script(path: str | os.PathLike | None = None, *, source: str | None = None,
-                      tree: Tree | None = None, **arguments: Any) -> Tree:
+def build_from_script(
+    path: str | os.PathLike | None = None,
+    *,
+    source: str | None = None,
+    tree: Tree | None = None,
+    **arguments: Any,
+) -> Tree:
     """Run a script's ``build(tree, **arguments)`` on a new (or the given) tree."""
     module = load_script(path, source=source)
     build = getattr(module, "build", None)
@@ -635,6 +795,24 @@ def build_from_script(path: str | os.PathLike | None = None, *, source: str | No
     return tree
 
 
-__all__ = ["LIMIT", "LIVE_XATTR", "REGISTRY", "Defaults", "LiveContext", "LiveDir", "LiveFile",
-           "Tree", "TreePath", "XattrMap", "attach", "build_from_script", "context", "live_dir",
-           "live_file", "load_script", "major", "makedev", "minor"]
+__all__ = [
+    "LIMIT",
+    "LIVE_XATTR",
+    "REGISTRY",
+    "Defaults",
+    "LiveContext",
+    "LiveDir",
+    "LiveFile",
+    "Tree",
+    "TreePath",
+    "XattrMap",
+    "attach",
+    "build_from_script",
+    "context",
+    "live_dir",
+    "live_file",
+    "load_script",
+    "major",
+    "makedev",
+    "minor",
+]

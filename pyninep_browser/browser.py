@@ -7,27 +7,20 @@ CPython through the classes it wraps.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Callable
-
-from pyodide.ffi import JsProxy, to_js  # type: ignore[import-not-found]
-
 import errno
 import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pyodide.ffi import JsProxy, to_js
 
 from . import authoring, snapshot
 from .archive import export_tar, import_tar
-from .protocol import linux_errno
-from .fs import Filesystem
+from .fs import ChunksNeeded, Filesystem
 from .fs.image import load_image
+from .protocol import linux_errno
 from .server import Server
-
-try:
-    from .fs import ChunksNeeded
-except ImportError:  # a filesystem without stores never raises it
-    class ChunksNeeded(Exception):  # type: ignore[no-redef]
-        keys: list[str] = []
-
 
 # Frames cross through two preallocated buffers that JS sees as views into wasm memory: JS copies
 # a request in, Python copies the reply out, and nothing crosses as a value: the call takes no
@@ -41,8 +34,15 @@ _DEFERRED = bytes(4)
 class PageServer:
     """One 9P session for the page's v86, plus state and file access for the page's scripts."""
 
-    def __init__(self, image: Any = None, on_reply: Any = None, db: Any = None,
-                 config: Any = None, script: Any = None, build: bool = False) -> None:
+    def __init__(
+        self,
+        image: Any = None,
+        on_reply: Any = None,
+        db: Any = None,
+        config: Any = None,
+        script: Any = None,
+        build: bool = False,
+    ) -> None:
         config = dict(config or {})
         self.store = None
         self.open_report = None
@@ -54,7 +54,8 @@ class PageServer:
             fs = _open_stored(self.store, None if image is None else _bytes(image), config)
             self.open_report = {
                 "repairs": list(getattr(fs, "repairs", [])),
-                "inodes": len(fs.inodes), "bytes": fs.used_bytes,
+                "inodes": len(fs.inodes),
+                "bytes": fs.used_bytes,
                 # False: the database held no filesystem (a first visit, or one the browser
                 # discarded): a machine's files may seed it. True: its files are the truth.
                 "held": held,
@@ -85,7 +86,7 @@ class PageServer:
         if reply is None:
             self.reply_buffer[:4] = _DEFERRED
         else:
-            self.reply_buffer[:len(reply)] = reply  # replies fit msize, which the buffer exceeds
+            self.reply_buffer[: len(reply)] = reply  # replies fit msize, which the buffer exceeds
 
     def _attach(self, server: Server) -> Server:
         # Live files are recorded by name: bind them to what the page's script declared.
@@ -134,8 +135,9 @@ class PageServer:
         """Replace the server with the saved one. A stored filesystem's database is replaced
         too, in one durable commit; done(None, 0) once it is. A refused state raises
         SnapshotError and changes nothing."""
-        server = snapshot.restore(_bytes(data), store=self.store, **(
-            self._store_options if self.store is not None else {}))
+        server = snapshot.restore(
+            _bytes(data), store=self.store, **(self._store_options if self.store is not None else {})
+        )
         self.server = self._attach(server)
         server.resume()  # requests deferred at save time get their answers now
         if done is not None:
@@ -145,11 +147,13 @@ class PageServer:
         """done(state, 0): the 9P session alone (no file: they are in the store), taken right
         after a durable commit of everything changed so far, so every inode a fid holds is in
         the store the session will be restored over."""
+
         def take(err: int) -> None:
             if err:
                 done(None, linux_errno(err))
                 return
             done(snapshot.save_session(self.server), 0)
+
         self.flush(lambda _r, e: take(e))
 
     def restore_session(self, data: Any, done: Any) -> None:
@@ -200,11 +204,13 @@ class PageServer:
         try:
             result = operation()
         except ChunksNeeded as exc:
+
             def loaded(err: int) -> None:
                 if err:
                     done(None, linux_errno(err))
                 else:
                     self._with_chunks(operation, done)
+
             self.server.fs.load_chunks(exc.keys, loaded)
             return
         except OSError as exc:
@@ -214,11 +220,13 @@ class PageServer:
 
     def _committed(self, operation: Callable[[], Any], done: Any) -> None:
         """``_with_chunks(operation)``, answered only after the commit that holds its changes."""
+
         def ran(result: Any, err: int) -> None:
             if err:
                 done(None, err)
             else:
                 self.flush(lambda _r, e: done(None if e else result, e))
+
         self._with_chunks(operation, ran)
 
     def read_file_async(self, path: str, done: Any) -> None:
@@ -251,7 +259,6 @@ class PageServer:
         if self.store is not None:
             self.store.close()
 
-
     # The page's file browser (web/app.js). Paths are absolute paths of the served tree.
 
     def list_dir(self, path: str) -> str:
@@ -260,8 +267,9 @@ class PageServer:
         out = []
         for name in fs.listdir(path):
             inode = fs.resolve(path.rstrip("/") + "/" + name, follow=False)
-            kind = "d" if inode.is_dir() else "f" if inode.is_reg() else \
-                "l" if inode.target is not None else "o"
+            kind = (
+                "d" if inode.is_dir() else "f" if inode.is_reg() else "l" if inode.target is not None else "o"
+            )
             out.append([name, kind, inode.size, inode.mtime // 1_000_000])
         return json.dumps(out)
 
@@ -278,6 +286,7 @@ class PageServer:
             for name in fs.listdir(path):
                 self.remove_tree(path.rstrip("/") + "/" + name)
         fs.remove(path)
+
 
 def _store_options(config: dict) -> dict:
     options = {}

@@ -60,10 +60,10 @@ run = live_file("run", read=lambda: _last_run["output"], write=_run, limit=30.0)
 def version() -> str:
     extra = ""
     with contextlib.suppress(ImportError):
-        import pyodide  # type: ignore[import-not-found]
+        import pyodide
+
         extra = f", Pyodide {pyodide.__version__}"
-    return (f"Python {platform.python_version()} ({platform.python_implementation()}, "
-            f"{sys.platform}{extra})\n")
+    return f"Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform}{extra})\n"
 
 
 @live_file("stats")
@@ -72,9 +72,12 @@ def stats() -> str:
     counters = getattr(server, "stats", None)
     if counters is None:
         return "request counting is off (Server.enable_stats() turns it on)\n"
-    lines = [f"since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(counters['since']))}",
-             f"requests {sum(counters['requests'].values())}",
-             f"bytes_in {counters['bytes_in']}", f"bytes_out {counters['bytes_out']}"]
+    lines = [
+        f"since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(counters['since']))}",
+        f"requests {sum(counters['requests'].values())}",
+        f"bytes_in {counters['bytes_in']}",
+        f"bytes_out {counters['bytes_out']}",
+    ]
     for mtype, n in sorted(counters["requests"].items(), key=lambda kv: -kv[1]):
         try:
             name = protocol.T(mtype).name
@@ -86,8 +89,11 @@ def stats() -> str:
 
 @live_dir("modules")
 def modules() -> dict[str, str]:
-    return {name: f"{getattr(module, '__file__', None) or '(built in)'}\n"
-            for name, module in list(sys.modules.items()) if "/" not in name and module is not None}
+    return {
+        name: f"{getattr(module, '__file__', None) or '(built in)'}\n"
+        for name, module in list(sys.modules.items())
+        if "/" not in name and module is not None
+    }
 
 
 # ----------------------------------------------------------------- the static tree
@@ -115,8 +121,12 @@ EXTRAS = {
 }
 
 
-def build(tree: Tree, guest_root: str | None = None, busybox: str | None = None,
-          extras: dict[str, str] | None = None) -> None:
+def build(
+    tree: Tree,
+    guest_root: str | None = None,
+    busybox: str | None = None,
+    extras: dict[str, str] | None = None,
+) -> None:
     """The tree: ``guest_root`` is an unpacked Debian i386 root (busybox and EXTRAS come from
     it); ``busybox`` and ``extras`` (guest path -> host path) name the files instead."""
     if busybox is None:
@@ -125,11 +135,25 @@ def build(tree: Tree, guest_root: str | None = None, busybox: str | None = None,
         busybox = os.path.join(guest_root, "bin/busybox")
     if extras is None:
         extras = {g: os.path.join(guest_root, h) for g, h in EXTRAS.items()} if guest_root else {}
-    for path, mode in (("/bin", 0o755), ("/sbin", 0o755), ("/usr/bin", 0o755), ("/usr/sbin", 0o755),
-                       ("/usr/local/bin", 0o755), ("/lib", 0o755), ("/etc", 0o755),
-                       ("/root", 0o700), ("/home", 0o755), ("/tmp", 0o1777), ("/var/tmp", 0o1777),
-                       ("/var/log", 0o755), ("/run", 0o755), ("/dev", 0o755), ("/proc", 0o555),
-                       ("/sys", 0o555), ("/mnt", 0o755)):
+    for path, mode in (
+        ("/bin", 0o755),
+        ("/sbin", 0o755),
+        ("/usr/bin", 0o755),
+        ("/usr/sbin", 0o755),
+        ("/usr/local/bin", 0o755),
+        ("/lib", 0o755),
+        ("/etc", 0o755),
+        ("/root", 0o700),
+        ("/home", 0o755),
+        ("/tmp", 0o1777),
+        ("/var/tmp", 0o1777),
+        ("/var/log", 0o755),
+        ("/run", 0o755),
+        ("/dev", 0o755),
+        ("/proc", 0o555),
+        ("/sys", 0o555),
+        ("/mnt", 0o755),
+    ):
         (tree / path).mkdir(mode)
     (tree / "bin/busybox").copy_from(busybox, follow_symlinks=True)
     for applet in busybox_applets(Path(busybox)):
@@ -140,9 +164,11 @@ def build(tree: Tree, guest_root: str | None = None, busybox: str | None = None,
             raise FileNotFoundError(f"{host_path}: no such file (for {guest_path})")
         (tree / guest_path).copy_from(host_path)
     etc = tree / "etc"
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                "user:x:1000:1000:user:/home/user:/bin/sh\n"
-                                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    (etc / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "user:x:1000:1000:user:/home/user:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
     (etc / "group").write_text("root:x:0:\nusers:x:100:user\nuser:x:1000:\nnogroup:x:65534:\n")
     (etc / "shadow").write_text("root::0:0:99999:7:::\nuser::0:0:99999:7:::\n", mode=0o640)
     (etc / "hostname").write_text("pyninep\n")
@@ -150,11 +176,15 @@ def build(tree: Tree, guest_root: str | None = None, busybox: str | None = None,
     (etc / "profile").write_text(PROFILE)
     (etc / "motd").write_text(MOTD)
     (etc / "fstab").write_text("proc /proc proc defaults 0 0\nsysfs /sys sysfs defaults 0 0\n")
-    (etc / "inittab").write_text("::sysinit:/etc/init.d/rcS\n::respawn:-/bin/sh\n"
-                                 "::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n")
-    (etc / "init.d/rcS").write_text("#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n"
-                                    "hostname -F /etc/hostname\n[ -f /etc/motd ] && cat /etc/motd\n",
-                                    mode=0o755)
+    (etc / "inittab").write_text(
+        "::sysinit:/etc/init.d/rcS\n::respawn:-/bin/sh\n"
+        "::ctrlaltdel:/sbin/reboot\n::shutdown:/bin/umount -a -r\n"
+    )
+    (etc / "init.d/rcS").write_text(
+        "#!/bin/sh\nmount -t proc proc /proc\nmount -t sysfs sys /sys\n"
+        "hostname -F /etc/hostname\n[ -f /etc/motd ] && cat /etc/motd\n",
+        mode=0o755,
+    )
     (tree / "home/user").mkdir(0o755, uid=1000, gid=1000)
     (tree / "root/.profile").write_text("cd /root\n")
     # Live files: root may run code in the page (0o600); anyone may read the rest.

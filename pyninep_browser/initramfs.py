@@ -13,8 +13,18 @@ import subprocess
 from pathlib import Path
 
 # Loaded in this order by /init: in Debian's 686 kernel 9p and virtio are modules.
-MODULES = ("virtio", "virtio_ring", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-           "9pnet", "9pnet_virtio", "netfs", "fscache", "9p")
+MODULES = (
+    "virtio",
+    "virtio_ring",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "9pnet",
+    "9pnet_virtio",
+    "netfs",
+    "fscache",
+    "9p",
+)
 
 # The mount the guest makes. msize: Linux's virtio transport caps it at 512000 whatever is asked.
 # cache: see docs/guest.md ("Mount options and why") for the measurements behind the choice.
@@ -63,8 +73,16 @@ class CpioWriter:
         self._ino = 1
         self._names: set[str] = set()
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", *, nlink: int = 1,
-               rdev: tuple[int, int] = (0, 0), mtime: int = 0) -> None:
+    def _entry(
+        self,
+        name: str,
+        mode: int,
+        data: bytes = b"",
+        *,
+        nlink: int = 1,
+        rdev: tuple[int, int] = (0, 0),
+        mtime: int = 0,
+    ) -> None:
         if name in self._names:
             raise ValueError(f"duplicate cpio entry: {name}")
         self._names.add(name)
@@ -72,8 +90,7 @@ class CpioWriter:
         fields = (self._ino, mode, 0, 0, nlink, mtime, len(data), 0, 0, rdev[0], rdev[1], len(raw), 0)
         header = b"070701" + b"".join(b"%08X" % v for v in fields)
         self._ino += 1
-        self._parts += [header, raw, b"\0" * (-(len(header) + len(raw)) % 4),
-                        data, b"\0" * (-len(data) % 4)]
+        self._parts += [header, raw, b"\0" * (-(len(header) + len(raw)) % 4), data, b"\0" * (-len(data) % 4)]
 
     def directory(self, name: str, mode: int = 0o755) -> None:
         self._entry(name, stat.S_IFDIR | mode, nlink=2)
@@ -88,7 +105,7 @@ class CpioWriter:
         self._entry(name, kind | mode, rdev=(major, minor))
 
     def getvalue(self) -> bytes:
-        parts = self._parts + []
+        parts = [*self._parts]
         trailer = CpioWriter()
         trailer._entry("TRAILER!!!", 0)
         out = b"".join(parts + trailer._parts)
@@ -109,6 +126,7 @@ def _module_bytes(path: Path) -> bytes:
     data = path.read_bytes()
     if path.suffix == ".xz":  # newer Debian kernels compress modules; busybox insmod cannot
         import lzma
+
         data = lzma.decompress(data)
     return data
 
@@ -137,9 +155,11 @@ def busybox_applets(busybox: Path) -> list[str]:
     The guest's busybox is a static i386 binary; x86 Linux hosts run it directly.
     """
     try:
-        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                             check=True, timeout=30).stdout
+        out = subprocess.run(
+            [str(busybox), "--list-full"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        raise RuntimeError(f"cannot run {busybox} --list-full to list its applets ({exc}); "
-                           "build on an x86 Linux host") from None
+        raise RuntimeError(
+            f"cannot run {busybox} --list-full to list its applets ({exc}); build on an x86 Linux host"
+        ) from None
     return [line.strip() for line in out.splitlines() if line.strip()]

@@ -44,10 +44,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from .fs import O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, ROOT, Cred, Filesystem, Inode, _fail
+from .fs import O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, ROOT, Cred, Filesystem, Inode, fail
 
 log = logging.getLogger("pyninep_browser")
 
@@ -110,9 +111,14 @@ class LiveDir:
         inode.backend = _LiveDirBackend(self, fs, inode)
 
 
-def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | None = None,
-              write: Callable[[bytes], Any] | None = None, open: Callable[[int], Any] | None = None,
-              limit: float = LIMIT) -> Any:
+def live_file(
+    name: str | Callable | None = None,
+    *,
+    read: Callable[[], Any] | None = None,
+    write: Callable[[bytes], Any] | None = None,
+    open: Callable[[int], Any] | None = None,
+    limit: float = LIMIT,
+) -> Any:
     """Declare a live file under ``name`` (what images record to re-attach it).
 
     ``read()`` returns bytes or str, called at each open; ``write(data)`` receives what an open
@@ -124,8 +130,10 @@ def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | N
     if callable(name):  # @live_file without parentheses
         return live_file(name.__name__, limit=limit)(name)
     if read is None and write is None and open is None:
+
         def decorate(fn: Callable[[], Any]) -> LiveFile:
             return live_file(name or fn.__name__, read=fn, limit=limit)
+
         return decorate
     if name is None:
         raise TypeError("live_file needs a name: images record it to re-attach the file")
@@ -134,16 +142,22 @@ def live_file(name: str | Callable | None = None, *, read: Callable[[], Any] | N
     return spec
 
 
-def live_dir(name: str | Callable | None = None, *, list: Callable[[], Mapping[str, Any]] | None = None,
-             limit: float = LIMIT) -> Any:
+def live_dir(
+    name: str | Callable | None = None,
+    *,
+    list: Callable[[], Mapping[str, Any]] | None = None,
+    limit: float = LIMIT,
+) -> Any:
     """Declare a live directory: ``list()`` returns a mapping of entry name → content (bytes,
     str, or a function returning them), computed when the directory is opened or a missing name
     is looked up. Entries are files whose content is computed again at each open."""
     if callable(name):
         return live_dir(name.__name__, list=name, limit=limit)
     if list is None:
+
         def decorate(fn: Callable[[], Mapping[str, Any]]) -> LiveDir:
             return live_dir(name or fn.__name__, list=fn, limit=limit)
+
         return decorate
     if name is None:
         raise TypeError("live_dir needs a name")
@@ -223,8 +237,9 @@ class _Caller:
         self.label = label
         self.limit = limit
 
-    def call(self, ctx: LiveContext, what: str, fn: Callable, *args: Any,
-             then: Callable[[Any], Any] | None = None) -> Any:
+    def call(
+        self, ctx: LiveContext, what: str, fn: Callable, *args: Any, then: Callable[[Any], Any] | None = None
+    ) -> Any:
         """The result of ``then(fn(*args))``, or, if ``fn`` is async, a future of it."""
         token = _context.set(ctx)
         try:
@@ -259,7 +274,7 @@ class _Caller:
                 result = await asyncio.wait_for(awaitable, self.limit)
             except OSError:
                 raise
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - as in call(): the guest's EIO
                 raise self._failed(what, exc) from None
             return then(result) if then is not None else result
 
@@ -307,7 +322,7 @@ class _LiveFileBackend:
         acc = flags & O_ACCMODE
         writing = acc in (O_WRONLY, O_RDWR)
         if writing and not self.spec.writable:
-            raise _fail(errno.EACCES, f"live file {self.caller.label} is read-only")
+            raise fail(errno.EACCES, f"live file {self.caller.label} is read-only")
         return _LiveHandle(self, self._ctx(server, cred), flags)
 
     # The filesystem's own hooks (page-side readFile/writeFile): one snapshot per call.
@@ -315,19 +330,19 @@ class _LiveFileBackend:
         if self.spec.read is None:
             return b""
         result = self.caller.call(self._ctx(None, ROOT), "read", self.spec.read)
-        if inspect.isawaitable(result):
+        if asyncio.isfuture(result):  # an async function: call() scheduled it
             result.cancel()
-            raise _fail(errno.EAGAIN, "an async live file cannot be read synchronously")
+            raise fail(errno.EAGAIN, "an async live file cannot be read synchronously")
         return self.observed(_as_bytes(result))
 
     def read(self, offset: int, count: int) -> bytes:
         to_end = offset + count >= self.inode.size  # the caller's size may predate this snapshot
         data = self.snapshot()
-        return data[offset:] if to_end else data[offset:offset + count]
+        return data[offset:] if to_end else data[offset : offset + count]
 
     def write(self, offset: int, data: Any) -> int:
         if self.spec.write is None:
-            raise _fail(errno.EACCES)
+            raise fail(errno.EACCES)
         self.caller.call(self._ctx(None, ROOT), "write", self.spec.write, bytes(data))
         return len(data)
 
@@ -350,8 +365,10 @@ class _LiveHandle:
     def start(self) -> Any:
         spec, caller = self.backend.spec, self.backend.caller
         if spec.open is not None:
+
             def keep(obj: Any) -> None:
                 self.stream = obj
+
             return caller.call(self.ctx, "open", spec.open, self.flags, then=keep)
         acc = self.flags & O_ACCMODE
         if acc == O_WRONLY or spec.read is None:
@@ -363,12 +380,13 @@ class _LiveHandle:
         def keep_data(value: Any) -> None:
             data = self.backend.observed(_as_bytes(value))
             self.data = bytearray(data) if acc == O_RDWR else data
+
         return caller.call(self.ctx, "read", spec.read, then=keep_data)
 
     def read(self, offset: int, count: int) -> bytes:
         if self.stream is not None:
             return _as_bytes(self.backend.caller.call(self.ctx, "read", self.stream.read, count))
-        return bytes(self.data[offset:offset + count])
+        return bytes(self.data[offset : offset + count])
 
     def write(self, offset: int, data: Any) -> int:
         if self.stream is not None:
@@ -395,6 +413,7 @@ class _LiveHandle:
         def wrote(_: Any) -> None:
             inode = self.backend.inode
             inode.mtime = inode.ctime = self.backend.fs.clock()
+
         return self.backend.caller.call(self.ctx, "write", spec.write, data, then=wrote)
 
     def fsync(self) -> Any:
@@ -406,7 +425,7 @@ class _LiveHandle:
         self.closed = True
         if self.stream is not None:
             close = getattr(self.stream, "close", None)
-            self.stream, stream = None, self.stream
+            self.stream = None
             if close is not None:
                 return self.backend.caller.call(self.ctx, "close", close)
             return None
@@ -434,9 +453,9 @@ class _LiveDirBackend:
     def listing(self, server: Any = None) -> Mapping[str, Any]:
         ctx = LiveContext(server, self.fs, ROOT, self.inode)
         result = self.caller.call(ctx, "list", self.spec.list)
-        if inspect.isawaitable(result):
+        if asyncio.isfuture(result):  # an async function: call() scheduled it
             result.cancel()
-            raise _fail(errno.EIO, "a live directory's list function must be synchronous")
+            raise fail(errno.EIO, "a live directory's list function must be synchronous")
         return dict(result)
 
     def refresh(self, server: Any) -> None:
@@ -444,9 +463,9 @@ class _LiveDirBackend:
         fs, directory = self.fs, self.inode
         entries = directory.entries
         assert entries is not None
-        for name, child in list(entries.items()):
+        for name, old in list(entries.items()):
             if name not in listing:
-                fs.unlink(directory, name, ROOT, rmdir=child.is_dir())
+                fs.unlink(directory, name, ROOT, rmdir=old.is_dir())
         for name in listing:
             try:
                 fs.check_name(name)
@@ -462,11 +481,13 @@ class _LiveDirBackend:
 
     def _entry_reader(self, name: str) -> Callable[[], Any]:
         def read() -> Any:
-            listing = self.listing(_context.get().server if _context.get() else None)
+            ctx = _context.get()
+            listing = self.listing(ctx.server if ctx else None)
             if name not in listing:
-                raise _fail(errno.ENOENT, name)
+                raise fail(errno.ENOENT, name)
             value = listing[name]
             return value() if callable(value) else value
+
         return read
 
     def open(self, server: Any, cred: Cred, flags: int) -> _DirHandle:
@@ -479,10 +500,10 @@ class _DirHandle:
         return None
 
     def read(self, offset: int, count: int) -> bytes:
-        raise _fail(errno.EISDIR)
+        raise fail(errno.EISDIR)
 
     def write(self, offset: int, data: Any) -> int:
-        raise _fail(errno.EISDIR)
+        raise fail(errno.EISDIR)
 
     def fsync(self) -> None:
         return None
@@ -494,5 +515,15 @@ class _DirHandle:
         pass
 
 
-__all__ = ["LIMIT", "LIVE_XATTR", "REGISTRY", "LiveContext", "LiveDir", "LiveFile", "attach",
-           "context", "live_dir", "live_file"]
+__all__ = [
+    "LIMIT",
+    "LIVE_XATTR",
+    "REGISTRY",
+    "LiveContext",
+    "LiveDir",
+    "LiveFile",
+    "attach",
+    "context",
+    "live_dir",
+    "live_file",
+]

@@ -33,7 +33,8 @@ MAX_WALK = 16
 
 # Linux's errno numbers, which is what Rlerror carries. The host's ``errno`` module may differ:
 # Pyodide has Emscripten's numbers (ENOENT is 44 there), macOS has BSD's. Errors are raised with
-# the host's names and translated here, once, on the way to the wire.
+# the host's names and translated here, once, on the way to the wire. (Kept as a dense table.)
+# fmt: off
 LINUX_ERRNO = {
     "EPERM": 1, "ENOENT": 2, "ESRCH": 3, "EINTR": 4, "EIO": 5, "ENXIO": 6, "E2BIG": 7,
     "ENOEXEC": 8, "EBADF": 9, "ECHILD": 10, "EAGAIN": 11, "ENOMEM": 12, "EACCES": 13,
@@ -52,8 +53,12 @@ LINUX_ERRNO = {
     "ESTALE": 116, "EDQUOT": 122, "ECANCELED": 125, "EOWNERDEAD": 130,
     "ENOTRECOVERABLE": 131,
 }
-_HOST_TO_LINUX = {getattr(errno, name): num for name, num in LINUX_ERRNO.items()
-                  if isinstance(getattr(errno, name, None), int)}
+# fmt: on
+_HOST_TO_LINUX = {
+    getattr(errno, name): num
+    for name, num in LINUX_ERRNO.items()
+    if isinstance(getattr(errno, name, None), int)
+}
 
 
 def linux_errno(host_errno: int | None) -> int:
@@ -215,30 +220,64 @@ class Qid(NamedTuple):
 LAYOUTS: dict[int, tuple[tuple[str, str], ...]] = {
     T.Rlerror: (("ecode", "d"),),
     T.Tstatfs: (("fid", "d"),),
-    T.Rstatfs: (("type", "d"), ("bsize", "d"), ("blocks", "q"), ("bfree", "q"), ("bavail", "q"),
-                ("files", "q"), ("ffree", "q"), ("fsid", "q"), ("namelen", "d")),
+    T.Rstatfs: (
+        ("type", "d"),
+        ("bsize", "d"),
+        ("blocks", "q"),
+        ("bfree", "q"),
+        ("bavail", "q"),
+        ("files", "q"),
+        ("ffree", "q"),
+        ("fsid", "q"),
+        ("namelen", "d"),
+    ),
     T.Tlopen: (("fid", "d"), ("flags", "d")),
     T.Rlopen: (("qid", "Q"), ("iounit", "d")),
     T.Tlcreate: (("fid", "d"), ("name", "s"), ("flags", "d"), ("mode", "d"), ("gid", "d")),
     T.Rlcreate: (("qid", "Q"), ("iounit", "d")),
     T.Tsymlink: (("fid", "d"), ("name", "s"), ("symtgt", "s"), ("gid", "d")),
     T.Rsymlink: (("qid", "Q"),),
-    T.Tmknod: (("dfid", "d"), ("name", "s"), ("mode", "d"), ("major", "d"), ("minor", "d"),
-               ("gid", "d")),
+    T.Tmknod: (("dfid", "d"), ("name", "s"), ("mode", "d"), ("major", "d"), ("minor", "d"), ("gid", "d")),
     T.Rmknod: (("qid", "Q"),),
     T.Trename: (("fid", "d"), ("dfid", "d"), ("name", "s")),
     T.Rrename: (),
     T.Treadlink: (("fid", "d"),),
     T.Rreadlink: (("target", "s"),),
     T.Tgetattr: (("fid", "d"), ("request_mask", "q")),
-    T.Rgetattr: (("valid", "q"), ("qid", "Q"), ("mode", "d"), ("uid", "d"), ("gid", "d"),
-                 ("nlink", "q"), ("rdev", "q"), ("size", "q"), ("blksize", "q"), ("blocks", "q"),
-                 ("atime_sec", "q"), ("atime_nsec", "q"), ("mtime_sec", "q"), ("mtime_nsec", "q"),
-                 ("ctime_sec", "q"), ("ctime_nsec", "q"), ("btime_sec", "q"), ("btime_nsec", "q"),
-                 ("gen", "q"), ("data_version", "q")),
-    T.Tsetattr: (("fid", "d"), ("valid", "d"), ("mode", "d"), ("uid", "d"), ("gid", "d"),
-                 ("size", "q"), ("atime_sec", "q"), ("atime_nsec", "q"), ("mtime_sec", "q"),
-                 ("mtime_nsec", "q")),
+    T.Rgetattr: (
+        ("valid", "q"),
+        ("qid", "Q"),
+        ("mode", "d"),
+        ("uid", "d"),
+        ("gid", "d"),
+        ("nlink", "q"),
+        ("rdev", "q"),
+        ("size", "q"),
+        ("blksize", "q"),
+        ("blocks", "q"),
+        ("atime_sec", "q"),
+        ("atime_nsec", "q"),
+        ("mtime_sec", "q"),
+        ("mtime_nsec", "q"),
+        ("ctime_sec", "q"),
+        ("ctime_nsec", "q"),
+        ("btime_sec", "q"),
+        ("btime_nsec", "q"),
+        ("gen", "q"),
+        ("data_version", "q"),
+    ),
+    T.Tsetattr: (
+        ("fid", "d"),
+        ("valid", "d"),
+        ("mode", "d"),
+        ("uid", "d"),
+        ("gid", "d"),
+        ("size", "q"),
+        ("atime_sec", "q"),
+        ("atime_nsec", "q"),
+        ("mtime_sec", "q"),
+        ("mtime_nsec", "q"),
+    ),
     T.Rsetattr: (),
     T.Txattrwalk: (("fid", "d"), ("newfid", "d"), ("name", "s")),
     T.Rxattrwalk: (("size", "q"),),
@@ -248,13 +287,25 @@ LAYOUTS: dict[int, tuple[tuple[str, str], ...]] = {
     T.Rreaddir: (("data", "D"),),
     T.Tfsync: (("fid", "d"), ("datasync", "d")),
     T.Rfsync: (),
-    T.Tlock: (("fid", "d"), ("type", "b"), ("flags", "d"), ("start", "q"), ("length", "q"),
-              ("proc_id", "d"), ("client_id", "s")),
+    T.Tlock: (
+        ("fid", "d"),
+        ("type", "b"),
+        ("flags", "d"),
+        ("start", "q"),
+        ("length", "q"),
+        ("proc_id", "d"),
+        ("client_id", "s"),
+    ),
     T.Rlock: (("status", "b"),),
-    T.Tgetlock: (("fid", "d"), ("type", "b"), ("start", "q"), ("length", "q"), ("proc_id", "d"),
-                 ("client_id", "s")),
-    T.Rgetlock: (("type", "b"), ("start", "q"), ("length", "q"), ("proc_id", "d"),
-                 ("client_id", "s")),
+    T.Tgetlock: (
+        ("fid", "d"),
+        ("type", "b"),
+        ("start", "q"),
+        ("length", "q"),
+        ("proc_id", "d"),
+        ("client_id", "s"),
+    ),
+    T.Rgetlock: (("type", "b"), ("start", "q"), ("length", "q"), ("proc_id", "d"), ("client_id", "s")),
     T.Tlink: (("dfid", "d"), ("fid", "d"), ("name", "s")),
     T.Rlink: (),
     T.Tmkdir: (("dfid", "d"), ("name", "s"), ("mode", "d"), ("gid", "d")),
@@ -296,7 +347,8 @@ class _Layout:
 
     def __init__(self, fields: tuple[tuple[str, str], ...]) -> None:
         self.names = tuple(name for name, _ in fields)
-        steps: list[tuple[str, Any, int]] = []  # ("fixed", Struct, nqids-groups) or (code, None, 0)
+        # ("fixed", Struct, the run's codes) or (code, None, ()); Any: the hot loops read st.size
+        steps: list[tuple[str, Any, tuple[str, ...]]] = []
         run: list[str] = []
 
         def flush() -> None:
@@ -313,15 +365,17 @@ class _Layout:
         flush()
         self.steps = tuple(steps)
         # Layouts of fixed-size integers only (Tgetattr, Tread, Tclunk…) decode in one call.
-        self.simple = steps[0][1] if (len(steps) == 1 and steps[0][0] == "fixed"
-                                      and "Q" not in steps[0][2]) else None
+        self.simple = (
+            steps[0][1] if (len(steps) == 1 and steps[0][0] == "fixed" and "Q" not in steps[0][2]) else None
+        )
 
 
 _COMPILED = {mtype: _Layout(fields) for mtype, fields in LAYOUTS.items()}
 
 
-def _read_counted(buf: memoryview, pos: int, end: int, count: struct.Struct,
-                  what: str) -> tuple[memoryview, int]:
+def _read_counted(
+    buf: memoryview, pos: int, end: int, count: struct.Struct, what: str
+) -> tuple[memoryview, int]:
     """A length-prefixed field (``s`` with a u16 count, ``D`` with a u32 one), checked against end."""
     if pos + count.size > end:
         raise ProtocolError(errno.EPROTO, f"{what} length past end of frame")
@@ -329,7 +383,7 @@ def _read_counted(buf: memoryview, pos: int, end: int, count: struct.Struct,
     pos += count.size
     if pos + n > end:
         raise ProtocolError(errno.EPROTO, f"{what} past end of frame")
-    return buf[pos:pos + n], pos + n
+    return buf[pos : pos + n], pos + n
 
 
 def _read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
@@ -405,7 +459,9 @@ def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, .
     return tuple(values)
 
 
-def decode(frame: bytes | bytearray | memoryview, msize: int = 0xFFFFFFFF) -> tuple[int, int, tuple[Any, ...]]:
+def decode(
+    frame: bytes | bytearray | memoryview, msize: int = 0xFFFFFFFF
+) -> tuple[int, int, tuple[Any, ...]]:
     """Decode one whole frame into ``(type, tag, fields)``.
 
     Bytes past the size field are ignored (transports may pad); a size field that is smaller than

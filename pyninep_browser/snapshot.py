@@ -15,5 +15,15 @@ from .fs.image import load_filesystem, save_filesystem
 from .fs.stateformat import FORMAT, MAGIC, SnapshotError
 from .server.state import ForeignFilesystem, restore, restore_session, save, save_session
 
-__all__ = ["SnapshotError", "ForeignFilesystem", "save", "restore", "save_session", "restore_session",
-           "save_filesystem", "load_filesystem", "FORMAT", "MAGIC"]
+__all__ = [
+    "SnapshotError",
+    "ForeignFilesystem",
+    "save",
+    "restore",
+    "save_session",
+    "restore_session",
+    "save_filesystem",
+    "load_filesystem",
+    "FORMAT",
+    "MAGIC",
+]

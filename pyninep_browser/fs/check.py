@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from .constants import CHUNK, S_IFMT
 from .inode import Inode
@@ -24,6 +25,7 @@ _KIND = {0o040000: "directory", 0o100000: "file", 0o120000: "symlink"}
 
 def _store_error(msg: str) -> Exception:
     from ..store.base import StoreError
+
     return StoreError(msg)
 
 
@@ -34,14 +36,28 @@ class StoreCheck:
     inodes: dict[int, Inode]
     dirty: set[int]
     root: Inode
+    fsid: int
+    generation: int
+    next_ino: int
+    used_inodes: int
+    used_bytes: int
+    user_bytes: dict[int, int]
     repairs: list[str]
     _extra_meta_delete: set[str]
     _extra_chunk_delete: set[str]
 
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        def persist(self, durable: bool, done: Callable[[int], None] | None = None) -> None: ...
+        def _refresh_room(self) -> None: ...
+        @staticmethod
+        def _xattr_bytes(inode: Inode) -> int: ...
+
     def _open_store(self) -> None:
         meta = self.store.load_meta()
         if not meta:  # a new store: the empty filesystem made by __init__ becomes its content
-            self.root.entries.changed = set()  # type: ignore[union-attr]
+            assert self.root.entries is not None  # the root is a directory
+            self.root.entries.changed = set()
             self.dirty.add(self.root.ino)
             self.persist(True, None)
             self._refresh_room()
@@ -49,21 +65,23 @@ class StoreCheck:
         records = dict(meta)
         raw_super = records.pop("super", None)
         if raw_super is None:
-            raise _store_error("the store holds something that is not a pyninep filesystem "
-                               "(no superblock record)")
+            raise _store_error(
+                "the store holds something that is not a pyninep filesystem (no superblock record)"
+            )
         try:
             sup = json.loads(raw_super)
             fmt = _int(sup["format"])
         except (ValueError, KeyError, TypeError):
             raise _store_error("the store's superblock is corrupt") from None
         if fmt > FORMAT:
-            raise _store_error(f"the store was written in format {fmt}, newer than this version "
-                               f"reads ({FORMAT}): open it with a newer pyninep_browser")
+            raise _store_error(
+                f"the store was written in format {fmt}, newer than this version "
+                f"reads ({FORMAT}): open it with a newer pyninep_browser"
+            )
         if fmt < FORMAT:  # no older format exists yet; migrations would go here, by format
             raise _store_error(f"the store's format {fmt} is not readable by this version")
         if sup.get("chunk") != CHUNK:
-            raise _store_error(f"the store uses {sup.get('chunk')}-byte chunks, this version "
-                               f"{CHUNK}")
+            raise _store_error(f"the store uses {sup.get('chunk')}-byte chunks, this version {CHUNK}")
         self._load_records(sup, records)
 
     def _load_records(self, sup: dict, records: dict[str, bytes]) -> None:
@@ -79,8 +97,8 @@ class StoreCheck:
                     inodes[ino], parents[ino] = decode_inode(ino, raw)
                     continue
                 if kind == "e":
-                    d, _, seq = rest.partition(":")
-                    by_dir.setdefault(int(d), []).append((int(seq), key))
+                    dir_ino, _, seq_s = rest.partition(":")
+                    by_dir.setdefault(int(dir_ino), []).append((int(seq_s), key))
                     continue
             except (ValueError, KeyError, TypeError, IndexError) as exc:
                 repairs.append(f"removed unreadable record {key!r} ({exc})")
@@ -126,36 +144,35 @@ class StoreCheck:
         # Reachability from the root; a directory has exactly one name.
         root.parent = root
         seen = {root.ino}
-        stack = [root]
+        stack = [(root, root.entries)]
         links: dict[int, int] = {}
         while stack:
-            d = stack.pop()
-            entries = d.entries
-            for name, (seq, child) in list(entries.by_name.items()):  # type: ignore[union-attr]
+            parent, entries = stack.pop()
+            for name, (seq, child) in list(entries.by_name.items()):
                 if child.entries is not None:
                     if child.ino in seen:
                         repairs.append(f"removed a second name {name!r} of directory {child.ino}")
-                        entries.remove(name)  # type: ignore[union-attr]
-                        self._extra_meta_delete.add(f"e:{d.ino}:{seq}")
-                        dirty.add(d.ino)
+                        entries.remove(name)
+                        self._extra_meta_delete.add(f"e:{parent.ino}:{seq}")
+                        dirty.add(parent.ino)
                         continue
-                    if parents.get(child.ino) != d.ino:
+                    if parents.get(child.ino) != parent.ino:
                         dirty.add(child.ino)
-                    child.parent = d
-                    stack.append(child)
-                    links[d.ino] = links.get(d.ino, 0) + 1
+                    child.parent = parent
+                    stack.append((child, child.entries))
+                    links[parent.ino] = links.get(parent.ino, 0) + 1
                 seen.add(child.ino)
                 links[child.ino] = links.get(child.ino, 0) + 1
         orphan_bytes = 0
         for ino in [i for i in inodes if i not in seen]:
             inode = inodes.pop(ino)
-            orphan_bytes += inode.allocated + self._xattr_bytes(inode)  # type: ignore[attr-defined]
+            orphan_bytes += inode.allocated + self._xattr_bytes(inode)
             what = _KIND.get(inode.mode & S_IFMT, "node")
             repairs.append(f"removed orphan inode {ino} ({what}, {inode.data_bytes} bytes, no name)")
             self._extra_meta_delete.add(f"i:{ino}")
             if inode.chunks:
                 self._extra_chunk_delete.update(f"{ino}:{ci}" for ci in inode.chunks)
-            for seq, key in by_dir.get(ino, ()):
+            for _seq, key in by_dir.get(ino, ()):
                 self._extra_meta_delete.add(key)
 
         # Counts: link counts, sizes against chunks, the next inode number.
@@ -169,16 +186,15 @@ class StoreCheck:
                 dirty.add(ino)
             if inode.chunks:
                 beyond = [ci for ci in inode.chunks if ci * CHUNK >= inode.size]
-                for ci in beyond:
-                    inode.data_bytes -= inode.chunks.pop(ci)
+                for ci in beyond:  # nothing is loaded yet: every chunk is a length
+                    inode.data_bytes -= cast(int, inode.chunks.pop(ci))
                     self._extra_chunk_delete.add(f"{ino}:{ci}")
                 if beyond:
                     repairs.append(f"inode {ino}: removed {len(beyond)} chunks past its size")
                     dirty.add(ino)
         listed = self.store.chunk_keys()
         if listed is not None:
-            known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks
-                     for ci in inode.chunks}
+            known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks for ci in inode.chunks}
             gone = self._extra_chunk_delete  # chunks of removed orphans are already counted
             stray = [k for k in listed if k not in known and k not in gone]
             if stray:
@@ -188,7 +204,8 @@ class StoreCheck:
             for key in missing:
                 ino_s, _, ci_s = key.partition(":")
                 inode = inodes[int(ino_s)]
-                inode.data_bytes -= inode.chunks.pop(int(ci_s))  # type: ignore[union-attr]
+                # It has chunk ci_s (so a chunk map), and nothing is loaded yet: a length.
+                inode.data_bytes -= cast("dict[int, int]", inode.chunks).pop(int(ci_s))
                 dirty.add(inode.ino)
             if missing:
                 repairs.append(f"{len(missing)} chunks were missing: those ranges now read as zeros")
@@ -204,7 +221,7 @@ class StoreCheck:
         self.used_bytes = 0
         self.user_bytes = {}
         for inode in inodes.values():
-            used = inode.allocated + self._xattr_bytes(inode)  # type: ignore[attr-defined]
+            used = inode.allocated + self._xattr_bytes(inode)
             self.used_bytes += used
             self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
             if inode.entries is not None:

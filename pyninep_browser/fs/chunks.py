@@ -11,7 +11,8 @@ from __future__ import annotations
 import errno
 import logging
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .constants import CHUNK, _fail
 from .inode import Inode
@@ -31,7 +32,6 @@ class ChunksNeeded(Exception):
         self.keys = keys
 
 
-
 class ChunkCache:
     """The chunk half of :class:`~pyninep_browser.fs.persist.Persistence`."""
 
@@ -45,6 +45,7 @@ class ChunkCache:
     def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
         """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
         chunks = inode.chunks
+        assert chunks is not None  # a regular file's
         ino = inode.ino
         lru = self._lru
         if len(lru) > self.cache_bytes // CHUNK:
@@ -52,7 +53,7 @@ class ChunkCache:
             self.trim_cache(reserve=len(cis), protect={(ino, ci) for ci in cis})
         missing = None
         for ci in cis:
-            c = chunks.get(ci)  # type: ignore[union-attr]
+            c = chunks.get(ci)
             if type(c) is int:
                 if missing is None:
                     missing = []
@@ -73,8 +74,13 @@ class ChunkCache:
 
     def missing_chunks(self) -> list[str]:
         """Keys of every chunk not in memory (to load before a full export)."""
-        return [f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
-                for ci, c in inode.chunks.items() if type(c) is int]
+        return [
+            f"{ino}:{ci}"
+            for ino, inode in self.inodes.items()
+            if inode.chunks
+            for ci, c in inode.chunks.items()
+            if type(c) is int
+        ]
 
     def load_chunks(self, keys: list[str], done: Callable[[int], None]) -> None:
         """Load ``keys`` from the store into memory; ``done(0)`` or ``done(errno)`` when all
@@ -93,6 +99,7 @@ class ChunkCache:
                 state[0] -= 1
                 if state[0] == 0:
                     done(state[1])
+
             return answered
 
         for key in keys:
@@ -112,8 +119,12 @@ class ChunkCache:
         if type(c) is not int:
             return 0  # loaded, rewritten or truncated meanwhile
         if value is None or len(value) != c:
-            log.error("store chunk %s is %s (expected %d bytes)", key,
-                      "missing" if value is None else f"{len(value)} bytes", c)
+            log.error(
+                "store chunk %s is %s (expected %d bytes)",
+                key,
+                "missing" if value is None else f"{len(value)} bytes",
+                c,
+            )
             return errno.EIO
         inode.chunks[ci] = bytearray(value)
         self._lru[(ino, ci)] = None
@@ -137,7 +148,7 @@ class ChunkCache:
             if inode is None or not inode.chunks:
                 continue
             c = inode.chunks.get(key[1])
-            if c is not None and type(c) is not int:
+            if isinstance(c, bytearray):
                 inode.chunks[key[1]] = len(c)
         for key in kept:
             lru[key] = None

@@ -13,7 +13,8 @@ import errno
 import json
 import logging
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .constants import CHUNK
 from .inode import Inode
@@ -53,8 +54,7 @@ class Commits:
         return self._inflight
 
     def has_changes(self) -> bool:
-        return bool(self.dirty or self.dirty_chunks or self._extra_meta_delete
-                    or self._extra_chunk_delete)
+        return bool(self.dirty or self.dirty_chunks or self._extra_meta_delete or self._extra_chunk_delete)
 
     def persist(self, durable: bool, done: Callable[[int], None] | None = None) -> None:
         """Commit everything changed so far; ``done(0)`` once committed (``durable``: on disk),
@@ -78,7 +78,7 @@ class Commits:
         batch, taken = self._take_batch()
         self._inflight = True
         self._inflight_chunks = taken[1]
-        finished_once = []
+        finished_once: list[int] = []
 
         def finished(err: int) -> None:
             if finished_once:
@@ -112,6 +112,7 @@ class Commits:
 
     def _take_batch(self):
         from ..store.base import Batch
+
         batch = Batch()
         dirty, self.dirty = self.dirty, set()
         chunks, self.dirty_chunks = self.dirty_chunks, set()
@@ -149,11 +150,17 @@ class Commits:
         # A key is written or deleted, never both: stores may apply puts and deletes in any order.
         delete.difference_update(put)
         batch.chunk_delete.difference_update(batch.chunk_put)
-        put["super"] = json.dumps({
-            "format": FORMAT, "fsid": self.fsid, "next_ino": self.next_ino,
-            "root": self.root.ino, "chunk": CHUNK, "used": self.used_bytes,
-            "gen": self.generation + 1,
-        }).encode()
+        put["super"] = json.dumps(
+            {
+                "format": FORMAT,
+                "fsid": self.fsid,
+                "next_ino": self.next_ino,
+                "root": self.root.ino,
+                "chunk": CHUNK,
+                "used": self.used_bytes,
+                "gen": self.generation + 1,
+            }
+        ).encode()
         return batch, (dirty, chunks, extra_meta, extra_chunks, entry_changes)
 
     def _untake(self, taken) -> None:

@@ -40,8 +40,13 @@ O_NOFOLLOW = 0o400000
 O_NOATIME = 0o1000000
 
 DT_BY_TYPE = {
-    stat.S_IFDIR: 4, stat.S_IFREG: 8, stat.S_IFLNK: 10, stat.S_IFCHR: 2,
-    stat.S_IFBLK: 6, stat.S_IFIFO: 1, stat.S_IFSOCK: 12,
+    stat.S_IFDIR: 4,
+    stat.S_IFREG: 8,
+    stat.S_IFLNK: 10,
+    stat.S_IFCHR: 2,
+    stat.S_IFBLK: 6,
+    stat.S_IFIFO: 1,
+    stat.S_IFSOCK: 12,
 }
 _NODE_TYPES = (stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFSOCK)
 _DAY_NS = 86400 * 10**9
@@ -54,4 +59,3 @@ def fail(err: int, what: str = "") -> OSError:
 
 
 _fail = fail  # the name the fs modules have always used
-

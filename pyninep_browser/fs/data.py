@@ -7,20 +7,42 @@ be loaded and persisted on its own. Writes charge the quota before they change a
 from __future__ import annotations
 
 import errno
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
-from .constants import (CHUNK, O_ACCMODE, O_DIRECTORY, O_RDONLY, O_TRUNC, S_IFDIR, S_IFLNK, S_IFMT,
-                        S_IFREG, _DAY_NS, _fail)
-from .inode import ROOT, Cred, Inode
+from .constants import (
+    _DAY_NS,
+    CHUNK,
+    O_ACCMODE,
+    O_DIRECTORY,
+    O_RDONLY,
+    O_TRUNC,
+    S_IFDIR,
+    S_IFLNK,
+    S_IFMT,
+    S_IFREG,
+    _fail,
+)
+from .inode import ROOT, Cred, FileBackend, Inode
 
 
 class FileData:
     """The data half of :class:`Filesystem`."""
 
     max_file_size: int
-    store: object | None
+    store: Any  # a Store, or None
+    clock: Callable[[], int]
+    dirty: set[int]
     dirty_chunks: set[tuple[int, int]]
     changes: int
+
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        def _check_open(self, inode: Inode, flags: int, cred: Cred) -> None: ...
+        def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None: ...
+        def _charge(self, inode: Inode, delta: int) -> None: ...
+        @staticmethod
+        def _kill_priv(inode: Inode, in_group: bool = True) -> None: ...
 
     def open(self, inode: Inode, flags: int, cred: Cred = ROOT, session: Any = None) -> Any:
         """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC. Returns the
@@ -38,7 +60,7 @@ class FileData:
         self._check_open(inode, flags, cred)
         # Linux truncates on O_TRUNC even with O_RDONLY, given write permission (checked above).
         if inode.backend is not None:
-            return inode.backend.open(session, cred, flags)  # type: ignore[attr-defined]
+            return inode.backend.open(session, cred, flags)
         if flags & O_TRUNC and kind == S_IFREG:
             self.truncate(inode, 0, cred)
         return None
@@ -46,13 +68,15 @@ class FileData:
     def read(self, inode: Inode, offset: int, count: int) -> list:
         """Up to ``count`` bytes at ``offset``, as a list of buffers (no copies for whole chunks)."""
         if inode.backend is not None:
-            return [inode.backend.read(offset, count)]  # type: ignore[attr-defined]
+            return [cast(FileBackend, inode.backend).read(offset, count)]  # a live file's
         if inode.chunks is None:
             raise _fail(errno.EISDIR if inode.is_dir() else errno.EINVAL)
         end = min(offset + count, inode.size)
         parts: list = []
         pos = offset
-        chunks = inode.chunks
+        # Bytes only in the range read: without a store every chunk is bytes, and with one
+        # _ensure_chunks (next) loads those still stored.
+        chunks = cast("dict[int, bytearray]", inode.chunks)
         if self.store is not None and pos < end:
             self._ensure_chunks(inode, range(pos // CHUNK, (end - 1) // CHUNK + 1))
         while pos < end:
@@ -64,7 +88,7 @@ class FileData:
             else:
                 have = len(chunk) - co
                 if have >= take:
-                    parts.append(memoryview(chunk)[co:co + take])
+                    parts.append(memoryview(chunk)[co : co + take])
                 elif have > 0:
                     parts.append(memoryview(chunk)[co:])
                     parts.append(bytes(take - have))
@@ -90,7 +114,7 @@ class FileData:
     def write(self, inode: Inode, offset: int, data, cred: Cred = ROOT) -> int:
         """Write ``data`` at ``offset``; returns how many bytes were written."""
         if inode.backend is not None:
-            return inode.backend.write(offset, data)  # type: ignore[attr-defined]
+            return cast(FileBackend, inode.backend).write(offset, data)  # a live file's
         if inode.chunks is None:
             raise _fail(errno.EISDIR if inode.is_dir() else errno.EINVAL)
         n = len(data)
@@ -108,10 +132,15 @@ class FileData:
         if self.store is not None:
             # Chunks the write only partly covers must be in memory; fully covered ones need not.
             first, last = offset // CHUNK, (end - 1) // CHUNK
-            self._ensure_chunks(inode, [
-                ci for ci in range(first, last + 1)
-                if type(chunks.get(ci)) is int
-                and (ci == first and offset % CHUNK or end - ci * CHUNK < chunks[ci])])
+            self._ensure_chunks(
+                inode,
+                [
+                    ci
+                    for ci in range(first, last + 1)
+                    if isinstance(c := chunks.get(ci), int)
+                    and ((ci == first and offset % CHUNK) or end - ci * CHUNK < c)
+                ],
+            )
         # Charge first so a full disk fails before anything changes.
         grow = 0
         pos = offset
@@ -119,7 +148,7 @@ class FileData:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
             chunk = chunks.get(ci)
-            have = 0 if chunk is None else chunk if type(chunk) is int else len(chunk)
+            have = 0 if chunk is None else chunk if isinstance(chunk, int) else len(chunk)
             if co + take > have:
                 grow += co + take - have
             pos += take
@@ -132,16 +161,16 @@ class FileData:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
             chunk = chunks.get(ci)
-            if chunk is None or type(chunk) is int:  # absent, or wholly overwritten unloaded
+            if chunk is None or isinstance(chunk, int):  # absent, or wholly overwritten unloaded
                 if co == 0 and take == CHUNK:
-                    chunks[ci] = bytearray(mv[src:src + take])
+                    chunks[ci] = bytearray(mv[src : src + take])
                 else:
                     chunk = chunks[ci] = bytearray(co)
-                    chunk[co:] = mv[src:src + take]
+                    chunk[co:] = mv[src : src + take]
             else:
                 if len(chunk) < co:
                     chunk.extend(bytes(co - len(chunk)))
-                chunk[co:co + take] = mv[src:src + take]
+                chunk[co : co + take] = mv[src : src + take]
             pos += take
             src += take
         if self.store is not None:
@@ -181,10 +210,11 @@ class FileData:
             gone = [ci for ci in inode.chunks if ci > last or (ci == last and rem == 0)]
             for ci in gone:
                 c = inode.chunks.pop(ci)
-                freed += c if type(c) is int else len(c)
+                freed += c if isinstance(c, int) else len(c)
             chunk = inode.chunks.get(last)
-            trimmed = chunk is not None and type(chunk) is not int and len(chunk) > rem
-            if trimmed:
+            trimmed = False
+            if isinstance(chunk, bytearray) and len(chunk) > rem:
+                trimmed = True
                 freed += len(chunk) - rem
                 del chunk[rem:]
             if self.store is not None:

@@ -16,10 +16,24 @@ import errno
 import os
 import stat
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from .constants import (LINK_MAX, MAX_FILE_SIZE, NAME_MAX, PATH_MAX, ROOT_INO, S_IFDIR, S_IFLNK,
-                        S_IFMT, S_IFREG, W_OK, X_OK, _NODE_TYPES, _fail)
+from .constants import (
+    _NODE_TYPES,
+    LINK_MAX,
+    MAX_FILE_SIZE,
+    NAME_MAX,
+    PATH_MAX,
+    ROOT_INO,
+    S_IFDIR,
+    S_IFLNK,
+    S_IFMT,
+    S_IFREG,
+    W_OK,
+    X_OK,
+    _fail,
+)
 from .data import FileData
 from .inode import ROOT, Cred, DirEntries, Inode, StatFS
 from .locks import ByteRangeLocks, Lock
@@ -42,12 +56,22 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
     :meth:`persist` / :meth:`tick` (after ``writeback_ms``). See ``persist.py``.
     """
 
-    def __init__(self, *, clock: Callable[[], int] | None = None,
-                 quota_bytes: int = 1 << 30, quota_inodes: int = 1 << 20,
-                 user_quota_bytes: int | None = None, max_file_size: int = MAX_FILE_SIZE,
-                 root_mode: int = 0o755, root_uid: int = 0, root_gid: int = 0,
-                 fsid: int | None = None, store=None, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 writeback_ms: int = DEFAULT_WRITEBACK_MS) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], int] | None = None,
+        quota_bytes: int = 1 << 30,
+        quota_inodes: int = 1 << 20,
+        user_quota_bytes: int | None = None,
+        max_file_size: int = MAX_FILE_SIZE,
+        root_mode: int = 0o755,
+        root_uid: int = 0,
+        root_gid: int = 0,
+        fsid: int | None = None,
+        store=None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        writeback_ms: int = DEFAULT_WRITEBACK_MS,
+    ) -> None:
         self.clock = clock or time.time_ns
         self.quota_bytes = quota_bytes
         self.quota_inodes = quota_inodes
@@ -81,8 +105,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOSPC, "no inodes left")
         ino = self.next_ino
         self.next_ino += 1
-        inode = Inode(ino=ino, mode=mode, uid=uid, gid=gid, atime=now, mtime=now, ctime=now,
-                      btime=now, gen=1)
+        inode = Inode(ino=ino, mode=mode, uid=uid, gid=gid, atime=now, mtime=now, ctime=now, btime=now, gen=1)
         self.inodes[ino] = inode
         self.used_inodes += 1
         self.dirty.add(ino)
@@ -96,9 +119,12 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 raise _fail(errno.ENOSPC)
             if self.used_bytes + delta > self._store_limit:
                 raise _fail(errno.ENOSPC, "the store is full")
-            if self.user_quota_bytes is not None and inode.uid != 0:
-                if self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes:
-                    raise _fail(errno.EDQUOT)
+            if (
+                self.user_quota_bytes is not None
+                and inode.uid != 0
+                and self.user_bytes.get(inode.uid, 0) + delta > self.user_quota_bytes
+            ):
+                raise _fail(errno.EDQUOT)
         self.used_bytes += delta
         self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + delta
 
@@ -188,7 +214,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOENT, name)
         found = directory.entries.get(name)
         if found is None and directory.backend is not None:
-            directory.backend.refresh(session)  # type: ignore[attr-defined]
+            directory.backend.refresh(session)
             found = directory.entries.get(name)
         if found is None:
             if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
@@ -196,8 +222,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.ENOENT, name)
         return found
 
-    def linked_at(self, inode: Inode, parent: Inode | None = None,
-                  name: str | None = None) -> tuple[Inode, str]:
+    def linked_at(
+        self, inode: Inode, parent: Inode | None = None, name: str | None = None
+    ) -> tuple[Inode, str]:
         """Where ``inode`` is linked: ``(directory, name)``. A directory's place is its parent's
         entry; a file's is the hint given (where a client walked it from: hard links have
         several names) if it still holds, else any name it has in ``parent``. ENOENT when it
@@ -220,25 +247,30 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         now = self.clock()
         inode = self._new_inode(mode, cred.uid, gid, now)
         inode.nlink = 1
-        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        assert directory.entries is not None  # _may_create refused anything else
+        directory.entries.add(name, inode)
         self._touch(directory, now)
         return inode
 
     # ----------------------------------------------------------------- creating
 
-    def create(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
-               gid: int | None = None) -> Inode:
-        inode = self._link_new(directory, name, S_IFREG | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+    def create(
+        self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
+        inode = self._link_new(
+            directory, name, S_IFREG | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         inode.chunks = {}
         return inode
 
-    def mkdir(self, directory: Inode, name: str, mode: int, cred: Cred = ROOT,
-              gid: int | None = None) -> Inode:
+    def mkdir(
+        self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         if directory.nlink >= LINK_MAX:
             raise _fail(errno.EMLINK)
-        inode = self._link_new(directory, name, S_IFDIR | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+        inode = self._link_new(
+            directory, name, S_IFDIR | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         inode.nlink = 2
         inode.entries = DirEntries()
         if self.store is not None:
@@ -247,8 +279,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         directory.nlink += 1
         return inode
 
-    def symlink(self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT,
-                gid: int | None = None) -> Inode:
+    def symlink(
+        self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         raw = target if isinstance(target, bytes) else target.encode("utf-8", "surrogateescape")
         if not raw:
             raise _fail(errno.ENOENT, "empty symlink target")
@@ -258,8 +291,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         probe = Inode(0, S_IFLNK, cred.uid, 0, 0, 0, 0, 0)
         self._charge(probe, len(raw))
         try:
-            inode = self._link_new(directory, name, S_IFLNK | 0o777, cred,
-                                   cred.gid if gid is None else gid)
+            inode = self._link_new(directory, name, S_IFLNK | 0o777, cred, cred.gid if gid is None else gid)
         except OSError:
             self._charge(probe, -len(raw))
             raise
@@ -267,15 +299,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         inode.size = len(raw)
         return inode
 
-    def mknod(self, directory: Inode, name: str, mode: int, rdev: int = 0, cred: Cred = ROOT,
-              gid: int | None = None) -> Inode:
+    def mknod(
+        self, directory: Inode, name: str, mode: int, rdev: int = 0, cred: Cred = ROOT, gid: int | None = None
+    ) -> Inode:
         kind = mode & S_IFMT or S_IFREG
         if kind not in _NODE_TYPES:
             raise _fail(errno.EINVAL, "bad file type")
         if kind in (stat.S_IFCHR, stat.S_IFBLK) and not self._exempt(cred):
             raise _fail(errno.EPERM)
-        inode = self._link_new(directory, name, kind | (mode & 0o7777), cred,
-                               cred.gid if gid is None else gid)
+        inode = self._link_new(
+            directory, name, kind | (mode & 0o7777), cred, cred.gid if gid is None else gid
+        )
         if kind == S_IFREG:
             inode.chunks = {}
         elif kind in (stat.S_IFCHR, stat.S_IFBLK):
@@ -292,7 +326,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             raise _fail(errno.EMLINK)
         now = self.clock()
         inode.nlink += 1
-        directory.entries.add(name, inode)  # type: ignore[union-attr]
+        assert directory.entries is not None  # _may_create refused anything else
+        directory.entries.add(name, inode)
         self._touch(directory, now)
         self._touch(inode, now, m=False)
 
@@ -311,7 +346,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         if rmdir:
             if not victim.is_dir():
                 raise _fail(errno.ENOTDIR)
-            if len(victim.entries):  # type: ignore[arg-type]
+            assert victim.entries is not None  # a directory has entries
+            if len(victim.entries):
                 raise _fail(errno.ENOTEMPTY)
         elif victim.is_dir():
             raise _fail(errno.EISDIR)
@@ -329,18 +365,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self._touch(victim, now, m=False)
         self._maybe_free(victim)
 
-    def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str,
-               cred: Cred = ROOT) -> None:
-        for d in (old_dir, new_dir):
-            if d.entries is None:
-                raise _fail(errno.ENOTDIR)
+    def rename(self, old_dir: Inode, old_name: str, new_dir: Inode, new_name: str, cred: Cred = ROOT) -> None:
+        old_entries, new_entries = old_dir.entries, new_dir.entries
+        if old_entries is None or new_entries is None:
+            raise _fail(errno.ENOTDIR)
         self.check_name(old_name)
         self.check_name(new_name)
         # Both parents are resolved (search permission) before either name is looked up.
         self.check(old_dir, cred, X_OK)
         self.check(new_dir, cred, X_OK)
         src = self.lookup(old_dir, old_name, cred)
-        dst = new_dir.entries.get(new_name)  # type: ignore[union-attr]
+        dst = new_entries.get(new_name)
         # Linux's order: the ancestry traps (do_renameat2), the same-inode no-op, then may_delete
         # of the source, may_delete (with the type rules) or may_create of the target, then the
         # write permission a directory changing parents needs for its "..", then the fs's checks.
@@ -367,16 +402,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             if new_dir is not old_dir and not self.permitted(src, cred, W_OK):
                 raise _fail(errno.EACCES)
             if dst is not None:
-                if len(dst.entries):  # type: ignore[arg-type]
+                assert dst.entries is not None  # a directory (the type rules above)
+                if len(dst.entries):
                     raise _fail(errno.ENOTEMPTY)
             elif new_dir is not old_dir and new_dir.nlink >= LINK_MAX:
                 raise _fail(errno.EMLINK)
         now = self.clock()
         if dst is not None:
-            new_dir.entries.remove(new_name)  # type: ignore[union-attr]
+            new_entries.remove(new_name)
             self._drop_link(new_dir, dst, now)
-        old_dir.entries.remove(old_name)  # type: ignore[union-attr]
-        new_dir.entries.add(new_name, src)  # type: ignore[union-attr]
+        old_entries.remove(old_name)
+        new_entries.add(new_name, src)
         if src.is_dir() and new_dir is not old_dir:
             src.parent = new_dir
             old_dir.nlink -= 1
@@ -399,10 +435,21 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
 
     # ----------------------------------------------------------------- attributes
 
-    def setattr(self, inode: Inode, cred: Cred = ROOT, *, mode: int | None = None,
-                uid: int | None = None, gid: int | None = None, size: int | None = None,
-                atime: int | None = None, mtime: int | None = None,
-                atime_now: bool = False, mtime_now: bool = False, ctime: bool = False) -> None:
+    def setattr(
+        self,
+        inode: Inode,
+        cred: Cred = ROOT,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        size: int | None = None,
+        atime: int | None = None,
+        mtime: int | None = None,
+        atime_now: bool = False,
+        mtime_now: bool = False,
+        ctime: bool = False,
+    ) -> None:
         """Change attributes with chmod/chown/truncate/utimensat rules; all checks before any change."""
         self._check_setattr(inode, cred, mode, uid, gid, size, atime, mtime, atime_now, mtime_now)
         if uid == 0xFFFFFFFF:
@@ -438,7 +485,6 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty.add(inode.ino)
         self.changes += 1
 
-
     def statfs(self) -> StatFS:
         bsize = 4096
         blocks = self.quota_bytes // bsize
@@ -448,9 +494,15 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             self._refresh_room()  # the store may fill up before the quota does
             if self._store_limit != float("inf"):
                 free = max(0, min(free, int(self._store_limit - self.used_bytes) // bsize))
-        return StatFS(bsize=bsize, blocks=blocks, bfree=free, bavail=free,
-                      files=self.quota_inodes, ffree=max(0, self.quota_inodes - self.used_inodes),
-                      fsid=self.fsid)
+        return StatFS(
+            bsize=bsize,
+            blocks=blocks,
+            bfree=free,
+            bavail=free,
+            files=self.quota_inodes,
+            ffree=max(0, self.quota_inodes - self.used_inodes),
+            fsid=self.fsid,
+        )
 
     # ----------------------------------------------------------------- directories
 

@@ -23,7 +23,8 @@ import struct
 from typing import Any
 
 from .filesystem import Filesystem
-from .stateformat import MAGIC as STATE_MAGIC, Blob, SnapshotError, build_filesystem, filesystem_header, pack, unpack
+from .stateformat import MAGIC as STATE_MAGIC
+from .stateformat import Blob, SnapshotError, build_filesystem, filesystem_header, pack, unpack
 
 MAGIC = b"PNPIMAGE"
 FORMAT = 1
@@ -41,8 +42,9 @@ def save_filesystem(fs: Filesystem) -> bytes:
     return pack("filesystem", filesystem_header(fs, blob), blob)
 
 
-def load_filesystem(data: bytes | bytearray | memoryview, store: Any = None,
-                    **store_options: Any) -> Filesystem:
+def load_filesystem(
+    data: bytes | bytearray | memoryview, store: Any = None, **store_options: Any
+) -> Filesystem:
     """A filesystem from a state. With ``store``: the filesystem kept there if the store holds
     one (the state is not even read), else the state's, which becomes the store's content at
     its first commit (started here; ``store_options``: ``cache_bytes``, ``writeback_ms``)."""
@@ -80,8 +82,10 @@ def image_payload(data: bytes | bytearray | memoryview) -> memoryview:
         raise ImageError("not a pyninep image (no PNPIMAGE header)")
     _, fmt, flags, length, digest = _HEADER.unpack_from(buf, 0)
     if fmt > FORMAT:
-        raise ImageError(f"image format {fmt} is newer than this pyninep-browser reads (format {FORMAT}):"
-                         " upgrade pyninep-browser")
+        raise ImageError(
+            f"image format {fmt} is newer than this pyninep-browser reads (format {FORMAT}):"
+            " upgrade pyninep-browser"
+        )
     if fmt < 1 or flags != 0:
         raise ImageError(f"image format {fmt} with flags {flags:#x} is not one this version reads")
     payload = buf[HEADER_SIZE:]
@@ -102,5 +106,14 @@ def load_image(data: bytes | bytearray | memoryview, **options: Any) -> Filesyst
         raise ImageError(f"image content is unreadable: {exc}") from None
 
 
-__all__ = ["FORMAT", "HEADER_SIZE", "MAGIC", "ImageError", "dump_image", "image_payload", "load_image",
-           "save_filesystem", "load_filesystem"]
+__all__ = [
+    "FORMAT",
+    "HEADER_SIZE",
+    "MAGIC",
+    "ImageError",
+    "dump_image",
+    "image_payload",
+    "load_image",
+    "save_filesystem",
+    "load_filesystem",
+]

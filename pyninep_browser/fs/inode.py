@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from .constants import NAME_MAX, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG
 
@@ -28,6 +29,30 @@ class Cred(NamedTuple):
 
 
 ROOT = Cred(0, 0)
+
+
+class Backend(Protocol):
+    """The Python object behind a live file or directory (:mod:`pyninep_browser.live` makes
+    them): the filesystem asks it instead of its own data and entries. ``server`` is the 9P
+    session asking, or None for the page's and the authoring API's own calls."""
+
+    def open(self, server: Any, cred: Cred, flags: int) -> Any:
+        """Check the open and return the per-open handle (the server reads and writes it)."""
+        ...
+
+    def refresh(self, server: Any) -> None:
+        """Bring the inode up to date (a live directory lists its entries again)."""
+        ...
+
+
+class FileBackend(Backend, Protocol):
+    """A live regular file's backend: one whole snapshot per call, outside any open."""
+
+    def read(self, offset: int, count: int) -> bytes: ...
+
+    def write(self, offset: int, data: Any) -> int: ...
+
+    def snapshot(self) -> bytes: ...
 
 
 class DirEntries:
@@ -140,14 +165,15 @@ class Inode:
     size: int = 0
     gen: int = 0
     version: int = 0
-    chunks: dict[int, bytearray] | None = None
+    # A regular file's data by chunk index: the bytes, or the length of a chunk still in the store.
+    chunks: dict[int, bytearray | int] | None = None
     entries: DirEntries | None = None
     parent: Inode | None = None
     target: bytes | None = None
     xattrs: dict[str, bytes] | None = None
     data_bytes: int = 0  # sum of the chunks' lengths, kept up to date (getattr reads it often)
     refs: int = 0  # fids (or other holders) keeping the inode alive after its last unlink
-    backend: object | None = None  # a live file's Python object (see pyninep_browser.live)
+    backend: Backend | None = None  # a live file's or directory's Python object
 
     @property
     def type(self) -> int:

@@ -44,9 +44,13 @@ class ByteRangeLocks:
             new = Lock(start, end, ltype, owner)
             merged: list[Lock] = []
             for lk in kept:
-                if (lk.owner == owner and lk.type == ltype
-                        and lk.start <= new.end + 1 and new.start <= lk.end + 1
-                        and not (new.end == LOCK_END and lk.start > new.end)):
+                if (
+                    lk.owner == owner
+                    and lk.type == ltype
+                    and lk.start <= new.end + 1
+                    and new.start <= lk.end + 1
+                    and not (new.end == LOCK_END and lk.start > new.end)
+                ):
                     new.start = min(new.start, lk.start)
                     new.end = max(new.end, lk.end)
                 else:

@@ -7,6 +7,7 @@ filesystem's inode operations, so they follow exactly the same rules.
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING, Any
 
 from .constants import MAX_SYMLINK_DEPTH, _fail
 from .inode import ROOT, Cred, Inode
@@ -14,6 +15,35 @@ from .inode import ROOT, Cred, Inode
 
 class PathHelpers:
     """The path half of :class:`Filesystem`."""
+
+    root: Inode
+
+    if TYPE_CHECKING:  # the inode operations of Filesystem; mypy checks these against them
+
+        def lookup(self, directory: Inode, name: str, cred: Cred = ROOT, session: Any = None) -> Inode: ...
+        def create(
+            self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+        ) -> Inode: ...
+        def mkdir(
+            self, directory: Inode, name: str, mode: int, cred: Cred = ROOT, gid: int | None = None
+        ) -> Inode: ...
+        def symlink(
+            self, directory: Inode, name: str, target: str | bytes, cred: Cred = ROOT, gid: int | None = None
+        ) -> Inode: ...
+        def mknod(
+            self,
+            directory: Inode,
+            name: str,
+            mode: int,
+            rdev: int = 0,
+            cred: Cred = ROOT,
+            gid: int | None = None,
+        ) -> Inode: ...
+        def link(self, directory: Inode, name: str, inode: Inode, cred: Cred = ROOT) -> None: ...
+        def unlink(self, directory: Inode, name: str, cred: Cred = ROOT, *, rmdir: bool = False) -> None: ...
+        def read(self, inode: Inode, offset: int, count: int) -> list: ...
+        def write(self, inode: Inode, offset: int, data, cred: Cred = ROOT) -> int: ...
+        def truncate(self, inode: Inode, size: int, cred: Cred = ROOT) -> None: ...
 
     def _split(self, path: str) -> list[str]:
         if not path.startswith("/"):
@@ -25,8 +55,7 @@ class PathHelpers:
         inode, _ = self._walk_path(self._split(path), follow, cred, 0)
         return inode
 
-    def _walk_path(self, parts: list[str], follow: bool, cred: Cred, depth: int
-                   ) -> tuple[Inode, int]:
+    def _walk_path(self, parts: list[str], follow: bool, cred: Cred, depth: int) -> tuple[Inode, int]:
         cur = self.root
         stack = [self.root]
         i = 0
@@ -44,12 +73,13 @@ class PathHelpers:
                 depth += 1
                 if depth > MAX_SYMLINK_DEPTH:
                     raise _fail(errno.ELOOP)
-                target = nxt.target.decode("utf-8", "surrogateescape")  # type: ignore[union-attr]
+                assert nxt.target is not None  # a symlink has one
+                target = nxt.target.decode("utf-8", "surrogateescape")
                 rest = [p for p in target.split("/") if p and p != "."]
                 if target.startswith("/"):
                     stack = [self.root]
                     cur = self.root
-                parts = rest + parts[i + 1:]
+                parts = rest + parts[i + 1 :]
                 i = 0
                 continue
             cur = nxt
@@ -71,7 +101,7 @@ class PathHelpers:
         """Create a directory and any missing parents (existing ones are fine); returns it."""
         cur = self.root
         for name in self._split(path):
-            nxt = cur.entries.get(name) if cur.entries is not None else None  # type: ignore[union-attr]
+            nxt = cur.entries.get(name) if cur.entries is not None else None
             if nxt is not None and nxt.is_symlink():
                 nxt = self.resolve(self.path_of(cur) + "/" + name)
             if nxt is None:
@@ -81,13 +111,15 @@ class PathHelpers:
             cur = nxt
         return cur
 
-    def write_file(self, path: str, data: bytes | str, mode: int = 0o644, uid: int = 0,
-                   gid: int = 0) -> Inode:
+    def write_file(
+        self, path: str, data: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0
+    ) -> Inode:
         """Create or replace a regular file's content (parents are created)."""
         if isinstance(data, str):
             data = data.encode()
         parent, name = self._parent_of(path, create=True)
-        inode = parent.entries.get(name)  # type: ignore[union-attr]
+        assert parent.entries is not None  # makedirs made or found a directory
+        inode = parent.entries.get(name)
         if inode is not None and inode.is_symlink():
             inode = self.resolve(path)
         if inode is None:
@@ -140,9 +172,9 @@ class PathHelpers:
         cur = inode
         while cur is not self.root:
             parent = cur.parent
-            if parent is None:
+            if parent is None or parent.entries is None:
                 raise _fail(errno.ENOENT)
-            for name, child in parent.entries.items():  # type: ignore[union-attr]
+            for name, child in parent.entries.items():
                 if child is cur:
                     parts.append(name)
                     break

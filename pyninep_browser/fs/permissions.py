@@ -16,10 +16,27 @@ apply to everyone, because the client leaves them to the filesystem.
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
-from .constants import (O_ACCMODE, O_NOATIME, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, R_OK, S_IFDIR,
-                        S_IFMT, S_ISGID, S_ISUID, S_ISVTX, S_IXGRP, W_OK, X_OK, XATTR_NAME_MAX,
-                        _fail)
+from .constants import (
+    O_ACCMODE,
+    O_NOATIME,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+    R_OK,
+    S_IFDIR,
+    S_IFMT,
+    S_ISGID,
+    S_ISUID,
+    S_ISVTX,
+    S_IXGRP,
+    W_OK,
+    X_OK,
+    XATTR_NAME_MAX,
+    _fail,
+)
 from .inode import Cred, Inode
 
 
@@ -27,6 +44,11 @@ class PermissionRules:
     """The permission half of :class:`Filesystem`."""
 
     max_file_size: int
+
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        @staticmethod
+        def check_name(name: str) -> None: ...
 
     @staticmethod
     def permitted(inode: Inode, cred: Cred, want: int) -> bool:
@@ -64,7 +86,7 @@ class PermissionRules:
             raise _fail(errno.ENOTDIR)
         if directory.nlink == 0:
             raise _fail(errno.ENOENT, "directory was removed")
-        self.check_name(name)  # type: ignore[attr-defined]
+        self.check_name(name)
         # Linux looks the name up (which needs search permission) before it asks for write
         # permission: an existing name is EEXIST even in a directory the caller cannot write.
         self.check(directory, cred, X_OK)
@@ -74,8 +96,12 @@ class PermissionRules:
 
     def _may_delete(self, directory: Inode, victim: Inode, cred: Cred) -> None:
         self.check(directory, cred, W_OK | X_OK)
-        if (directory.mode & S_ISVTX and not self._exempt(cred) and cred.uid != directory.uid
-                and cred.uid != victim.uid):
+        if (
+            directory.mode & S_ISVTX
+            and not self._exempt(cred)
+            and cred.uid != directory.uid
+            and cred.uid != victim.uid
+        ):
             raise _fail(errno.EPERM, "sticky directory")
 
     def _init_owner(self, directory: Inode, mode: int, cred: Cred, gid: int) -> tuple[int, int]:
@@ -90,8 +116,7 @@ class PermissionRules:
                 mode |= S_ISGID
         elif not self._exempt(cred) and not cred.in_group(gid):
             gid = cred.gid
-        if (mode & S_IFMT != S_IFDIR and mode & S_ISGID and not self._exempt(cred)
-                and not cred.in_group(gid)):
+        if mode & S_IFMT != S_IFDIR and mode & S_ISGID and not self._exempt(cred) and not cred.in_group(gid):
             mode &= ~S_ISGID
         return mode, gid
 
@@ -109,9 +134,19 @@ class PermissionRules:
 
     # ----------------------------------------------------------------- attributes
 
-    def _check_setattr(self, inode: Inode, cred: Cred, mode: int | None, uid: int | None,
-                       gid: int | None, size: int | None, atime: int | None, mtime: int | None,
-                       atime_now: bool, mtime_now: bool) -> None:
+    def _check_setattr(
+        self,
+        inode: Inode,
+        cred: Cred,
+        mode: int | None,
+        uid: int | None,
+        gid: int | None,
+        size: int | None,
+        atime: int | None,
+        mtime: int | None,
+        atime_now: bool,
+        mtime_now: bool,
+    ) -> None:
         """chmod/chown/truncate/utimensat rules: raise before anything changes."""
         if size is not None:
             if inode.is_dir():
@@ -124,9 +159,12 @@ class PermissionRules:
                 raise _fail(errno.EPERM)
             if uid is not None and uid != 0xFFFFFFFF and (not owner or uid != inode.uid):
                 raise _fail(errno.EPERM)  # only the owner may "chown" to itself (a no-op)
-            if gid is not None and gid != 0xFFFFFFFF:
-                if not owner or (gid != inode.gid and not cred.in_group(gid)):
-                    raise _fail(errno.EPERM)
+            if (
+                gid is not None
+                and gid != 0xFFFFFFFF
+                and (not owner or (gid != inode.gid and not cred.in_group(gid)))
+            ):
+                raise _fail(errno.EPERM)
             if size is not None:
                 # A trusted client truncates through an open descriptor (ftruncate) whatever the
                 # mode says now; only the server's own enforcement looks at the mode.
@@ -172,8 +210,13 @@ class PermissionRules:
         if name.startswith("user."):
             if not (inode.is_reg() or inode.is_dir()):
                 raise _fail(errno.EPERM if write else errno.ENODATA)
-            if (write and inode.is_dir() and inode.mode & S_ISVTX and not self._exempt(cred)
-                    and cred.uid != inode.uid):
+            if (
+                write
+                and inode.is_dir()
+                and inode.mode & S_ISVTX
+                and not self._exempt(cred)
+                and cred.uid != inode.uid
+            ):
                 raise _fail(errno.EPERM)
             self.check(inode, cred, W_OK if write else R_OK)
         elif name.startswith("trusted."):

@@ -15,7 +15,7 @@ This module joins them, and holds adopting a store and closing it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from .check import StoreCheck
 from .chunks import ChunkCache, ChunksNeeded
@@ -52,9 +52,14 @@ class Persistence(StoreCheck, Commits, ChunkCache):
         self._dirty_since: int | None = None
         self._store_limit = float("inf")  # used_bytes past which the store would be full
 
-
-    def adopt_store(self, store, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                    writeback_ms: int = DEFAULT_WRITEBACK_MS, generation: int = 0) -> None:
+    def adopt_store(
+        self,
+        store,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        writeback_ms: int = DEFAULT_WRITEBACK_MS,
+        generation: int = 0,
+    ) -> None:
         """Keep this filesystem in ``store`` from now on, replacing whatever the store held; the
         replacement is one commit (the next persist: nothing changes in the store before it, and
         a crash before it leaves the old content whole). Chunks this filesystem has not loaded
@@ -74,14 +79,18 @@ class Persistence(StoreCheck, Commits, ChunkCache):
                         continue
                     listed += [f"{inode.ino}:{ci}" for ci in inode.chunks or ()]
         self._extra_meta_delete = {k for k, _ in old}
-        kept = {f"{ino}:{ci}" for ino, inode in self.inodes.items() if inode.chunks
-                for ci, c in inode.chunks.items() if type(c) is int}
+        kept = {
+            f"{ino}:{ci}"
+            for ino, inode in self.inodes.items()
+            if inode.chunks
+            for ci, c in inode.chunks.items()
+            if type(c) is int
+        }
         self._extra_chunk_delete = set(listed) - kept
         for ino, inode in self.inodes.items():
             self.dirty.add(ino)
             if inode.chunks:
-                self.dirty_chunks.update((ino, ci) for ci, c in inode.chunks.items()
-                                         if type(c) is not int)
+                self.dirty_chunks.update((ino, ci) for ci, c in inode.chunks.items() if type(c) is not int)
             if inode.entries is not None:
                 inode.entries.changed = {seq for _, (seq, _) in inode.entries.by_name.items()}
         self._refresh_room()
@@ -97,6 +106,12 @@ class Persistence(StoreCheck, Commits, ChunkCache):
         self.store.close()
 
 
-
-__all__ = ["Persistence", "ChunksNeeded", "FORMAT", "DEFAULT_CACHE_BYTES", "DEFAULT_WRITEBACK_MS",
-           "encode_inode", "decode_inode"]
+__all__ = [
+    "Persistence",
+    "ChunksNeeded",
+    "FORMAT",
+    "DEFAULT_CACHE_BYTES",
+    "DEFAULT_WRITEBACK_MS",
+    "encode_inode",
+    "decode_inode",
+]

@@ -37,11 +37,17 @@ def _int(v: object) -> int:
     return v
 
 
-
 def encode_inode(inode: Inode) -> bytes:
-    rec: dict = {"m": inode.mode, "u": inode.uid, "g": inode.gid, "n": inode.nlink,
-                 "s": inode.size, "G": inode.gen, "v": inode.version,
-                 "t": [inode.atime, inode.mtime, inode.ctime, inode.btime]}
+    rec: dict = {
+        "m": inode.mode,
+        "u": inode.uid,
+        "g": inode.gid,
+        "n": inode.nlink,
+        "s": inode.size,
+        "G": inode.gen,
+        "v": inode.version,
+        "t": [inode.atime, inode.mtime, inode.ctime, inode.btime],
+    }
     if inode.rdev:
         rec["r"] = inode.rdev
     chunks = inode.chunks
@@ -49,7 +55,7 @@ def encode_inode(inode: Inode) -> bytes:
         runs: list[list[int]] = []
         for ci in sorted(chunks):
             c = chunks[ci]
-            n = c if type(c) is int else len(c)
+            n = c if isinstance(c, int) else len(c)
             if runs and runs[-1][0] + runs[-1][1] == ci and runs[-1][2] == CHUNK:
                 runs[-1][1] += 1
                 runs[-1][2] = n
@@ -77,8 +83,19 @@ def decode_inode(ino: int, raw: bytes) -> tuple[Inode, int]:
     for v in fields:
         if type(v) is not int:
             raise ValueError(f"not an integer: {v!r}")
-    inode = Inode(ino, *fields[:3], at, mt, ct, bt, nlink=fields[3], rdev=fields[4],
-                  size=fields[5], gen=fields[6], version=fields[7])
+    inode = Inode(
+        ino,
+        *fields[:3],
+        at,
+        mt,
+        ct,
+        bt,
+        nlink=fields[3],
+        rdev=fields[4],
+        size=fields[5],
+        gen=fields[6],
+        version=fields[7],
+    )
     parent = 0
     if "c" in r:
         chunks: dict = {}
@@ -103,7 +120,6 @@ def decode_inode(ino: int, raw: bytes) -> tuple[Inode, int]:
         parent = _int(r["d"][1])
         inode.entries = entries
     return inode, parent
-
 
 
 def encode_entry(name: str, ino: int) -> bytes:

@@ -62,7 +62,7 @@ def take(blob: memoryview, ref: list[int]) -> memoryview:
     off, n = int(ref[0]), int(ref[1])
     if off < 0 or n < 0 or off + n > len(blob):
         raise SnapshotError("snapshot data reference out of range")
-    return blob[off:off + n]
+    return blob[off : off + n]
 
 
 def pack(kind: str, header: dict[str, Any], blob: Blob) -> bytes:
@@ -74,8 +74,9 @@ def pack(kind: str, header: dict[str, Any], blob: Blob) -> bytes:
     return b"".join([_HEAD.pack(MAGIC, FORMAT, 0, len(raw), blob.size, crc), raw, *blob.parts])
 
 
-def unpack(data: bytes | bytearray | memoryview,
-           kind: str | tuple[str, ...]) -> tuple[dict[str, Any], memoryview]:
+def unpack(
+    data: bytes | bytearray | memoryview, kind: str | tuple[str, ...]
+) -> tuple[dict[str, Any], memoryview]:
     """The header (with its ``format``) and blob of a state of one of the kinds given."""
     try:
         buf = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
@@ -87,8 +88,10 @@ def unpack(data: bytes | bytearray | memoryview,
     if magic != MAGIC:
         raise SnapshotError("not a pyninep snapshot: bad magic")
     if fmt > FORMAT:
-        raise SnapshotError(f"snapshot format {fmt} is newer than this version reads ({FORMAT}): "
-                            "restore it with a newer pyninep_browser")
+        raise SnapshotError(
+            f"snapshot format {fmt} is newer than this version reads ({FORMAT}): "
+            "restore it with a newer pyninep_browser"
+        )
     if fmt == 1:  # no checksum and no body length: read as it always was
         head_size, (_, _, hlen) = _HEAD_V1.size, _HEAD_V1.unpack_from(buf, 0)
         end = len(buf)
@@ -109,24 +112,34 @@ def unpack(data: bytes | bytearray | memoryview,
     if head_size + hlen > end:
         raise SnapshotError("snapshot truncated")
     try:
-        header = json.loads(bytes(buf[head_size:head_size + hlen]))
+        header = json.loads(bytes(buf[head_size : head_size + hlen]))
     except ValueError as exc:
         raise SnapshotError(f"snapshot header is corrupt: {exc}") from None
     kinds = (kind,) if isinstance(kind, str) else kind
     if not isinstance(header, dict) or header.get("kind") not in kinds:
         raise SnapshotError(f"snapshot is not a {' or '.join(kinds)} snapshot")
     header["format"] = fmt
-    return header, buf[head_size + hlen:end]
+    return header, buf[head_size + hlen : end]
 
 
 # ---- inodes and locks
 
+
 def inode_record(inode: Inode, blob: Blob, stored: set | None = None) -> dict[str, Any]:
     rec: dict[str, Any] = {
-        "ino": inode.ino, "mode": inode.mode, "uid": inode.uid, "gid": inode.gid,
-        "nlink": inode.nlink, "rdev": inode.rdev, "size": inode.size, "gen": inode.gen,
-        "version": inode.version, "atime": inode.atime, "mtime": inode.mtime,
-        "ctime": inode.ctime, "btime": inode.btime,
+        "ino": inode.ino,
+        "mode": inode.mode,
+        "uid": inode.uid,
+        "gid": inode.gid,
+        "nlink": inode.nlink,
+        "rdev": inode.rdev,
+        "size": inode.size,
+        "gen": inode.gen,
+        "version": inode.version,
+        "atime": inode.atime,
+        "mtime": inode.mtime,
+        "ctime": inode.ctime,
+        "btime": inode.btime,
     }
     if inode.chunks is not None:
         if stored is None:
@@ -134,8 +147,11 @@ def inode_record(inode: Inode, blob: Blob, stored: set | None = None) -> dict[st
         else:  # offset -1: the chunk is in the store this state builds on
             ino = inode.ino
             rec["chunks"] = [
-                [ci, -1, c if type(c) is int else len(c)] if (ino, ci) not in stored
-                else [ci, *blob.put(c)] for ci, c in sorted(inode.chunks.items())]
+                [ci, -1, c if isinstance(c, int) else len(c)]
+                if (ino, ci) not in stored
+                else [ci, *blob.put(c)]
+                for ci, c in sorted(inode.chunks.items())
+            ]
     if inode.target is not None:
         rec["target"] = blob.put(inode.target)
     if inode.xattrs:
@@ -159,8 +175,15 @@ def inode_times(r: dict[str, Any]) -> tuple[int, int, int, int]:
 
 
 def lock_records(locks: list[Lock]) -> list[dict[str, Any]]:
-    return [{"start": lk.start, "end": lk.end, "type": lk.type,
-             "owner": list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner} for lk in locks]
+    return [
+        {
+            "start": lk.start,
+            "end": lk.end,
+            "type": lk.type,
+            "owner": list(lk.owner) if isinstance(lk.owner, tuple) else lk.owner,
+        }
+        for lk in locks
+    ]
 
 
 def locks_from(records: list[Any]) -> list[Lock]:
@@ -180,8 +203,10 @@ def load_everything(fs: Filesystem) -> None:
     if not missing:
         return
     if fs.store is not None and fs.store.asynchronous:
-        raise SnapshotError(f"{len(missing)} data chunks are not loaded yet: load "
-                            "fs.missing_chunks() with fs.load_chunks() before saving")
+        raise SnapshotError(
+            f"{len(missing)} data chunks are not loaded yet: load "
+            "fs.missing_chunks() with fs.load_chunks() before saving"
+        )
     result: list[int] = []
     fs.load_chunks(missing, result.append)
     if result != [0]:
@@ -197,10 +222,14 @@ def filesystem_header(fs: Filesystem, blob: Blob, stored: bool = False) -> dict[
         if fs.store is None:
             raise SnapshotError("stored=True needs a filesystem kept in a store")
         unstored = fs.unstored_chunks()
-    header = {
-        "root": fs.root.ino, "next_ino": fs.next_ino, "fsid": fs.fsid,
-        "quota_bytes": fs.quota_bytes, "quota_inodes": fs.quota_inodes,
-        "user_quota_bytes": fs.user_quota_bytes, "max_file_size": fs.max_file_size,
+    header: dict[str, Any] = {
+        "root": fs.root.ino,
+        "next_ino": fs.next_ino,
+        "fsid": fs.fsid,
+        "quota_bytes": fs.quota_bytes,
+        "quota_inodes": fs.quota_inodes,
+        "user_quota_bytes": fs.user_quota_bytes,
+        "max_file_size": fs.max_file_size,
         "inodes": [inode_record(i, blob, unstored) for i in fs.inodes.values()],
         "locks": [[ino, lock_records(locks)] for ino, locks in fs.locks.items()],
     }
@@ -213,17 +242,33 @@ def filesystem_header(fs: Filesystem, blob: Blob, stored: bool = False) -> dict[
 
 def build_filesystem(h: dict[str, Any], blob: memoryview) -> Filesystem:
     """A filesystem in memory from :func:`filesystem_header`'s records (any format)."""
-    fs = Filesystem(quota_bytes=int(h["quota_bytes"]), quota_inodes=int(h["quota_inodes"]),
-                    user_quota_bytes=h.get("user_quota_bytes"),
-                    max_file_size=int(h["max_file_size"]), fsid=int(h["fsid"]))
+    fs = Filesystem(
+        quota_bytes=int(h["quota_bytes"]),
+        quota_inodes=int(h["quota_inodes"]),
+        user_quota_bytes=h.get("user_quota_bytes"),
+        max_file_size=int(h["max_file_size"]),
+        fsid=int(h["fsid"]),
+    )
     inodes: dict[int, Inode] = {}
     recs = h["inodes"]
     for r in recs:
         at, mt, ct, bt = inode_times(r)
-        inode = Inode(ino=int(r["ino"]), mode=int(r["mode"]), uid=int(r["uid"]), gid=int(r["gid"]),
-                      atime=at, mtime=mt, ctime=ct, btime=bt, nlink=int(r["nlink"]),
-                      rdev=int(r["rdev"]), size=int(r["size"]), gen=int(r["gen"]),
-                      version=int(r["version"]), refs=int(r.get("refs", 0)))
+        inode = Inode(
+            ino=int(r["ino"]),
+            mode=int(r["mode"]),
+            uid=int(r["uid"]),
+            gid=int(r["gid"]),
+            atime=at,
+            mtime=mt,
+            ctime=ct,
+            btime=bt,
+            nlink=int(r["nlink"]),
+            rdev=int(r["rdev"]),
+            size=int(r["size"]),
+            gen=int(r["gen"]),
+            version=int(r["version"]),
+            refs=int(r.get("refs", 0)),
+        )
         if "chunks" in r:
             inode.chunks = {}
             for ci, off, n in r["chunks"]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .constants import XATTR_SIZE_MAX, XATTR_TOTAL_MAX, _fail
 from .inode import ROOT, Cred, Inode
@@ -10,6 +12,15 @@ from .inode import ROOT, Cred, Inode
 
 class Xattrs:
     """The xattr half of :class:`Filesystem`."""
+
+    clock: Callable[[], int]
+    dirty: set[int]
+    changes: int
+
+    if TYPE_CHECKING:  # the other parts of Filesystem; mypy checks these against them
+
+        def _xattr_access(self, inode: Inode, name: str, cred: Cred, write: bool) -> None: ...
+        def _charge(self, inode: Inode, delta: int) -> None: ...
 
     @staticmethod
     def _xattr_bytes(inode: Inode) -> int:
@@ -30,8 +41,7 @@ class Xattrs:
             names = [n for n in names if not n.startswith("trusted.")]
         return names
 
-    def check_setxattr(self, inode: Inode, name: str, size: int, flags: int = 0,
-                       cred: Cred = ROOT) -> None:
+    def check_setxattr(self, inode: Inode, name: str, size: int, flags: int = 0, cred: Cred = ROOT) -> None:
         """What :meth:`setxattr` would refuse before looking at the value (access, size,
         XATTR_CREATE on an existing name, XATTR_REPLACE on a missing one): a client that sends
         the value later (9P's Txattrcreate) hears early."""
@@ -44,8 +54,7 @@ class Xattrs:
         if flags & 2 and not exists:
             raise _fail(errno.ENODATA)
 
-    def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0,
-                 cred: Cred = ROOT) -> None:
+    def setxattr(self, inode: Inode, name: str, value: bytes, flags: int = 0, cred: Cred = ROOT) -> None:
         self.check_setxattr(inode, name, len(value), flags, cred)
         xattrs = inode.xattrs or {}
         old = xattrs.get(name)

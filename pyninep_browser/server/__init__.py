@@ -16,8 +16,29 @@ page bridge or a transport.
 
 from .fids import Fid, FidState, qid_of
 from .identity import NOBODY, NONUNAME
-from .session import (AT_REMOVEDIR, DEFAULT_MAX_FIDS, DEFAULT_MAX_MSIZE, MIN_MSIZE,
-                      PERMISSION_MODELS, V9FS_MAGIC, Server, encode_rdev)
+from .session import (
+    AT_REMOVEDIR,
+    DEFAULT_MAX_FIDS,
+    DEFAULT_MAX_MSIZE,
+    MIN_MSIZE,
+    PERMISSION_MODELS,
+    V9FS_MAGIC,
+    Server,
+    encode_rdev,
+)
 
-__all__ = ["Server", "Fid", "FidState", "qid_of", "encode_rdev", "PERMISSION_MODELS", "V9FS_MAGIC",
-           "AT_REMOVEDIR", "DEFAULT_MAX_MSIZE", "MIN_MSIZE", "DEFAULT_MAX_FIDS", "NONUNAME", "NOBODY"]
+__all__ = [
+    "Server",
+    "Fid",
+    "FidState",
+    "qid_of",
+    "encode_rdev",
+    "PERMISSION_MODELS",
+    "V9FS_MAGIC",
+    "AT_REMOVEDIR",
+    "DEFAULT_MAX_MSIZE",
+    "MIN_MSIZE",
+    "DEFAULT_MAX_FIDS",
+    "NONUNAME",
+    "NOBODY",
+]

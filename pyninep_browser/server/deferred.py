@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import protocol as p
 from ..fs import Filesystem, fail

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import protocol as p
 from ..fs import NAME_MAX, S_IFMT, Filesystem, Inode, fail
@@ -67,8 +68,16 @@ class FastPaths:
         hit = entries.by_name.get(name) if entries is not None and searchable else None
         if hit is not None:
             nxt = hit[1]
-        elif (entries is not None and searchable and len(name) < NAME_MAX // 4 and name
-              and name != "." and name != ".." and "/" not in name and cur.backend is None):
+        elif (
+            entries is not None
+            and searchable
+            and len(name) < NAME_MAX // 4
+            and name
+            and name != "."
+            and name != ".."
+            and "/" not in name
+            and cur.backend is None
+        ):
             # A plain miss (every create starts with one): what lookup would raise, without the
             # exception. Names this short cannot be ENAMETOOLONG in any encoding.
             return p.lerror(tag, errno.ENOENT)

@@ -95,8 +95,12 @@ class Fid:
 
     def writing_xattr(self, name: str, size: int, flags: int) -> None:
         if self.state is not WALKED:
-            raise fail(errno.EBADF, "xattrcreate needs a walked fid, not an open one"
-                       if self.state is OPEN else "already an xattr fid")
+            raise fail(
+                errno.EBADF,
+                "xattrcreate needs a walked fid, not an open one"
+                if self.state is OPEN
+                else "already an xattr fid",
+            )
         self.state = XATTR_WRITE
         self.xattr = bytearray()
         self.xattr_name = name

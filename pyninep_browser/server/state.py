@@ -21,8 +21,18 @@ import json
 from typing import Any
 
 from ..fs import Cred, Filesystem, Inode
-from ..fs.stateformat import (Blob, SnapshotError, build_filesystem, filesystem_header, inode_times,
-                              lock_records, locks_from, pack, take, unpack)
+from ..fs.stateformat import (
+    Blob,
+    SnapshotError,
+    build_filesystem,
+    filesystem_header,
+    inode_times,
+    lock_records,
+    locks_from,
+    pack,
+    take,
+    unpack,
+)
 from .fids import OPEN, WALKED, XATTR_READ, XATTR_WRITE, Fid, FidState
 from .session import Server
 
@@ -34,16 +44,26 @@ class ForeignFilesystem(SnapshotError):
 
 # ---- records
 
+
 def _fid_record(n: int, f: Fid, blob: Blob) -> dict[str, Any]:
     return {
-        "fid": n, "ino": f.inode.ino, "state": f.state.value,
-        "cred": {"uid": f.cred.uid, "gid": f.cred.gid, "groups": sorted(f.cred.groups),
-                 "trusted": f.cred.trusted},
-        "parent": f.parent.ino if f.parent is not None else None, "name": f.name,
+        "fid": n,
+        "ino": f.inode.ino,
+        "state": f.state.value,
+        "cred": {
+            "uid": f.cred.uid,
+            "gid": f.cred.gid,
+            "groups": sorted(f.cred.groups),
+            "trusted": f.cred.trusted,
+        },
+        "parent": f.parent.ino if f.parent is not None else None,
+        "name": f.name,
         "top": f.top.ino if f.top is not None else None,
         "open_flags": f.open_flags,
         "xattr": blob.put(bytes(f.xattr)) if f.xattr is not None else None,
-        "xattr_name": f.xattr_name, "xattr_size": f.xattr_size, "xattr_flags": f.xattr_flags,
+        "xattr_name": f.xattr_name,
+        "xattr_size": f.xattr_size,
+        "xattr_flags": f.xattr_flags,
         "lock_owners": [list(o) for o in f.lock_owners or ()],
     }
 
@@ -53,13 +73,25 @@ def fid_records(header: dict[str, Any]) -> list[dict[str, Any]]:
     if "fid_records" in header:
         return list(header["fid_records"])
     # a format 2 complete state: positional lists
-    return [{"fid": n, "ino": ino, "cred": {"uid": c[0], "gid": c[1], "groups": c[2],
-                                            "trusted": c[3] if len(c) > 3 else False},
-             "parent": parent, "name": name, "open_flags": flags, "xattr": xattr,
-             "xattr_name": xname, "xattr_size": xsize, "xattr_flags": xflags,
-             "lock_owners": owners, "top": top}
-            for n, ino, c, parent, name, flags, xattr, xname, xsize, xflags, owners, top
-            in header["session"]["fids"]]
+    return [
+        {
+            "fid": n,
+            "ino": ino,
+            "cred": {"uid": c[0], "gid": c[1], "groups": c[2], "trusted": c[3] if len(c) > 3 else False},
+            "parent": parent,
+            "name": name,
+            "open_flags": flags,
+            "xattr": xattr,
+            "xattr_name": xname,
+            "xattr_size": xsize,
+            "xattr_flags": xflags,
+            "lock_owners": owners,
+            "top": top,
+        }
+        for n, ino, c, parent, name, flags, xattr, xname, xsize, xflags, owners, top in header["session"][
+            "fids"
+        ]
+    ]
 
 
 def _state_of(r: dict[str, Any]) -> FidState:
@@ -72,13 +104,19 @@ def _state_of(r: dict[str, Any]) -> FidState:
     return OPEN if int(r["open_flags"]) >= 0 else WALKED
 
 
-def _fid_from(r: dict[str, Any], inode: Inode, parent: Inode | None, top: Inode | None,
-              blob: memoryview) -> Fid:
+def _fid_from(
+    r: dict[str, Any], inode: Inode, parent: Inode | None, top: Inode | None, blob: memoryview
+) -> Fid:
     """A fid from its record, bound to inodes already looked up (no live handle: a restored
     open live file reads what it last showed)."""
     c = r["cred"]
-    f = Fid(inode, Cred(int(c["uid"]), int(c["gid"]), frozenset(int(g) for g in c["groups"]),
-                        bool(c["trusted"])), parent, r["name"], top=top)
+    f = Fid(
+        inode,
+        Cred(int(c["uid"]), int(c["gid"]), frozenset(int(g) for g in c["groups"]), bool(c["trusted"])),
+        parent,
+        r["name"],
+        top=top,
+    )
     f.state = _state_of(r)
     f.open_flags = int(r["open_flags"]) if f.state is OPEN else -1
     if r["xattr"] is not None:
@@ -93,23 +131,34 @@ def _fid_from(r: dict[str, Any], inode: Inode, parent: Inode | None, top: Inode 
 
 def _session_record(server: Server, blob: Blob) -> dict[str, Any]:
     return {
-        "msize": server.msize, "max_msize": server.max_msize, "max_fids": server.max_fids,
-        "version": server.version, "pending": sorted(server.pending),
+        "msize": server.msize,
+        "max_msize": server.max_msize,
+        "max_fids": server.max_fids,
+        "version": server.version,
+        "pending": sorted(server.pending),
         # Deferred requests that can run again on the restored server (see Server.resume).
-        "frames": [[tag, blob.put(server.deferred_frames[tag])] for tag in sorted(server.pending)
-                   if tag in server.deferred_frames],
-        "session_id": server.session_id, "permissions": server.permissions,
+        "frames": [
+            [tag, blob.put(server.deferred_frames[tag])]
+            for tag in sorted(server.pending)
+            if tag in server.deferred_frames
+        ],
+        "session_id": server.session_id,
+        "permissions": server.permissions,
     }
 
 
 def _session_server(fs: Filesystem, s: dict[str, Any], blob: memoryview) -> Server:
     """A server over ``fs`` with a saved session's negotiation and deferred requests (no fid yet)."""
-    server = Server(fs, max_msize=int(s["max_msize"]), max_fids=int(s["max_fids"]),
-                    permissions=str(s.get("permissions", "server")))
+    server = Server(
+        fs,
+        max_msize=int(s["max_msize"]),
+        max_fids=int(s["max_fids"]),
+        permissions=str(s.get("permissions", "server")),
+    )
     server.msize = int(s["msize"])
     server.version = s["version"]
     server.session_id = s["session_id"]
-    server.pending = set(int(t) for t in s["pending"])
+    server.pending = {int(t) for t in s["pending"]}
     frames = {int(tag): bytes(take(blob, ref)) for tag, ref in s.get("frames", [])}
     server.resume_frames = [(tag, frames.get(tag)) for tag in sorted(server.pending)]
     return server
@@ -120,6 +169,7 @@ def _corrupt(exc: Exception) -> SnapshotError:
 
 
 # ---- complete states
+
 
 def save(server: Server, stored: bool = False) -> bytes:
     """The server's whole state (filesystem, negotiated session, fids) as bytes.
@@ -155,7 +205,8 @@ def restore(data: bytes | bytearray | memoryview, store: Any = None, **store_opt
                 raise SnapshotError("fid names a missing inode")
             parent = fs.inodes.get(r["parent"]) if r["parent"] is not None else None
             server.fids[int(r["fid"])] = _fid_from(
-                r, inode, parent, fs.inodes.get(top) if top is not None else None, blob)
+                r, inode, parent, fs.inodes.get(top) if top is not None else None, blob
+            )
     except (KeyError, TypeError, ValueError) as exc:
         raise _corrupt(exc) from None
     if store is not None:
@@ -182,12 +233,15 @@ def _check_store_for(header: dict[str, Any], store: Any) -> int:
         raise SnapshotError("this state builds on another store (its filesystem id differs)")
     ok = {ref.get("gen"), ref.get("gen", 0) + 1} if ref.get("inflight") else {ref.get("gen")}
     if gen not in ok:
-        raise SnapshotError(f"the store has changed since this state was saved (store generation "
-                            f"{gen}, the state builds on {ref.get('gen')})")
+        raise SnapshotError(
+            f"the store has changed since this state was saved (store generation "
+            f"{gen}, the state builds on {ref.get('gen')})"
+        )
     return gen
 
 
 # ---- the session alone: a machine state over a store that is the truth for files
+
 
 def identity(inode: Inode) -> list[int]:
     """What says an inode of a store is the one a saved fid held: its number comes with it;
@@ -223,8 +277,9 @@ def _identities(header: dict[str, Any]) -> dict[int, list[int]]:
     """Each held inode's :func:`identity` as a session state (or a complete state) records it."""
     if header["kind"] == "session":
         return {int(k): [int(x) for x in v] for k, v in header["identity"].items()}
-    return {int(r["ino"]): [int(r["gen"]), inode_times(r)[3], int(r["mode"]) & 0o170000]
-            for r in header["inodes"]}
+    return {
+        int(r["ino"]): [int(r["gen"]), inode_times(r)[3], int(r["mode"]) & 0o170000] for r in header["inodes"]
+    }
 
 
 def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tuple[Server, dict[str, Any]]:
@@ -240,8 +295,10 @@ def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tup
     header, blob = unpack(data, ("session", "server"))
     try:
         if int(header["fsid"]) != fs.fsid:
-            raise ForeignFilesystem("the state's session was saved over another filesystem "
-                                    f"(id {int(header['fsid']):x}, this one is {fs.fsid:x})")
+            raise ForeignFilesystem(
+                "the state's session was saved over another filesystem "
+                f"(id {int(header['fsid']):x}, this one is {fs.fsid:x})"
+            )
         ids = _identities(header)
         server = _session_server(fs, header["session"], blob)
 

@@ -14,5 +14,6 @@ __all__ = ["Batch", "Store", "StoreError", "MemoryStore", "SQLiteStore"]
 def __getattr__(name: str):  # SQLite is imported only where it is used: Pyodide may lack _sqlite3
     if name == "SQLiteStore":
         from .sqlite import SQLiteStore
+
         return SQLiteStore
     raise AttributeError(name)

@@ -8,8 +8,8 @@ the filesystem and server work with both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class StoreError(Exception):
@@ -26,8 +26,7 @@ class Batch:
     chunk_delete: set[str] = field(default_factory=set)
 
     def __len__(self) -> int:
-        return (len(self.meta_put) + len(self.meta_delete) + len(self.chunk_put)
-                + len(self.chunk_delete))
+        return len(self.meta_put) + len(self.meta_delete) + len(self.chunk_put) + len(self.chunk_delete)
 
 
 class Store:

@@ -10,7 +10,8 @@ this module) import on CPython; the conversions are imported on first use, insid
 from __future__ import annotations
 
 import errno
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .base import Batch, Store
 
@@ -29,7 +30,7 @@ class IndexedDBStore(Store):
     asynchronous = True
 
     def __init__(self, db: Any) -> None:
-        from pyodide.ffi import create_once_callable, to_js  # type: ignore[import-not-found]
+        from pyodide.ffi import create_once_callable, to_js
 
         self._db = db
         self._to_js = to_js
@@ -83,9 +84,13 @@ class IndexedDBStore(Store):
 
         try:
             self._db.commitThen(
-                to_js(list(batch.meta_put.items())), to_js(list(batch.meta_delete)),
-                to_js(list(batch.chunk_put.items())), to_js(list(batch.chunk_delete)),
-                bool(durable), self._once(committed))
+                to_js(list(batch.meta_put.items())),
+                to_js(list(batch.meta_delete)),
+                to_js(list(batch.chunk_put.items())),
+                to_js(list(batch.chunk_delete)),
+                bool(durable),
+                self._once(committed),
+            )
         except Exception:  # noqa: BLE001 - nothing was applied; the caller keeps its changes
             done(errno.EIO)
 
@@ -107,7 +112,7 @@ def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
 
     def field() -> memoryview:
         nonlocal offset
-        n = int.from_bytes(view[offset:offset + 4], "little")
+        n = int.from_bytes(view[offset : offset + 4], "little")
         start = offset + 4
         offset = start + n
         if offset > len(view):
@@ -116,7 +121,7 @@ def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
 
     def count() -> int:
         nonlocal offset
-        n = int.from_bytes(view[offset:offset + 4], "little")
+        n = int.from_bytes(view[offset : offset + 4], "little")
         offset += 4
         return n
 

@@ -8,7 +8,7 @@ in-memory filesystem (``Filesystem()`` without a store keeps everything in its i
 from __future__ import annotations
 
 import errno
-from typing import Callable
+from collections.abc import Callable
 
 from .base import Batch, Store
 
@@ -27,8 +27,7 @@ class MemoryStore(Store):
         done(self.chunks.get(key), 0)
 
     def _usage(self, meta: dict[str, bytes], chunks: dict[str, bytes]) -> int:
-        return (sum(len(k) + len(v) for k, v in meta.items())
-                + sum(len(k) + len(v) for k, v in chunks.items()))
+        return sum(len(k) + len(v) for k, v in meta.items()) + sum(len(k) + len(v) for k, v in chunks.items())
 
     def commit(self, batch: Batch, durable: bool, done: Callable[[int], None]) -> None:
         # With a quota the batch is applied to copies first, so a refused one changes nothing.

@@ -12,10 +12,11 @@ second process (or a second store in this one) opening the same file gets a clea
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 from .base import Batch, Store, StoreError
 
@@ -32,8 +33,7 @@ class SQLiteStore(Store):
         self.path = os.fspath(path)
         self.quota_bytes = quota_bytes
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=0.2,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=0.2, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from None
         try:
@@ -80,21 +80,18 @@ class SQLiteStore(Store):
                 if batch.meta_delete:
                     db.executemany("DELETE FROM meta WHERE k = ?", [(k,) for k in batch.meta_delete])
                 if batch.chunk_delete:
-                    db.executemany("DELETE FROM chunks WHERE k = ?",
-                                   [(k,) for k in batch.chunk_delete])
+                    db.executemany("DELETE FROM chunks WHERE k = ?", [(k,) for k in batch.chunk_delete])
                 if batch.meta_put:
-                    db.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
-                                   batch.meta_put.items())
+                    db.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", batch.meta_put.items())
                 if batch.chunk_put:
-                    db.executemany("INSERT OR REPLACE INTO chunks (k, v) VALUES (?, ?)",
-                                   batch.chunk_put.items())
+                    db.executemany(
+                        "INSERT OR REPLACE INTO chunks (k, v) VALUES (?, ?)", batch.chunk_put.items()
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL does)
-                    try:
+                    with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
                 raise
         except sqlite3.Error as exc:
             full = getattr(exc, "sqlite_errorcode", None) == 13 or "full" in str(exc)
@@ -102,19 +99,15 @@ class SQLiteStore(Store):
             return
         finally:
             if durable:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     db.execute("PRAGMA synchronous=NORMAL")
-                except sqlite3.Error:
-                    pass
         done(0)
 
     def estimate(self) -> tuple[int, int] | None:
         usage = 0
         for suffix in ("", "-wal"):
-            try:
+            with contextlib.suppress(OSError):
                 usage += os.path.getsize(self.path + suffix)
-            except OSError:
-                pass
         if self.quota_bytes is not None:
             return usage, self.quota_bytes
         try:
@@ -127,7 +120,5 @@ class SQLiteStore(Store):
         return [k for (k,) in self.db.execute("SELECT k FROM chunks")]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.db.close()
-        except sqlite3.Error:
-            pass
