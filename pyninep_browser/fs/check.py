@@ -50,6 +50,7 @@ class StoreCheck:
 
         def persist(self, durable: bool, done: Callable[[int], None] | None = None) -> None: ...
         def _refresh_room(self) -> None: ...
+        def set_tree(self, inodes: dict[int, Inode], root: Inode, next_ino: int) -> None: ...
         @staticmethod
         def _xattr_bytes(inode: Inode) -> int: ...
 
@@ -214,16 +215,8 @@ class StoreCheck:
             repairs.append(f"next inode number {next_ino} corrected to {top}")
             next_ino = top
 
-        self.inodes = inodes
-        self.root = root
-        self.next_ino = next_ino
-        self.used_inodes = len(inodes)
-        self.used_bytes = 0
-        self.user_bytes = {}
+        self.set_tree(inodes, root, next_ino)
         for inode in inodes.values():
-            used = inode.allocated + self._xattr_bytes(inode)
-            self.used_bytes += used
-            self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
             if inode.entries is not None:
                 inode.entries.changed = set()
         if sup.get("used") != self.used_bytes + orphan_bytes:  # orphans' bytes are explained

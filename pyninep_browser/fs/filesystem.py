@@ -150,9 +150,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty.add(inode.ino)
         self.changes += 1
 
-    def adopt_inodes(self, inodes: dict[int, Inode], root: Inode, next_ino: int) -> None:
-        """Make ``inodes`` (built from a saved state) the whole tree: usage is counted again
-        and every inode is dirty, so a store this filesystem adopts receives all of it."""
+    def set_tree(self, inodes: dict[int, Inode], root: Inode, next_ino: int) -> None:
+        """Make ``inodes`` (loaded from a store or a saved state) the whole tree, and count
+        what they use again."""
         self.inodes = inodes
         self.root = root
         self.next_ino = next_ino
@@ -163,8 +163,13 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             used = inode.allocated + self._xattr_bytes(inode)
             self.used_bytes += used
             self.user_bytes[inode.uid] = self.user_bytes.get(inode.uid, 0) + used
-        self.dirty = set(inodes)
         self.changes += 1
+
+    def adopt_inodes(self, inodes: dict[int, Inode], root: Inode, next_ino: int) -> None:
+        """:meth:`set_tree` for a tree built from a saved state: every inode is dirty, so a
+        store this filesystem adopts receives all of it."""
+        self.set_tree(inodes, root, next_ino)
+        self.dirty = set(inodes)
 
     def forget_holders(self) -> None:
         """Start a fresh life (a loaded image): no fid holds any inode, no lock is held, and
