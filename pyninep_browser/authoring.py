@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from . import archive
 from .device_numbers import major, makedev, minor
@@ -78,6 +78,30 @@ _KINDS = {
 
 
 # ----------------------------------------------------------------- the tree
+
+
+class Attrs(TypedDict, total=False):
+    """The attributes every creating call takes (besides ``mode``): owner, times, xattrs.
+    An owner not given is the tree's default; times are seconds or datetimes, or exact
+    ``*_ns``; atime follows mtime, ctime follows mtime."""
+
+    uid: int | None
+    gid: int | None
+    mtime: Any
+    atime: Any
+    mtime_ns: int | None
+    atime_ns: int | None
+    xattrs: Mapping[str, Any] | None
+
+
+_ATTR_NAMES = frozenset(Attrs.__annotations__)
+
+
+def _known(attrs: Attrs) -> None:
+    """Refuse a misspelt attribute before anything is created."""
+    unknown = attrs.keys() - _ATTR_NAMES
+    if unknown:
+        raise TypeError(f"unexpected attribute {sorted(unknown)[0]!r}: use {sorted(_ATTR_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -356,22 +380,15 @@ class TreePath:
 
     # ---- creating
 
-    def _attrs(
-        self,
-        inode: Inode,
-        mode: int | None,
-        uid: int | None,
-        gid: int | None,
-        mtime: Any,
-        atime: Any,
-        xattrs: Mapping[str, Any] | None,
-        *,
-        mtime_ns: int | None = None,
-        atime_ns: int | None = None,
-        ctime_ns: int | None = None,
-    ) -> None:
+    def _attrs(self, inode: Inode, mode: int | None, attrs: Attrs, *, ctime_ns: int | None = None) -> None:
+        """Give ``inode`` ``mode`` and ``attrs``: an owner not given is the tree's default,
+        mtime not given the tree's default mtime if it has one, atime follows mtime, ctime
+        follows mtime unless given."""
+        _known(attrs)
         d = self.tree._defaults
         fs = self.fs
+        uid = attrs.get("uid")
+        gid = attrs.get("gid")
         uid = d.uid if uid is None else uid
         gid = d.gid if gid is None else gid
         if (uid, gid) != (inode.uid, inode.gid):
@@ -379,8 +396,10 @@ class TreePath:
             fs.setattr(inode, ROOT, uid=uid, gid=gid, mode=keep if mode is None else mode)
         elif mode is not None:
             fs.setattr(inode, ROOT, mode=mode)
-        for name, value in (xattrs or {}).items():
+        for name, value in (attrs.get("xattrs") or {}).items():
             fs.setxattr(inode, name, value.encode() if isinstance(value, str) else bytes(value), 0, ROOT)
+        mtime, atime = attrs.get("mtime"), attrs.get("atime")
+        mtime_ns, atime_ns = attrs.get("mtime_ns"), attrs.get("atime_ns")
         m = mtime_ns if mtime_ns is not None else _ns(mtime) if mtime is not None else d.mtime_ns
         a = atime_ns if atime_ns is not None else _ns(atime) if atime is not None else m
         if m is not None:
@@ -397,32 +416,15 @@ class TreePath:
         self,
         *,
         mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        mtime: Any = None,
-        atime: Any = None,
-        xattrs: Mapping[str, Any] | None = None,
-        mtime_ns: int | None = None,
-        atime_ns: int | None = None,
         ctime_ns: int | None = None,
         follow_symlinks: bool = True,
+        **attrs: Unpack[Attrs],
     ) -> TreePath:
         """Give this existing entry the attributes a creating call would: an owner not given is
         the tree's default (unlike :meth:`chown`), mtime not given is the tree's default mtime if
         it has one, atime follows mtime, ctime follows mtime unless given. A tar's entries get
         their attributes this way (:func:`pyninep_browser.archive.import_tar`)."""
-        self._attrs(
-            self.inode(follow=follow_symlinks),
-            mode,
-            uid,
-            gid,
-            mtime,
-            atime,
-            xattrs,
-            mtime_ns=mtime_ns,
-            atime_ns=atime_ns,
-            ctime_ns=ctime_ns,
-        )
+        self._attrs(self.inode(follow=follow_symlinks), mode, attrs, ctime_ns=ctime_ns)
         return self
 
     def _parent_inode(self) -> tuple[Inode, str]:
@@ -436,21 +438,18 @@ class TreePath:
         return directory.entries.get(name) if directory.entries is not None else None
 
     def mkdir(
-        self,
-        mode: int | None = None,
-        *,
-        parents: bool = True,
-        exist_ok: bool = True,
-        uid: int | None = None,
-        gid: int | None = None,
-        mtime: Any = None,
-        xattrs: Mapping[str, Any] | None = None,
-        mtime_ns: int | None = None,
+        self, mode: int | None = None, *, parents: bool = True, exist_ok: bool = True, **attrs: Unpack[Attrs]
     ) -> TreePath:
         """A directory (and, with ``parents``, the missing ones above it)."""
+        _known(attrs)
         if self.path == "/":
-            if mode is not None or uid is not None or gid is not None or xattrs:
-                self._attrs(self.fs.root, mode, uid, gid, mtime, None, xattrs)
+            if (
+                mode is not None
+                or attrs.get("uid") is not None
+                or attrs.get("gid") is not None
+                or attrs.get("xattrs")
+            ):
+                self._attrs(self.fs.root, mode, attrs)
             return self
         existing = self._try()
         if existing is not None:
@@ -458,34 +457,23 @@ class TreePath:
                 raise fail(errno.EEXIST, f"{self.path} exists and is not a directory")
             if not exist_ok:
                 raise fail(errno.EEXIST, self.path)
-            if any(v is not None for v in (mode, uid, gid, mtime, mtime_ns)) or xattrs:
-                self._attrs(existing, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+            if mode is not None or any(v is not None and v != {} for v in attrs.values()):
+                self._attrs(existing, mode, attrs)
             return self
         if not parents and not self.parent.is_dir():
             raise fail(errno.ENOENT, str(self.parent))
         directory, name = self._parent_inode()
         d = self.tree._defaults
-        inode = self.fs.mkdir(directory, name, d.dir_mode if mode is None else mode, ROOT, 0)
-        self._attrs(
-            inode, d.dir_mode if mode is None else mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns
-        )
+        mode = d.dir_mode if mode is None else mode
+        self._attrs(self.fs.mkdir(directory, name, mode, ROOT, 0), mode, attrs)
         return self
 
     def write_bytes(
-        self,
-        data: bytes | bytearray | memoryview,
-        *,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        mtime: Any = None,
-        atime: Any = None,
-        xattrs: Mapping[str, Any] | None = None,
-        mtime_ns: int | None = None,
-        atime_ns: int | None = None,
+        self, data: bytes | bytearray | memoryview, *, mode: int | None = None, **attrs: Unpack[Attrs]
     ) -> TreePath:
         """A regular file with this content (replaced if it exists, keeping its attributes
         unless given)."""
+        _known(attrs)
         directory, name = self._parent_inode()
         d = self.tree._defaults
         inode = self._existing(directory, name)
@@ -498,46 +486,37 @@ class TreePath:
             raise fail(errno.EISDIR if inode.is_dir() else errno.EEXIST, self.path)
         else:
             self.fs.truncate(inode, 0)
-            uid = inode.uid if uid is None else uid
-            gid = inode.gid if gid is None else gid
+            if attrs.get("uid") is None:
+                attrs["uid"] = inode.uid
+            if attrs.get("gid") is None:
+                attrs["gid"] = inode.gid
         self.fs.write(inode, 0, data)
-        self._attrs(inode, mode, uid, gid, mtime, atime, xattrs, mtime_ns=mtime_ns, atime_ns=atime_ns)
+        self._attrs(inode, mode, attrs)
         return self
 
-    def write_text(self, text: str, encoding: str = "utf-8", **attrs: Any) -> TreePath:
-        return self.write_bytes(text.encode(encoding), **attrs)
+    def write_text(
+        self, text: str, encoding: str = "utf-8", *, mode: int | None = None, **attrs: Unpack[Attrs]
+    ) -> TreePath:
+        return self.write_bytes(text.encode(encoding), mode=mode, **attrs)
 
-    def touch(self, **attrs: Any) -> TreePath:
+    def touch(self, *, mode: int | None = None, **attrs: Unpack[Attrs]) -> TreePath:
         """An empty file if missing; an existing entry gets the given attributes (times: now)."""
+        _known(attrs)
         inode = self._try()
         if inode is None:
-            return self.write_bytes(b"", **attrs)
+            return self.write_bytes(b"", mode=mode, **attrs)
         attrs.setdefault("mtime", time.time_ns() / 1e9)
-        self._attrs(
-            inode,
-            attrs.get("mode"),
-            attrs.get("uid", inode.uid),
-            attrs.get("gid", inode.gid),
-            attrs.get("mtime"),
-            attrs.get("atime"),
-            attrs.get("xattrs"),
-        )
+        attrs.setdefault("uid", inode.uid)
+        attrs.setdefault("gid", inode.gid)
+        self._attrs(inode, mode, attrs)
         return self
 
-    def symlink_to(
-        self,
-        target: str | os.PathLike,
-        *,
-        uid: int | None = None,
-        gid: int | None = None,
-        mtime: Any = None,
-        xattrs: Mapping[str, Any] | None = None,
-        mtime_ns: int | None = None,
-    ) -> TreePath:
+    def symlink_to(self, target: str | os.PathLike, **attrs: Unpack[Attrs]) -> TreePath:
         """This path becomes a symlink to ``target`` (stored as given: relative stays relative)."""
+        _known(attrs)
         directory, name = self._parent_inode()
         inode = self.fs.symlink(directory, name, os.fspath(target), ROOT, 0)
-        self._attrs(inode, None, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+        self._attrs(inode, None, attrs)
         return self
 
     def hardlink_to(self, target: str | os.PathLike | TreePath) -> TreePath:
@@ -549,20 +528,11 @@ class TreePath:
         return self
 
     def mknod(
-        self,
-        kind: str,
-        major: int = 0,
-        minor: int = 0,
-        *,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-        mtime: Any = None,
-        xattrs: Mapping[str, Any] | None = None,
-        mtime_ns: int | None = None,
+        self, kind: str, major: int = 0, minor: int = 0, *, mode: int | None = None, **attrs: Unpack[Attrs]
     ) -> TreePath:
         """A device node or special file: ``kind`` is "c"/"char", "b"/"block", "p"/"fifo" or
         "s"/"socket"; ``mode`` defaults to 0o600 for devices, the file default otherwise."""
+        _known(attrs)
         try:
             ftype = _KINDS[kind]
         except KeyError:
@@ -572,10 +542,10 @@ class TreePath:
         directory, name = self._parent_inode()
         rdev = makedev(major, minor) if ftype in (stat.S_IFCHR, stat.S_IFBLK) else 0
         inode = self.fs.mknod(directory, name, ftype | mode, rdev, ROOT, 0)
-        self._attrs(inode, mode, uid, gid, mtime, None, xattrs, mtime_ns=mtime_ns)
+        self._attrs(inode, mode, attrs)
         return self
 
-    def mkfifo(self, mode: int | None = None, **attrs: Any) -> TreePath:
+    def mkfifo(self, mode: int | None = None, **attrs: Unpack[Attrs]) -> TreePath:
         return self.mknod("fifo", mode=mode, **attrs)
 
     def copy_from(
@@ -592,7 +562,7 @@ class TreePath:
     def _copy_one(self, src: Path, seen: dict, preserve_owner: bool, follow: bool) -> None:
         st = os.stat(src, follow_symlinks=follow)
         uid, gid = (st.st_uid, st.st_gid) if preserve_owner else (None, None)
-        times = {"mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns}
+        times: Attrs = {"mtime_ns": st.st_mtime_ns, "atime_ns": st.st_atime_ns}
         xattrs = _host_xattrs(src, follow)
         kind = stat.S_IFMT(st.st_mode)
         perm = stat.S_IMODE(st.st_mode)
@@ -616,7 +586,7 @@ class TreePath:
                 letter, os.major(st.st_rdev), os.minor(st.st_rdev), mode=perm, xattrs=xattrs, uid=uid, gid=gid
             )
             inode = self.inode(follow=False)
-        self._attrs(inode, None, inode.uid, inode.gid, None, None, None, **times)
+        self._attrs(inode, None, {"uid": inode.uid, "gid": inode.gid, **times})
         if st.st_nlink > 1 and kind != stat.S_IFDIR:
             seen[(st.st_dev, st.st_ino)] = self
 
@@ -629,13 +599,12 @@ class TreePath:
         self._attrs(
             inode,
             inode.mode & 0o7777,
-            uid if uid is not None else inode.uid,
-            gid if gid is not None else inode.gid,
-            None,
-            None,
-            None,
-            mtime_ns=inode.mtime,
-            atime_ns=inode.atime,
+            {
+                "uid": uid if uid is not None else inode.uid,
+                "gid": gid if gid is not None else inode.gid,
+                "mtime_ns": inode.mtime,
+                "atime_ns": inode.atime,
+            },
         )
         return self
 
@@ -651,7 +620,7 @@ class TreePath:
         inode = self.inode(follow=False)
         m = mtime_ns if mtime_ns is not None else _ns(mtime) if mtime is not None else inode.mtime
         a = atime_ns if atime_ns is not None else _ns(atime) if atime is not None else inode.atime
-        self._attrs(inode, None, inode.uid, inode.gid, None, None, None, mtime_ns=m, atime_ns=a)
+        self._attrs(inode, None, {"uid": inode.uid, "gid": inode.gid, "mtime_ns": m, "atime_ns": a})
         return self
 
     def unlink(self, missing_ok: bool = False) -> None:
@@ -688,7 +657,7 @@ class TreePath:
             if existing is None or not existing.is_reg():
                 self.write_bytes(b"", mode=mode, uid=uid, gid=gid, mtime=mtime)
             else:
-                self._attrs(existing, mode, uid, gid, mtime, None, None)
+                self._attrs(existing, mode, {"uid": uid, "gid": gid, "mtime": mtime})
             inode = self.inode()
         if spec.name is not None:
             self.fs.setxattr(inode, LIVE_XATTR, spec.name.encode(), 0, ROOT)

@@ -386,6 +386,13 @@ def _read_counted(
     return buf[pos : pos + n], pos + n
 
 
+def _read_u16(buf: memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
+    """A u16 count (of names, of qids), checked against end."""
+    if pos + 2 > end:
+        raise ProtocolError(errno.EPROTO, f"{what} past end of frame")
+    return _U16.unpack_from(buf, pos)[0], pos + 2
+
+
 def _read_string(buf: memoryview, pos: int, end: int) -> tuple[str, int]:
     raw, pos = _read_counted(buf, pos, end, _U16, "string")
     # surrogateescape: any bytes decode, and names round-trip byte for byte.
@@ -431,10 +438,7 @@ def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, .
             data, pos = _read_counted(buf, pos, end, _U32, "data")
             values.append(data)
         elif kind == "S":
-            if pos + 2 > end:
-                raise ProtocolError(errno.EPROTO, "name count past end of frame")
-            (n,) = _U16.unpack_from(buf, pos)
-            pos += 2
+            n, pos = _read_u16(buf, pos, end, "name count")
             if n > MAX_WALK:
                 raise ProtocolError(errno.EINVAL, "more than 16 names in a walk")
             names = []
@@ -443,10 +447,7 @@ def decode_body(mtype: int, buf: memoryview, pos: int, end: int) -> tuple[Any, .
                 names.append(s)
             values.append(names)
         elif kind == "Z":
-            if pos + 2 > end:
-                raise ProtocolError(errno.EPROTO, "qid count past end of frame")
-            (n,) = _U16.unpack_from(buf, pos)
-            pos += 2
+            n, pos = _read_u16(buf, pos, end, "qid count")
             if pos + 13 * n > end:
                 raise ProtocolError(errno.EPROTO, "qids past end of frame")
             qids = [Qid(*_QID.unpack_from(buf, pos + 13 * i)) for i in range(n)]

@@ -456,3 +456,15 @@ def test_stats_count_requests_by_type():
     c.getattr(0)
     assert stats["requests"][24] == 1 and stats["requests"][100] == 1  # Tgetattr, Tversion
     assert stats["bytes_in"] > 0 and stats["bytes_out"] > stats["bytes_in"]
+
+
+def test_a_misspelt_attribute_is_a_clear_type_error_and_creates_nothing():
+    tree = Tree()
+    with pytest.raises(TypeError, match="'mtim'"):
+        (tree / "f").write_bytes(b"x", mtim=5)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'owner'"):
+        (tree / "d").mkdir(owner=3)  # type: ignore[call-arg]
+    assert not (tree / "f").exists() and not (tree / "d").exists()
+    (tree / "g").write_text("y", uid=7, mtime=5)
+    st = (tree / "g").stat()
+    assert (st.st_uid, st.st_mtime_ns) == (7, 5 * 10**9)
