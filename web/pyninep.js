@@ -64,6 +64,11 @@
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
  *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
  *             with IndexedDB their changes are committed write-behind, or by flush())
+ *   changes() → Number        how many changes the files have seen: it grows with every change,
+ *             the guest's (over 9P) or the page's (writeFile, mkdir, remove, importTar...), and
+ *             never on a read. Cheap (one call into Python): poll it and look again (listDir)
+ *             only when it moved. Compare with !==: restoreState replaces the filesystem, whose
+ *             count starts anew.
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close() → Promise         commit what is left, release the database and the Python objects
@@ -240,6 +245,7 @@ async function startServer(options, storage, db) {
     config.destroy();
     glue.destroy();
     const handle = page.handle;
+    const changesProxy = page.changes;
     const handleSharedProxy = page.handle_shared;
     const handleShared = directCall(pyodide, handleSharedProxy) ?? handleSharedProxy;
 
@@ -417,6 +423,8 @@ async function startServer(options, storage, db) {
             ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
         mkdir: (path) => page.make_dir(path),
         remove: (path) => page.remove_tree(path),
+        /** How many changes the files have seen, the guest's and the page's (see above). */
+        changes: () => Number(changesProxy()),
         close() {
             if (closed) return closed;
             clearInterval(ticker);
@@ -425,6 +433,7 @@ async function startServer(options, storage, db) {
                 replyBuf?.release();
                 handle.destroy();
                 handleSharedProxy.destroy();
+                changesProxy.destroy();
                 page.close();
                 page.destroy();
                 db?.close();

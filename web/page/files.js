@@ -1,15 +1,22 @@
 /**
  * files.js — the files panel (#files and everything in it, #files-toggle): a folder of the served
  * tree listed with sizes; download, upload (button or drop), new folder, delete, export and import
- * a tar; Alt+F and Escape.
+ * a tar; Alt+F and Escape; and keeping the list current while it is open.
  *
  * Owns the panel's elements and window.pyninep.files. It uses only the server's public methods
- * (listDir, readFile, writeFile, mkdir, remove, flush, exportTar, importTar) and must not
+ * (listDir, readFile, writeFile, mkdir, remove, flush, exportTar, importTar, changes) and must not
  * touch the terminal beyond giving it the focus back, nor the machine.
  */
 
 import { $, element } from "./context.js";
 import { mb } from "./progress.js";
+
+// The list is what the folder held at the panel's last look. The server's change counter
+// (server.changes(): it grows with every change to the files, by the guest or the page, and never
+// on a read) says when that may no longer be so: while the panel is open it is checked every
+// WATCH_MS, which costs one call into Python when nothing changed, and the list is read again
+// when it moved. So a file the guest creates appears without a click.
+const WATCH_MS = 500;
 
 /** @typedef {ReturnType<typeof createFiles>} FilesPanel */
 
@@ -21,22 +28,31 @@ export function createFiles(ctx, { terminal }) {
     const server = () => /** @type {PyninepServer} */ (ctx.server);
     const panel = $("files");
     const list = $("file-list");
+    /** The counter when the list was last read; null: not read yet. */
+    let shownAt = /** @type {number | null} */ (null);
+    /** The note shows a message (an error, an upload's count): a look on its own keeps it. */
+    let noteIsMessage = false;
+    /** @type {ReturnType<typeof setInterval> | null} */
+    let watching = null;
 
     const files = {
         dir: "/root",
         async open(show = true, { focus = false } = {}) {
             panel.hidden = !show;
             $("files-toggle").setAttribute("aria-expanded", String(show));
+            watch(show);
             if (show) await this.refresh();
             if (show && focus) (list.querySelector("button") ?? $("files-up")).focus();
             $("files-export").hidden = !ctx.server?.exportTar;
             $("files-import-label").hidden = !ctx.server?.importTar;
         },
         join: (/** @type {string} */ dir, /** @type {string} */ name) => (dir === "/" ? "" : dir) + "/" + name,
-        /** Read the folder again and show it. */
-        async refresh() {
+        /** Read the folder again and show it. `looked`: the watch's own look (see WATCH_MS), which
+         *  keeps a message in the note and the focus on the row that had it. */
+        async refresh({ looked = false } = {}) {
             if (!ctx.server) return;
             $("files-path").textContent = this.dir;
+            shownAt = changes();
             let entries;
             try {
                 entries = server().listDir(this.dir);
@@ -44,6 +60,7 @@ export function createFiles(ctx, { terminal }) {
                 this.problem(`Cannot list ${this.dir}: ${pyMessage(error)}`);
                 return;
             }
+            const focused = looked ? focusedRow() : null;
             entries.sort((a, b) => (a.kind === "d") !== (b.kind === "d") ? Number(b.kind === "d") - Number(a.kind === "d") : a.name.localeCompare(b.name));
             list.replaceChildren(...entries.map((e) => {
                 const li = document.createElement("li");
@@ -60,9 +77,13 @@ export function createFiles(ctx, { terminal }) {
                 del.textContent = "✕";
                 del.title = del.ariaLabel = `Delete ${e.name}`;
                 del.addEventListener("click", () => this.remove(e.name, e.kind === "d"));
+                li.dataset.name = e.name;
                 li.append(name, size, del);
                 return li;
             }));
+            if (focused) refocus(focused);
+            if (looked && noteIsMessage) return;
+            noteIsMessage = false;
             $("files-note").textContent = entries.length ? "Drop files here to upload them into this folder."
                 : "This folder is empty. Drop files here to upload them.";
         },
@@ -72,7 +93,7 @@ export function createFiles(ctx, { terminal }) {
             /** @type {HTMLElement | null} */ (list.querySelector("button"))?.focus();
         },
         up() { this.cd(this.dir.replace(/\/[^/]*$/, "") || "/"); },
-        problem(/** @type {string} */ text) { $("files-note").textContent = text; },
+        problem(/** @type {string} */ text) { $("files-note").textContent = text; noteIsMessage = true; },
         async download(/** @type {string} */ name) {
             const path = this.join(this.dir, name);
             try {
@@ -117,6 +138,42 @@ export function createFiles(ctx, { terminal }) {
             }
         },
     };
+
+    /** The server's change counter, or null when it cannot say (no server, or one closed by Reset). */
+    function changes() {
+        try {
+            return ctx.server && !ctx.api.resetting ? ctx.server.changes() : null;
+        } catch {
+            return null;
+        }
+    }
+
+    /** Look again whenever the counter moved, while the panel is open. */
+    function watch(/** @type {boolean} */ on) {
+        if (!on) {
+            if (watching !== null) clearInterval(watching);
+            watching = null;
+            return;
+        }
+        watching ??= setInterval(() => {
+            const now = changes();
+            if (now !== null && now !== shownAt) files.refresh({ looked: true });
+        }, WATCH_MS);
+    }
+
+    /** Which button of which row has the focus, to give it back after the rows are made anew. */
+    function focusedRow() {
+        const el = document.activeElement;
+        const li = el instanceof HTMLElement && list.contains(el) ? el.closest("li") : null;
+        return li?.dataset.name != null ? { name: li.dataset.name, button: el?.className ?? "" } : null;
+    }
+    function refocus(/** @type {{name: string, button: string}} */ { name, button }) {
+        for (const li of list.children) {
+            if (li instanceof HTMLElement && li.dataset.name === name) {
+                /** @type {HTMLElement | null} */ (li.querySelector(`button.${button}`))?.focus();
+            }
+        }
+    }
 
     // On a small screen the file browser covers the terminal: it closes when the window gets small.
     matchMedia("(max-width: 760px)").addEventListener("change", (e) => {

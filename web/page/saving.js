@@ -24,7 +24,7 @@ export const STORE_DB = "pyninep-sandbox"; // the guest's files, when pyninep.js
  * different memory to save. Console output and typed keys count (terminal.js), and so do 9P
  * requests (start.js's handle9p): a guest reading or writing files changes its own memory (page
  * cache, the processes doing it), which is what a machine save keeps. This is about the guest's
- * memory, not about which files changed.
+ * memory, not about which files changed: the files panel asks the server's change counter.
  */
 export class GuestActivity {
     requests = 0;

@@ -119,7 +119,8 @@ export async function start(ctx, parts) {
     let current = null; // the server, once Python is up; v86 asks for it only after the restore
     /** @type {Handle9p} */
     const handle9p = (req, reply) => {
-        // A 9P request is guest activity for the save loop (saving.js says why).
+        // A 9P request is guest activity for the save loop (saving.js says why), not a sign of
+        // which files changed: the files panel asks server.changes() for that.
         ctx.activity.requests += 1;
         /** @type {PyninepServer} */ (current).handle9p(req, reply);
     };
