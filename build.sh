@@ -2,7 +2,8 @@
 # pyninep-browser build: ./build.sh [build] | serve | test | bench | clean
 #   build  make dist/: a self-contained static site (v86, Pyodide, our wheel, the guest, the image)
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
-#   test   install what is missing, build, run the whole suite (pytest)
+#   test   install what is missing, build, check the Python (ruff lint and format, mypy) and the
+#          page's JavaScript (tsc), run the whole suite (pytest)
 #   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
 #          requests, guest workloads, the page's time to a prompt, IndexedDB persistence,
 #          machine blobs, the crash test)
@@ -149,6 +150,9 @@ build_site() {
           "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
           "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
     cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/machine.js web/app.js web/index.html "$DIST/"
+    # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
+    # write_manifest lists them (and the service worker caches them) like every file of dist/.
+    rm -rf "$DIST/page"; cp -r web/page "$DIST/page"
     write_manifest
 }
 
@@ -221,6 +225,16 @@ build_machine() {
     write_manifest "$m" "$s"
 }
 
+# The page's and the shim's JavaScript checked against their JSDoc types (web/tsconfig.json).
+check_js() {
+    setup_npm
+    local out first
+    if ! out=$(cd web && node_modules/.bin/tsc -p . --noEmit 2>&1); then
+        first=$(grep -m1 'error TS' <<<"$out" | sed 's|^|web/|' || true)
+        die "the page's JavaScript does not type-check: ${first:-$(head -1 <<<"$out")} (all errors: cd web && npm run check)"
+    fi
+}
+
 build() {
     setup_venv
     setup_npm
@@ -240,7 +254,8 @@ case "$verb" in
     test)
         apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
-        check_py
+        check_py  # ruff (lint and format) and mypy over pyninep_browser/
+        check_js  # tsc --checkJs over the page's modules
         shift || true
         exec "$PY" -m pytest "$@" ;;
     bench)

@@ -259,7 +259,7 @@ class PageServer:
         if self.store is not None:
             self.store.close()
 
-    # The page's file browser (web/app.js). Paths are absolute paths of the served tree.
+    # The page's file browser (web/page/files.js). Paths are absolute paths of the served tree.
 
     def list_dir(self, path: str) -> str:
         """JSON ``[[name, kind, size, mtime_ms], …]`` of a directory, kind one of d f l o."""

@@ -68,145 +68,177 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-def test_page_first_visit_files_return_offline_fresh_reset(site, pw, tmp_path):
+@pytest.fixture(scope="module")
+def visitor_page(pw, tmp_path_factory):
+    """One visitor's browser (a persistent profile) and page, shared by the tests below that need a
+    running guest: the machine is restored once for them, not once per test."""
     context = pw.chromium.launch_persistent_context(
-        str(tmp_path / "profile"), executable_path=str(CHROMIUM), args=FLAGS,
+        str(tmp_path_factory.mktemp("profile")), executable_path=str(CHROMIUM), args=FLAGS,
         viewport={"width": 1180, "height": 720}, accept_downloads=True)
     try:
-        page = context.pages[0] if context.pages else context.new_page()
-        watch = Watch(page)
-        # First visit: the machine saved at build time is restored, not booted.
-        wall, timing, source = visit(page, site)
-        assert source == "shipped"
-        print(f"\nfirst visit: shell in {wall:.2f} s (page's own count {timing['prompt_ms']} ms: {timing})")
-        assert "ready" in page.inner_text("#status")
-        assert page.evaluate("document.activeElement.closest('#terminal') !== null"), "terminal has focus"
-        out = run(page, "echo page-says-$((6*7)); uname -m; cat /etc/hostname; date +%s",
-                  r"page-says-42\s+i686\s+pyninep\s+\d+\s")
-        guest_now = int(re.search(r"pyninep\s+(\d+)", out).group(1))
-        assert abs(guest_now - time.time()) < 60, "the restored guest's clock was set from the page"
-        # The default image's /py/run, re-attached from images/default.py in the restored machine:
-        # Python in the page runs what the guest writes to it.
-        run(page, "echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run", r"\n42 from py/run\s")
-        # The boot noise is not in the terminal (there was no boot); the log says what happened.
-        assert "Linux version" not in screen(page)
-        shot(page, "first-visit")
-
-        # Resizing the window tells the guest.
-        size1 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
-        page.set_viewport_size({"width": 640, "height": 480})
-        page.wait_for_timeout(400)
-        size2 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
-        assert size2 != size1 and int(size2[1]) < int(size1[1]), (size1, size2)
-        # On a small screen the file browser is out of the terminal's way until asked for.
-        assert not page.is_visible("#files")
-        shot(page, "small-screen")
-        page.click("#files-toggle")
-        assert page.is_visible("#files")
-        shot(page, "small-screen-files")
-        page.keyboard.press("Escape")
-        assert not page.is_visible("#files")
-        page.set_viewport_size({"width": 1180, "height": 720})
-
-        # The files panel: upload by button and by drop, seen by the guest at once.
-        page.keyboard.press("Alt+f")
-        assert page.is_visible("#files")
-        page.click("#files-refresh")
-        page.set_input_files("#files-upload", files=[
-            {"name": "up.txt", "mimeType": "text/plain", "buffer": b"uploaded through the panel\n"}])
-        page.wait_for_selector("#file-list button.name:text-is('up.txt')")
-        page.evaluate("""() => {
-            const dt = new DataTransfer();
-            dt.items.add(new File(['dropped here\\n'], 'dropped.txt'));
-            document.getElementById('files').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
-        }""")
-        page.wait_for_selector("#file-list button.name:text-is('dropped.txt')")
-        page.click("#terminal")
-        out = run(page, "cat /root/up.txt /root/dropped.txt", r"uploaded through the panel\s+dropped here")
-        # A file the guest writes downloads with the same bytes.
-        out = run(page, "head -c 5000 /dev/urandom > /root/rand.bin; sha256sum /root/rand.bin",
-                  r"[0-9a-f]{64}\s+/root/rand.bin")
-        guest_sum = re.search(r"([0-9a-f]{64})\s+/root/rand.bin", out).group(1)
-        page.click("#files-refresh")
-        with page.expect_download() as download:
-            page.click("#file-list button.name:text-is('rand.bin')")
-        assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == guest_sum
-        # The folder exported as a tar holds what the guest wrote; an imported tar appears in the guest.
-        with page.expect_download() as download:
-            page.click("#files-export")
-        with tarfile.open(download.value.path()) as tar:
-            member = next(m for m in tar.getmembers() if m.name.endswith("rand.bin"))
-            assert hashlib.sha256(tar.extractfile(member).read()).hexdigest() == guest_sum
-        packed = io.BytesIO()
-        with tarfile.open(fileobj=packed, mode="w") as tar:
-            info = tarfile.TarInfo("imported/hello.txt")
-            info.size = len(b"from a tar\n")
-            tar.addfile(info, io.BytesIO(b"from a tar\n"))
-        page.set_input_files("#files-import", files=[
-            {"name": "in.tar", "mimeType": "application/x-tar", "buffer": packed.getvalue()}])
-        page.wait_for_selector("#file-list button.name:text-is('imported/')")
-        page.click("#terminal")
-        run(page, "cat /root/imported/hello.txt", r"\nfrom a tar\s")
-        page.click("#files-refresh")
-        # New folder and delete, by keyboard: the dialogs are the browser's own.
-        page.once("dialog", lambda d: d.accept("made-here"))
-        page.focus("#files-mkdir")
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#file-list button.name:text-is('made-here/')")
-        page.once("dialog", lambda d: d.accept())
-        page.click("#file-list li:has(button.name:text-is('dropped.txt')) button.del")
-        page.wait_for_selector("#file-list button.name:text-is('dropped.txt')", state="detached")
-        page.click("#terminal")
-        out = run(page, "ls -d /root/made-here; ls /root/dropped.txt", r"No such file")
-        assert "/root/made-here" in out
-        shot(page, "files")
-        assert not watch.problems, watch.problems
-
-        # Returning visit: the machine the page saved by itself once the guest was quiet comes
-        # back, over the files as they are now.
-        page.wait_for_function("window.pyninep.offlineReady", timeout=60_000)
-        page.wait_for_function("window.pyninep.lastSave && !window.pyninep.saving", timeout=30_000)
-        wall, timing, source = visit(page, site)
-        assert source == "saved"
-        print(f"returning visit: shell in {wall:.2f} s ({timing}, storage {page.evaluate('window.pyninep.storage')})")
-        out = run(page, "cat /root/up.txt; date +%s", r"uploaded through the panel\s+\d+\s")
-        guest_now = int(re.search(r"panel\s+(\d+)", out).group(1))
-        assert abs(guest_now - time.time()) < 60, "the clock came by the second serial port"
-        assert "page-says-42" in screen(page), "the saved screen came back with the machine"
-        shot(page, "returning-visit")
-
-        # Offline: every request to the network fails; the service worker has the site.
-        context.route("**/*", lambda route: route.abort("internetdisconnected"))
-        try:
-            wall, timing, source = visit(page, site)
-            print(f"offline visit: shell in {wall:.2f} s")
-            run(page, "echo offline-$((1+1))", r"offline-2")
-            shot(page, "offline")
-        finally:
-            context.unroute("**/*")
-        watch.problems.clear()  # the offline run's aborted requests are its point
-
-        # Boot fresh: the kernel boots; its noise goes to the log, not the terminal.
-        wall, timing, source = visit(page, site + "?fresh=1", timeout=240_000)
-        assert source == "boot"
-        print(f"fresh boot: shell in {wall:.1f} s")
-        boot_log = page.evaluate("document.getElementById('log-text').textContent")
-        assert "BusyBox" in boot_log and "BusyBox" not in screen(page)
-        run(page, "echo fresh-$((2+3)); date +%s", r"fresh-5\s+\d+")
-        shot(page, "fresh-boot")
-
-        # Reset, with its confirmation: the saved machine goes, the shipped one starts.
-        page.click("#reset")
-        page.wait_for_selector("#confirm-reset[open]")
-        shot(page, "reset-confirm")
-        with page.expect_navigation():
-            page.click("#confirm-reset-yes")
-        page.wait_for_function(READY, timeout=120_000)
-        assert page.evaluate("window.pyninep.source") == "shipped"
-        run(page, "ls /root/up.txt", r"No such file")
-        assert not watch.problems, watch.problems
+        yield context.pages[0] if context.pages else context.new_page()
     finally:
         context.close()
+
+
+def test_page_first_visit_files_return_offline_fresh_reset(site, visitor_page):
+    page = visitor_page
+    context = page.context
+    watch = Watch(page)
+    # First visit: the machine saved at build time is restored, not booted.
+    wall, timing, source = visit(page, site)
+    assert source == "shipped"
+    print(f"\nfirst visit: shell in {wall:.2f} s (page's own count {timing['prompt_ms']} ms: {timing})")
+    assert "ready" in page.inner_text("#status")
+    assert page.evaluate("document.activeElement.closest('#terminal') !== null"), "terminal has focus"
+    out = run(page, "echo page-says-$((6*7)); uname -m; cat /etc/hostname; date +%s",
+              r"page-says-42\s+i686\s+pyninep\s+\d+\s")
+    guest_now = int(re.search(r"pyninep\s+(\d+)", out).group(1))
+    assert abs(guest_now - time.time()) < 60, "the restored guest's clock was set from the page"
+    # The default image's /py/run, re-attached from images/default.py in the restored machine:
+    # Python in the page runs what the guest writes to it.
+    run(page, "echo 'print(6*7, \"from\", \"py/run\")' > /py/run; cat /py/run", r"\n42 from py/run\s")
+    # The boot noise is not in the terminal (there was no boot); the log says what happened.
+    assert "Linux version" not in screen(page)
+    shot(page, "first-visit")
+
+    # Resizing the window tells the guest.
+    size1 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
+    page.set_viewport_size({"width": 640, "height": 480})
+    page.wait_for_timeout(400)
+    size2 = re.findall(r"^(\d+) (\d+)$", run(page, "stty size", r"\n\d+ \d+\s"), re.M)[-1]
+    assert size2 != size1 and int(size2[1]) < int(size1[1]), (size1, size2)
+    # On a small screen the file browser is out of the terminal's way until asked for.
+    assert not page.is_visible("#files")
+    shot(page, "small-screen")
+    page.click("#files-toggle")
+    assert page.is_visible("#files")
+    shot(page, "small-screen-files")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#files")
+    page.set_viewport_size({"width": 1180, "height": 720})
+
+    # The files panel: upload by button and by drop, seen by the guest at once.
+    page.keyboard.press("Alt+f")
+    assert page.is_visible("#files")
+    page.click("#files-refresh")
+    page.set_input_files("#files-upload", files=[
+        {"name": "up.txt", "mimeType": "text/plain", "buffer": b"uploaded through the panel\n"}])
+    page.wait_for_selector("#file-list button.name:text-is('up.txt')")
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['dropped here\\n'], 'dropped.txt'));
+        document.getElementById('files').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+    }""")
+    page.wait_for_selector("#file-list button.name:text-is('dropped.txt')")
+    page.click("#terminal")
+    out = run(page, "cat /root/up.txt /root/dropped.txt", r"uploaded through the panel\s+dropped here")
+    # A file the guest writes downloads with the same bytes.
+    out = run(page, "head -c 5000 /dev/urandom > /root/rand.bin; sha256sum /root/rand.bin",
+              r"[0-9a-f]{64}\s+/root/rand.bin")
+    guest_sum = re.search(r"([0-9a-f]{64})\s+/root/rand.bin", out).group(1)
+    page.click("#files-refresh")
+    with page.expect_download() as download:
+        page.click("#file-list button.name:text-is('rand.bin')")
+    assert hashlib.sha256(Path(download.value.path()).read_bytes()).hexdigest() == guest_sum
+    # The folder exported as a tar holds what the guest wrote; an imported tar appears in the guest.
+    with page.expect_download() as download:
+        page.click("#files-export")
+    with tarfile.open(download.value.path()) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("rand.bin"))
+        assert hashlib.sha256(tar.extractfile(member).read()).hexdigest() == guest_sum
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as tar:
+        info = tarfile.TarInfo("imported/hello.txt")
+        info.size = len(b"from a tar\n")
+        tar.addfile(info, io.BytesIO(b"from a tar\n"))
+    page.set_input_files("#files-import", files=[
+        {"name": "in.tar", "mimeType": "application/x-tar", "buffer": packed.getvalue()}])
+    page.wait_for_selector("#file-list button.name:text-is('imported/')")
+    page.click("#terminal")
+    run(page, "cat /root/imported/hello.txt", r"\nfrom a tar\s")
+    page.click("#files-refresh")
+    # New folder and delete, by keyboard: the dialogs are the browser's own.
+    page.once("dialog", lambda d: d.accept("made-here"))
+    page.focus("#files-mkdir")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#file-list button.name:text-is('made-here/')")
+    page.once("dialog", lambda d: d.accept())
+    page.click("#file-list li:has(button.name:text-is('dropped.txt')) button.del")
+    page.wait_for_selector("#file-list button.name:text-is('dropped.txt')", state="detached")
+    page.click("#terminal")
+    out = run(page, "ls -d /root/made-here; ls /root/dropped.txt", r"No such file")
+    assert "/root/made-here" in out
+    shot(page, "files")
+    assert not watch.problems, watch.problems
+
+    # Returning visit: the machine the page saved by itself once the guest was quiet comes
+    # back, over the files as they are now.
+    page.wait_for_function("window.pyninep.offlineReady", timeout=60_000)
+    page.wait_for_function("window.pyninep.lastSave && !window.pyninep.saving", timeout=30_000)
+    wall, timing, source = visit(page, site)
+    assert source == "saved"
+    print(f"returning visit: shell in {wall:.2f} s ({timing}, storage {page.evaluate('window.pyninep.storage')})")
+    out = run(page, "cat /root/up.txt; date +%s", r"uploaded through the panel\s+\d+\s")
+    guest_now = int(re.search(r"panel\s+(\d+)", out).group(1))
+    assert abs(guest_now - time.time()) < 60, "the clock came by the second serial port"
+    assert "page-says-42" in screen(page), "the saved screen came back with the machine"
+    shot(page, "returning-visit")
+
+    # Offline: every request to the network fails; the service worker has the site.
+    context.route("**/*", lambda route: route.abort("internetdisconnected"))
+    try:
+        wall, timing, source = visit(page, site)
+        print(f"offline visit: shell in {wall:.2f} s")
+        run(page, "echo offline-$((1+1))", r"offline-2")
+        shot(page, "offline")
+    finally:
+        context.unroute("**/*")
+    watch.problems.clear()  # the offline run's aborted requests are its point
+
+    # Boot fresh: the kernel boots; its noise goes to the log, not the terminal.
+    wall, timing, source = visit(page, site + "?fresh=1", timeout=240_000)
+    assert source == "boot"
+    print(f"fresh boot: shell in {wall:.1f} s")
+    boot_log = page.evaluate("document.getElementById('log-text').textContent")
+    assert "BusyBox" in boot_log and "BusyBox" not in screen(page)
+    run(page, "echo fresh-$((2+3)); date +%s", r"fresh-5\s+\d+")
+    shot(page, "fresh-boot")
+
+    # Reset, with its confirmation: the saved machine goes, the shipped one starts.
+    page.click("#reset")
+    page.wait_for_selector("#confirm-reset[open]")
+    shot(page, "reset-confirm")
+    with page.expect_navigation():
+        page.click("#confirm-reset-yes")
+    page.wait_for_function(READY, timeout=120_000)
+    assert page.evaluate("window.pyninep.source") == "shipped"
+    run(page, "ls /root/up.txt", r"No such file")
+    assert not watch.problems, watch.problems
+
+
+def test_files_panel_shows_what_the_guest_changes_without_a_click(site, visitor_page):
+    page = visitor_page
+    # The guest the test above left at its prompt (after its reset); run alone, open the page.
+    if not page.evaluate("!!(window.pyninep && window.pyninep.timing.prompt_ms && !window.pyninep.failed)"):
+        visit(page, site)
+    watch = Watch(page)
+    if not page.is_visible("#files"):  # open at start on a wide screen
+        page.keyboard.press("Alt+f")
+    page.wait_for_selector("#files:not([hidden])")
+    assert page.inner_text("#files-path") == "/root"
+    name = f"guest-made-{int(time.time())}.txt"
+    assert page.locator(f"#file-list button.name:text-is('{name}')").count() == 0
+    # Typing goes to the terminal (it has the focus after start-up); nothing in the panel is touched.
+    page.focus("#terminal .xterm-helper-textarea")
+    run(page, f"echo from the guest > /root/{name}; echo made-$((2*4))", r"made-8")
+    started = time.monotonic()
+    page.wait_for_selector(f"#file-list button.name:text-is('{name}')", timeout=5_000)
+    print(f"\nthe guest's new file showed in the panel {time.monotonic() - started:.2f} s after the prompt came back")
+    run(page, f"rm /root/{name}; echo gone-$((3*3))", r"gone-9")
+    page.wait_for_selector(f"#file-list button.name:text-is('{name}')", state="detached", timeout=5_000)
+    shot(page, "files-follow-the-guest")
+    assert not watch.problems, watch.problems
 
 
 def error_sentence(page, timeout=60_000) -> str:

@@ -64,7 +64,8 @@ function seedHex() {
     return Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT. */
+/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT.
+ * @param {{rows: number, cols: number, now?: number}} size */
 export function wakeLine({ rows, cols, now = Date.now() }) {
     return `date -s @${Math.floor(now / 1000)} >/dev/null; echo ${seedHex()} >/dev/urandom;` +
         ` stty rows ${rows | 0} cols ${cols | 0}\n`;
@@ -73,16 +74,20 @@ export function wakeLine({ rows, cols, now = Date.now() }) {
 /** The bytes the loop in the guest reads on the second serial port: the terminal's size, and with
  * `clock` the time and fresh entropy (for a machine restored wherever it was, e.g. in an editor);
  * with `drop` (a token of letters and digits), the guest drops its caches and echoes the token on
- * the second serial port. */
+ * the second serial port.
+ * @param {{rows: number, cols: number, clock?: boolean, drop?: string, now?: number}} size */
 export function resizeLine({ rows, cols, clock = false, drop = "", now = Date.now() }) {
     const extra = clock || drop ? ` ${Math.floor(now / 1000)} ${seedHex()}` : "";
     return new TextEncoder().encode(`${rows | 0} ${cols | 0}${extra}${drop ? " " + drop : ""}\n`);
 }
 
-/** v86 constructor options for our guest; `boot` false leaves out the kernel (a restore follows). */
+/** v86 constructor options for our guest; `boot` false leaves out the kernel (a restore follows).
+ * @param {Manifest} manifest
+ * @param {{baseUrl: string | URL, handle9p: Handle9p, boot?: boolean, cmdline?: string}} how */
 export function v86Options(manifest, { baseUrl, handle9p, boot = true, cmdline = "" }) {
     const g = manifest.guest;
-    const url = (p) => ({ url: new URL(p, baseUrl).href.replace(/^file:\/\//, "") });
+    const url = (/** @type {string} */ p) => ({ url: new URL(p, baseUrl).href.replace(/^file:\/\//, "") });
+    /** @type {Record<string, unknown>} */
     const options = {
         wasm_path: new URL(manifest.v86 + "v86.wasm", baseUrl).href.replace(/^file:\/\//, ""),
         bios: url(g.bios),

@@ -19,8 +19,12 @@
 const ENOSPC = 28;
 const EIO = 5;
 
+/** @typedef {Awaited<ReturnType<typeof openIndexedDB>>} IndexedDBStore */
+/** @typedef {[string, Uint8Array][]} Pairs  records as [key, value] */
+
 /** An Error carrying the errno that the request needing this operation should get. */
 export class StorageError extends Error {
+    /** @param {string} message @param {number} errno @param {unknown} [cause] */
     constructor(message, errno, cause) {
         super(message, { cause });
         this.name = "StorageError";
@@ -28,18 +32,23 @@ export class StorageError extends Error {
     }
 }
 
-function errnoOf(error) {
+function errnoOf(/** @type {any} */ error) {
     // Quota is the only failure the guest can do something about; everything else (the browser
     // shutting down, a closed connection, a damaged database) is an I/O error.
     return error?.name === "QuotaExceededError" ? ENOSPC : EIO;
 }
 
+/**
+ * @template T
+ * @param {IDBRequest<T>} req
+ * @returns {Promise<T>}
+ */
 const request = (req) => new Promise((resolve, reject) => {
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
 });
 
-const asBytes = (value) => value === undefined ? undefined
+const asBytes = (/** @type {unknown} */ value) => value === undefined ? undefined
     : value instanceof Uint8Array ? value
     : value instanceof ArrayBuffer ? new Uint8Array(value)
     : ArrayBuffer.isView(value) ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
@@ -49,16 +58,20 @@ const asBytes = (value) => value === undefined ? undefined
  * Take the Web Lock NAME without queueing behind its holder, but give a holder that is going
  * away (a tab just closed or reloaded lets go a moment after the new page asks) up to `graceMs`.
  * Resolves to a function that releases the lock, or null when someone else keeps it.
+ * @param {LockManager} locks @param {string} name
+ * @returns {Promise<(() => void) | null>}
  */
 export async function takeWebLock(locks, name, graceMs = 3000) {
-    let release;
+    /** @type {() => void} */
+    let release = () => {};
+    /** @type {Promise<void>} */
     const held = new Promise((resolve) => { release = resolve; });
-    const attempt = () => new Promise((resolve, reject) => {
+    const attempt = () => /** @type {Promise<boolean>} */ (new Promise((resolve, reject) => {
         locks.request(name, { ifAvailable: true }, (lock) => {
             resolve(lock !== null);
             return lock === null ? undefined : held; // held until release()
         }).catch(reject);
-    });
+    }));
     const deadline = Date.now() + graceMs;
     let got = await attempt();
     while (!got && Date.now() < deadline) {
@@ -69,7 +82,7 @@ export async function takeWebLock(locks, name, graceMs = 3000) {
 }
 
 /** The Web Lock for database NAME: a release function, or the "already served" Error. */
-async function takeLock(name) {
+async function takeLock(/** @type {string} */ name) {
     const locks = globalThis.navigator?.locks;
     if (!locks) {
         throw new Error("pyninep: this environment has no Web Locks API (navigator.locks), "
@@ -87,6 +100,7 @@ async function takeLock(name) {
  * Open (or create) the database NAME. Resolves to the store object pyninep_browser.store.indexeddb
  * wraps; "meta" (and the list of chunk keys, for the open-time check) is already loaded.
  * options: quota (bytes: report at most this much to statfs, below the browser's own quota).
+ * @param {string} name @param {{quota?: number}} [options]
  */
 export async function openIndexedDB(name, options = {}) {
     const idb = globalThis.indexedDB;
@@ -96,10 +110,13 @@ export async function openIndexedDB(name, options = {}) {
     }
     if (!name) throw new Error('pyninep: storage "indexeddb:NAME" needs a database name');
     const release = await takeLock(name);
-    let db, dataLoss = null;
+    /** @type {IDBDatabase | undefined} */
+    let db;
+    /** @type {{status: string, message: string} | null} */
+    let dataLoss = null;
     try {
         const open = idb.open(name, 1);
-        open.onupgradeneeded = (event) => {
+        open.onupgradeneeded = (/** @type {IDBVersionChangeEvent & {dataLoss?: string, dataLossMessage?: string}} */ event) => {
             // Chromium reports here when it found the database damaged at open and deleted it
             // ("total" data loss, e.g. LevelDB's "checksum mismatch" after the browser was killed
             // mid-write): the database is new and empty. The caller must say so, never serve the
@@ -119,7 +136,7 @@ export async function openIndexedDB(name, options = {}) {
             throw new Error(`pyninep: IndexedDB database "${name}" exists but was not made by `
                 + "pyninep (no \"meta\"/\"chunks\" stores); refusing to use it");
         }
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
         db?.close();
         release();
         if (error instanceof Error && error.message.startsWith("pyninep:")) throw error;
@@ -131,16 +148,19 @@ export async function openIndexedDB(name, options = {}) {
     // own it); its request stays blocked until we close.
     db.onversionchange = () => {};
 
-    let meta, chunkKeys;
+    /** @type {Pairs} */
+    let meta;
+    /** @type {string[]} */
+    let chunkKeys;
     try {
         const tx = db.transaction(["meta", "chunks"], "readonly");
         const m = tx.objectStore("meta");
         [meta, chunkKeys] = await Promise.all([
             Promise.all([request(m.getAllKeys()), request(m.getAll())])
-                .then(([keys, values]) => keys.map((k, i) => [String(k), asBytes(values[i]) ?? new Uint8Array(0)])),
+                .then(([keys, values]) => keys.map((k, i) => /** @type {[string, Uint8Array]} */ ([String(k), asBytes(values[i]) ?? new Uint8Array(0)]))),
             request(tx.objectStore("chunks").getAllKeys()).then((keys) => keys.map(String)),
         ]);
-    } catch (error) {
+    } catch (/** @type {any} */ error) {
         db.close();
         release();
         throw new Error(`pyninep: cannot read IndexedDB database "${name}": ${error?.name}: ${error?.message}`,
@@ -152,8 +172,11 @@ export async function openIndexedDB(name, options = {}) {
     // transaction since the question was asked counts as used (an overwrite counts in full, so
     // this errs towards ENOSPC, until the next answer): without it a fast writer could put a
     // second's worth of data past the quota before the filesystem noticed.
+    /** @type {[number, number] | null} */
     let estimate = null;
-    let estimating = null, lastEstimate = 0, writtenAtEstimate = 0;
+    /** @type {Promise<void> | null} */
+    let estimating = null;
+    let lastEstimate = 0, writtenAtEstimate = 0;
     const quotaCap = options.quota ?? Infinity;
     const refreshEstimate = () => {
         const storage = globalThis.navigator?.storage;
@@ -172,16 +195,20 @@ export async function openIndexedDB(name, options = {}) {
     await refreshEstimate();
     if (!estimate && Number.isFinite(quotaCap)) estimate = [0, quotaCap];
 
-    /** One readwrite transaction over both stores. Pairs are [key, Uint8Array]. */
+    /** One readwrite transaction over both stores. Pairs are [key, Uint8Array].
+     * @param {Pairs} metaPut @param {string[]} metaDelete @param {Pairs} chunkPut
+     * @param {string[]} chunkDelete @param {boolean} durable @returns {Promise<void>} */
     function commit(metaPut, metaDelete, chunkPut, chunkDelete, durable) {
+        const d = /** @type {IDBDatabase} */ (db);
         return new Promise((resolve, reject) => {
             if (closed) {
                 reject(new StorageError(`pyninep: IndexedDB database "${name}" is closed`, EIO));
                 return;
             }
+            /** @type {IDBTransaction | undefined} */
             let tx;
             try {
-                tx = db.transaction(["meta", "chunks"], "readwrite",
+                tx = d.transaction(["meta", "chunks"], "readwrite",
                     { durability: durable ? "strict" : "relaxed" });
                 const m = tx.objectStore("meta"), c = tx.objectStore("chunks");
                 let bytes = 0;
@@ -190,14 +217,15 @@ export async function openIndexedDB(name, options = {}) {
                 for (const key of chunkDelete) c.delete(key);
                 for (const [key, value] of chunkPut) { c.put(value, key); bytes += value.byteLength; }
                 stats.bytesWritten += bytes;
-            } catch (error) { // e.g. InvalidStateError: the connection closed under us
+            } catch (/** @type {any} */ error) { // e.g. InvalidStateError: the connection closed under us
                 tx?.abort?.();
                 stats.failed++;
                 reject(new StorageError(`pyninep: IndexedDB commit failed: ${error?.name}: ${error?.message}`,
                     errnoOf(error), error));
                 return;
             }
-            tx.oncomplete = () => {
+            const t = tx;
+            t.oncomplete = () => {
                 stats.commits++;
                 stats[durable ? "strict" : "relaxed"]++;
                 if (Date.now() - lastEstimate > 1000) refreshEstimate();
@@ -205,9 +233,9 @@ export async function openIndexedDB(name, options = {}) {
             };
             // An aborted transaction applied nothing: the caller keeps its changes and reports
             // the errno to whoever waits for this commit.
-            tx.onabort = () => {
+            t.onabort = () => {
                 stats.failed++;
-                const error = tx.error;
+                const error = t.error;
                 if (errnoOf(error) === ENOSPC) refreshEstimate();
                 reject(new StorageError(`pyninep: IndexedDB commit aborted: ${error?.name ?? "AbortError"}: `
                     + `${error?.message ?? "the transaction was aborted"}`, errnoOf(error), error));
@@ -215,18 +243,20 @@ export async function openIndexedDB(name, options = {}) {
         });
     }
 
+    /** @param {string} key @returns {Promise<Uint8Array | undefined>} */
     function getChunk(key) {
+        const d = /** @type {IDBDatabase} */ (db);
         return new Promise((resolve, reject) => {
             if (closed) {
                 reject(new StorageError(`pyninep: IndexedDB database "${name}" is closed`, EIO));
                 return;
             }
             try {
-                const req = db.transaction("chunks", "readonly").objectStore("chunks").get(key);
+                const req = d.transaction("chunks", "readonly").objectStore("chunks").get(key);
                 req.onsuccess = () => { stats.chunkReads++; resolve(asBytes(req.result)); };
                 req.onerror = () => reject(new StorageError(
                     `pyninep: IndexedDB read failed: ${req.error?.name}: ${req.error?.message}`, EIO, req.error));
-            } catch (error) {
+            } catch (/** @type {any} */ error) {
                 reject(new StorageError(`pyninep: IndexedDB read failed: ${error?.name}: ${error?.message}`,
                     EIO, error));
             }
@@ -236,7 +266,7 @@ export async function openIndexedDB(name, options = {}) {
     return {
         name,
         /** null, or {status: "total", message}: the browser discarded the database at this open */
-        dataLoss,
+        dataLoss: /** @type {{status: string, message: string} | null} */ (dataLoss),
         meta,            // [[key, Uint8Array], ...] as stored at open
         chunkKeys,       // [key, ...] as stored at open
         /** meta and chunkKeys in one buffer, so Python takes them in one crossing (see pack()). */
@@ -244,11 +274,14 @@ export async function openIndexedDB(name, options = {}) {
         stats,
         commit,
         getChunk,
-        /** Callback forms for Python (no Promise/asyncio round trip): done(errno) / done(bytes, errno). */
+        /** Callback forms for Python (no Promise/asyncio round trip): done(errno) / done(bytes, errno).
+         * @param {Pairs} metaPut @param {string[]} metaDelete @param {Pairs} chunkPut
+         * @param {string[]} chunkDelete @param {boolean} durable @param {(errno: number) => void} done */
         commitThen(metaPut, metaDelete, chunkPut, chunkDelete, durable, done) {
             commit(metaPut, metaDelete, chunkPut, chunkDelete, durable).then(
                 () => done(0), (error) => done(error?.errno ?? EIO));
         },
+        /** @param {string} key @param {(value: Uint8Array | undefined, errno: number) => void} done */
         getChunkThen(key, done) {
             getChunk(key).then((value) => done(value, 0), (error) => done(undefined, error?.errno ?? EIO));
         },
@@ -263,7 +296,7 @@ export async function openIndexedDB(name, options = {}) {
         close() {
             if (closed) return;
             closed = true;
-            db.close();
+            /** @type {IDBDatabase} */ (db).close();
             release();
         },
         get closed() { return closed; },
@@ -276,6 +309,7 @@ export async function openIndexedDB(name, options = {}) {
  * then [u32 count] × ([u32 key length][key]) for the chunk keys; little-endian. Ten thousand files
  * are tens of thousands of records: converting each one across JS↔Python would cost more than
  * reading them from IndexedDB.
+ * @param {Pairs} meta @param {string[]} chunkKeys
  */
 function pack(meta, chunkKeys) {
     const enc = new TextEncoder();
@@ -287,7 +321,7 @@ function pack(meta, chunkKeys) {
     const out = new Uint8Array(size);
     const view = new DataView(out.buffer);
     let o = 0;
-    const put = (bytes) => { view.setUint32(o, bytes.length, true); out.set(bytes, o + 4); o += 4 + bytes.length; };
+    const put = (/** @type {Uint8Array} */ bytes) => { view.setUint32(o, bytes.length, true); out.set(bytes, o + 4); o += 4 + bytes.length; };
     view.setUint32(o, meta.length, true); o += 4;
     for (let i = 0; i < meta.length; i++) { put(metaKeys[i]); put(meta[i][1]); }
     view.setUint32(o, chunkKeyBytes.length, true); o += 4;

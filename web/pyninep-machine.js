@@ -16,6 +16,12 @@
  * before anything is touched.
  */
 
+/**
+ * readMachine's checked parts of a blob. info: the body's JSON (v86, server: part sizes; created,
+ * storage, session, and a saver's meta fields such as stamp) with version, compressed and bytes.
+ * @typedef {{v86State: ArrayBuffer, serverState: Uint8Array, info: Record<string, any>}} MachineParts
+ */
+
 const MAGIC = "PYN9MACH";
 export const MACHINE_FORMAT = 1;
 const HEADER = 40;
@@ -31,17 +37,18 @@ const CRC_TABLE = (() => {
     return t;
 })();
 
-export function crc32(bytes) {
+export function crc32(/** @type {Uint8Array} */ bytes) {
     let c = 0xffffffff;
     for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
     return (c ^ 0xffffffff) >>> 0;
 }
 
-const asU8 = (x) => x instanceof Uint8Array ? x
+const asU8 = (/** @type {unknown} */ x) => x instanceof Uint8Array ? x
     : x instanceof ArrayBuffer ? new Uint8Array(x)
     : ArrayBuffer.isView(x) ? new Uint8Array(x.buffer, x.byteOffset, x.byteLength)
     : null;
 
+/** @param {Uint8Array<ArrayBuffer>} bytes @param {CompressionStream | DecompressionStream} transform */
 async function streamThrough(bytes, transform) {
     const stream = new Blob([bytes]).stream().pipeThrough(transform);
     return new Uint8Array(await new Response(stream).arrayBuffer());
@@ -53,6 +60,7 @@ const canGzip = () => typeof CompressionStream === "function" && typeof Decompre
  * Wait until the server has no 9P request waiting for its reply (a deferred reply: a chunk load,
  * an fsync waiting for its commit). With the emulator stopped no new request can start, so after
  * this the guest's virtio queue and our session agree.
+ * @param {PyninepServer} server @param {number} timeoutMs
  */
 async function quiesce(server, timeoutMs) {
     const deadline = Date.now() + timeoutMs;
@@ -72,6 +80,9 @@ async function quiesce(server, timeoutMs) {
  * timeout (ms to wait for in-flight requests, default 30000), session (the server part is only
  * the 9P session: server.saveSession()), meta (more JSON fields for info), plus anything
  * server.saveState takes.
+ * @param {Emulator} emulator @param {PyninepServer} server
+ * @param {{compress?: boolean, timeout?: number, session?: boolean, stored?: boolean, meta?: object}} [options]
+ * @returns {Promise<Uint8Array<ArrayBuffer>>}
  */
 export async function saveMachine(emulator, server, options = {}) {
     server.attachEmulator?.(emulator);
@@ -80,8 +91,8 @@ export async function saveMachine(emulator, server, options = {}) {
     let v86State, serverState;
     try {
         await quiesce(server, options.timeout ?? 30000);
-        v86State = asU8(await emulator.save_state());
-        serverState = asU8(options.session ? await server.saveSession() : await server.saveState(options));
+        v86State = /** @type {Uint8Array} */ (asU8(await emulator.save_state()));
+        serverState = /** @type {Uint8Array} */ (asU8(options.session ? await server.saveSession() : await server.saveState(options)));
     } finally {
         if (wasRunning) emulator.run();
     }
@@ -112,9 +123,12 @@ export async function saveMachine(emulator, server, options = {}) {
 /**
  * Check a machine blob and split it: {v86State: ArrayBuffer, serverState: Uint8Array, info}.
  * Throws a clear Error for anything that is not an intact blob of a version this code reads.
+ * @param {Uint8Array | ArrayBuffer} blob
+ * @returns {Promise<MachineParts>}
  */
 export async function readMachine(blob) {
     const bytes = asU8(blob);
+    /** @type {(why: string) => never} */
     const refuse = (why) => { throw new Error(`pyninep: not a usable machine blob: ${why}`); };
     if (!bytes) refuse("expected a Uint8Array or ArrayBuffer");
     if (bytes.length < HEADER) refuse(`only ${bytes.length} bytes (truncated)`);
@@ -136,8 +150,8 @@ export async function readMachine(blob) {
     if (flags & FLAG_GZIP) {
         if (!canGzip()) refuse("compressed, and this environment has no DecompressionStream");
         try {
-            raw = await streamThrough(body, new DecompressionStream("gzip"));
-        } catch (error) {
+            raw = await streamThrough(/** @type {Uint8Array<ArrayBuffer>} */ (body), new DecompressionStream("gzip"));
+        } catch (/** @type {any} */ error) {
             refuse(`cannot decompress: ${error?.message}`);
         }
     }
@@ -169,18 +183,23 @@ export async function readMachine(blob) {
  * "server" (the server's files stay; the blob's 9P session is re-bound over them); default
  * "server" for a blob saved with {session: true}, else "state". Resolves to
  * {emulator, server, info, report} (report: restoreSession's {fids, stale}, or null).
+ * @param {Uint8Array | ArrayBuffer | MachineParts} blob
+ * @param {{emulator?: Emulator | null, server?: PyninepServer | null, run?: boolean, files?: "server" | "state"}} options
  */
 export async function restoreMachine(blob, options = {}) {
     const { emulator, server } = options;
     if (!emulator || !server) throw new Error("pyninep: restoreMachine(blob, {emulator, server}) needs both");
     // (Parts readMachine already checked are taken as they are: a page unpacks while Python starts.)
-    const { v86State, serverState, info } = blob?.v86State && blob?.serverState ? blob : await readMachine(blob);
+    const given = /** @type {any} */ (blob);
+    /** @type {MachineParts} */
+    const { v86State, serverState, info } = given?.v86State && given?.serverState ? given : await readMachine(given);
     const files = options.files ?? (info.session ? "server" : "state");
     if (files !== "server" && files !== "state") throw new Error(`pyninep: restoreMachine: files must be "server" or "state", not ${JSON.stringify(files)}`);
     if (files === "state" && info.session) throw new Error("pyninep: restoreMachine: this machine holds no files (saved with {session: true}): restore it with files: \"server\"");
     server.attachEmulator?.(emulator);
     const wasRunning = emulator.is_running();
     await emulator.stop();
+    /** @type {{fids: number, stale: number[]} | null} */
     let report = null;
     try {
         // Both parse and check everything before they replace anything.

@@ -64,6 +64,11 @@
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
  *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
  *             with IndexedDB their changes are committed write-behind, or by flush())
+ *   changes() → Number        how many changes the files have seen: it grows with every change,
+ *             the guest's (over 9P) or the page's (writeFile, mkdir, remove, importTar...), and
+ *             never on a read. Cheap (one call into Python): poll it and look again (listDir)
+ *             only when it moved. Compare with !==: restoreState replaces the filesystem, whose
+ *             count starts anew.
  *   pyodide                   the Pyodide instance
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close() → Promise         commit what is left, release the database and the Python objects
@@ -91,9 +96,31 @@
 import { openIndexedDB, persistStorage } from "./pyninep-idb.js";
 export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyninep-machine.js";
 
+/**
+ * createServer's options (see above).
+ * @typedef {object} ServerOptions
+ * @property {string} [storage]
+ * @property {number} [writeBehindMs]
+ * @property {number} [chunkCacheBytes]
+ * @property {number} [quota]
+ * @property {boolean} [persist]
+ * @property {string | URL} [baseUrl]
+ * @property {Manifest | null} [manifest]
+ * @property {Pyodide} [pyodide]
+ * @property {string | URL} [pyodideUrl]
+ * @property {string | URL} [wheelUrl]
+ * @property {string | Uint8Array | null} [image]
+ * @property {string | {source: string} | null} [script]
+ * @property {(error: any, requestType: number | string) => void} [onError]
+ */
+/** @typedef {Awaited<ReturnType<typeof startServer>>} PyninepServer */
+/** @typedef {{name: string, kind: "d" | "f" | "l" | "o", size: number, mtime: number}} DirEntry */
+/** @typedef {import("./pyninep-idb.js").IndexedDBStore} IndexedDBStore */
+
 const IS_NODE = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
 const EIO = 5;
 
+/** @param {URL} url */
 async function fetchBytes(url) {
     const u = new URL(url);
     if (u.protocol === "file:" && IS_NODE) {
@@ -106,10 +133,12 @@ async function fetchBytes(url) {
     return new Uint8Array(await response.arrayBuffer());
 }
 
+/** @param {URL} url */
 async function fetchJson(url) {
     return JSON.parse(new TextDecoder().decode(await fetchBytes(url)));
 }
 
+/** @param {string | URL} url @param {string} base */
 function dirUrl(url, base) {
     const u = new URL(url, base);
     if (!u.pathname.endsWith("/")) u.pathname += "/";
@@ -117,9 +146,10 @@ function dirUrl(url, base) {
 }
 
 /** The little-endian u32 at the start of a frame: its size. */
-const u32 = (b) => (b[0] | (b[1] << 8) | (b[2] << 16)) + b[3] * 0x1000000;
+const u32 = (/** @type {Uint8Array} */ b) => (b[0] | (b[1] << 8) | (b[2] << 16)) + b[3] * 0x1000000;
 
-/** An Rlerror frame: size[4]=11 type[1]=7 tag[2] ecode[4]. */
+/** An Rlerror frame: size[4]=11 type[1]=7 tag[2] ecode[4].
+ * @param {number} tag @param {number} ecode */
 function lerror(tag, ecode) {
     const out = new Uint8Array(11);
     const view = new DataView(out.buffer);
@@ -136,6 +166,8 @@ function lerror(tag, ecode) {
  * (argument arrays, keyword handling, result conversion), which costs about half of the floor of
  * a small request when the caches are cold, as they are between two guest requests
  * (bench/replay.mjs --thrash). A Python exception still arrives as Pyodide's PythonError.
+ * @param {Pyodide} pyodide @param {any} proxy  a PyProxy of a callable
+ * @returns {(() => void) | null}
  */
 function directCall(pyodide, proxy) {
     const m = pyodide._module;
@@ -150,6 +182,7 @@ function directCall(pyodide, proxy) {
     };
 }
 
+/** @param {ServerOptions} [options] */
 export async function createServer(options = {}) {
     const storage = options.storage ?? "memory";
     const dbName = typeof storage === "string" && storage.startsWith("indexeddb:") ? storage.slice(10) : null;
@@ -171,13 +204,14 @@ export async function createServer(options = {}) {
     }
 }
 
+/** @param {ServerOptions} options @param {string} storage @param {IndexedDBStore | null} db */
 async function startServer(options, storage, db) {
-    const baseUrl = dirUrl(options.baseUrl ?? new URL(".", import.meta.url), IS_NODE ? `file://${process.cwd()}/` : location.href);
+    const baseUrl = dirUrl(options.baseUrl ?? new URL(".", import.meta.url), IS_NODE ? `file://${process?.cwd()}/` : location.href);
     const manifest = options.manifest ?? await fetchJson(new URL("manifest.json", baseUrl));
 
     let pyodide = options.pyodide;
     if (!pyodide) {
-        const indexURL = dirUrl(options.pyodideUrl ?? manifest.pyodide, baseUrl);
+        const indexURL = dirUrl(options.pyodideUrl ?? manifest.pyodide, baseUrl.href);
         const { loadPyodide } = await import(new URL("pyodide.mjs", indexURL).href);
         // In Node, Pyodide wants a path for its files; in a page, a URL.
         const index = IS_NODE && indexURL.protocol === "file:"
@@ -201,13 +235,15 @@ async function startServer(options, storage, db) {
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
     pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
 
+    /** @type {Map<number, (frame: Uint8Array) => void>} */
     const pending = new Map(); // tag -> v86's reply callback, for replies Python defers
+    /** @type {Emulator | null} */
     let emulator = null; // set by attachEmulator: woken when a deferred reply arrives
     // How soon the guest acts on a deferred reply: from its delivery to the guest's next
     // request (a halted guest that is not woken waits for v86's next timer tick).
     let deliveredAt = 0;
-    const latency = { count: 0, samples: [] };
-    const deliver = (frame) => {
+    const latency = { count: 0, samples: /** @type {number[]} */ ([]) };
+    const deliver = (/** @type {Uint8Array} */ frame) => {
         const tag = frame[5] | (frame[6] << 8);
         const reply = pending.get(tag);
         if (reply) {
@@ -240,12 +276,16 @@ async function startServer(options, storage, db) {
     config.destroy();
     glue.destroy();
     const handle = page.handle;
+    const changesProxy = page.changes;
     const handleSharedProxy = page.handle_shared;
     const handleShared = directCall(pyodide, handleSharedProxy) ?? handleSharedProxy;
 
     // Views of the two Python buffers frames cross through. Growing wasm memory detaches views,
     // so they are taken again whenever that has happened.
-    let requestBuf = null, replyBuf = null;
+    /** @type {any} */
+    let requestBuf = null;
+    /** @type {any} */
+    let replyBuf = null; // (PyBuffer views: .data is a Uint8Array over wasm memory)
     const views = () => {
         if (!requestBuf || requestBuf.data.byteLength === 0) {
             requestBuf?.release();
@@ -259,7 +299,7 @@ async function startServer(options, storage, db) {
     };
 
     const reported = new Set();
-    const onError = options.onError ?? ((error, type) => {
+    const onError = options.onError ?? ((/** @type {any} */ error, /** @type {number | string} */ type) => {
         const key = `${type}:${error?.message}`;
         if (!reported.has(key)) {
             reported.add(key);
@@ -267,6 +307,7 @@ async function startServer(options, storage, db) {
         }
     });
 
+    /** @type {Handle9p} */
     function handle9p(reqBuf, reply) {
         if (deliveredAt) {
             latency.count += 1;
@@ -301,6 +342,7 @@ async function startServer(options, storage, db) {
         reply(frame);
     }
 
+    /** @param {any} proxy  a PyProxy of bytes: its contents, and the proxy destroyed */
     function toBytes(proxy) {
         const out = proxy.toJs();
         proxy.destroy();
@@ -308,7 +350,8 @@ async function startServer(options, storage, db) {
     }
 
     // Write-behind (relaxed commits) and answers for requests a restored state left open.
-    let ticker = null;
+    /** @type {ReturnType<typeof setInterval> | undefined} */
+    let ticker;
     if (db) {
         ticker = setInterval(() => {
             try {
@@ -317,19 +360,19 @@ async function startServer(options, storage, db) {
                 onError(error, "tick");
             }
         }, interval);
-        ticker.unref?.(); // Node: a pending tick does not keep the process alive
+        /** @type {any} */ (ticker).unref?.(); // Node: a pending tick does not keep the process alive
     }
     const persisted = db && (options.persist ?? true) ? persistStorage() : Promise.resolve(false);
 
-    /** Run a Python operation that answers through done(result, errno) as a Promise. */
+    /** Run a Python operation that answers through done(result, errno) as a Promise.
+     * @param {string} method @param {...any} args @returns {Promise<any>} */
     const pyCall = (method, ...args) => new Promise((resolve, reject) => {
         let answered = false;
-        const done = (result, errno) => {
+        const done = (/** @type {any} */ result, /** @type {number} */ errno) => {
             if (answered) return;
             answered = true;
             if (errno) {
-                const error = new Error(`pyninep: ${method} failed: ${errnoName(errno)}`);
-                error.errno = errno;
+                const error = Object.assign(new Error(`pyninep: ${method} failed: ${errnoName(errno)}`), { errno });
                 reject(error);
             } else {
                 resolve(result?.toJs ? toBytes(result) : result);
@@ -342,6 +385,7 @@ async function startServer(options, storage, db) {
             reject(error);
         }
     });
+    /** @type {Promise<void> | null} */
     let closed = null;
 
     return {
@@ -370,19 +414,21 @@ async function startServer(options, storage, db) {
         /** Tell the server which v86 it serves, so a deferred reply wakes a halted guest at once
          *  (without it the reply waits for v86's next timer tick). saveMachine/restoreMachine
          *  call it too. */
-        attachEmulator(v86) { emulator = v86; },
+        attachEmulator(/** @type {Emulator} */ v86) { emulator = v86; },
         /** Resolves to the whole server's state (a stored filesystem's data is loaded for it);
          *  {stored: true}: only what the database does not hold (see README). */
+        /** @type {(opts?: {stored?: boolean}) => Promise<Uint8Array>} */
         saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),
         /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
          *  not intact rejects, and nothing changes. */
-        async restoreState(bytes) {
+        async restoreState(/** @type {Uint8Array} */ bytes) {
             const done = pyCall("restore_state", bytes); // parses everything before replacing anything
             pending.clear();
             await done;
         },
         /** Resolves to the 9P session alone (fids, locks, deferred requests; no file), taken
          *  right after a durable commit of everything changed so far: a few KiB. */
+        /** @type {() => Promise<Uint8Array>} */
         saveSession: () => pyCall("save_session_async"),
         /** Keep this server's files (the store is the truth) and put back a session saved by
          *  saveSession (or the session of a saveState state) over them. Each fid is re-bound to
@@ -390,12 +436,13 @@ async function startServer(options, storage, db) {
          *  guest closes it, never another file's data. Resolves to {fids, stale}; rejects with
          *  error.foreign = true when the session was saved over another filesystem (another image,
          *  an older build's store), and for a damaged state; either way nothing changes. */
-        async restoreSession(bytes) {
+        async restoreSession(/** @type {Uint8Array} */ bytes) {
             try {
+                /** @type {{fids: number, stale: number[]}} */
                 const report = JSON.parse(await pyCall("restore_session", bytes));
                 pending.clear();
                 return report;
-            } catch (error) {
+            } catch (/** @type {any} */ error) {
                 if (error.errno === 116) {
                     error.foreign = true;
                     error.message = "pyninep: the saved session belongs to another filesystem";
@@ -403,20 +450,30 @@ async function startServer(options, storage, db) {
                 throw error;
             }
         },
+        /** @type {(path: string) => Promise<Uint8Array<ArrayBuffer>>} */
         readFile: (path) => pyCall("read_file_async", path),
+        /** @type {(path: string, bytes: Uint8Array | string) => Promise<void>} */
         writeFile: (path, bytes) => pyCall("write_file_async", path,
             typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes),
         /** Resolves once everything changed so far is committed with durability "strict". */
+        /** @type {() => Promise<void>} */
         flush: () => pyCall("flush"),
         /** Storage statistics: commits, chunk reads, the browser's estimate. */
         storageStats: () => db ? { ...db.stats, estimate: db.estimate() } : null,
         _storage: db, // internal (tests)
+        /** @type {(path?: string) => Promise<Uint8Array<ArrayBuffer>>} */
         exportTar: (path = "/") => pyCall("export_tar_async", path),
+        /** @type {(bytes: Uint8Array, dir?: string) => Promise<number>} */
         importTar: (bytes, dir = "/") => pyCall("import_tar_async", bytes, dir),
+        /** @type {(path: string) => DirEntry[]} */
         listDir: (path) => JSON.parse(page.list_dir(path)).map(
-            ([name, kind, size, mtime]) => ({ name, kind, size, mtime })),
+            (/** @type {[string, DirEntry["kind"], number, number]} */ [name, kind, size, mtime]) => ({ name, kind, size, mtime })),
+        /** @type {(path: string) => void} */
         mkdir: (path) => page.make_dir(path),
+        /** @type {(path: string) => void} */
         remove: (path) => page.remove_tree(path),
+        /** How many changes the files have seen, the guest's and the page's (see above). */
+        changes: () => Number(changesProxy()),
         close() {
             if (closed) return closed;
             clearInterval(ticker);
@@ -425,6 +482,7 @@ async function startServer(options, storage, db) {
                 replyBuf?.release();
                 handle.destroy();
                 handleSharedProxy.destroy();
+                changesProxy.destroy();
                 page.close();
                 page.destroy();
                 db?.close();
@@ -436,5 +494,6 @@ async function startServer(options, storage, db) {
     };
 }
 
+/** @type {Record<number, string>} */
 const ERRNO_NAMES = { 5: "EIO", 2: "ENOENT", 28: "ENOSPC", 21: "EISDIR", 20: "ENOTDIR", 13: "EACCES", 122: "EDQUOT" };
-const errnoName = (n) => `${ERRNO_NAMES[n] ?? "errno"} (${n})`;
+const errnoName = (/** @type {number} */ n) => `${ERRNO_NAMES[n] ?? "errno"} (${n})`;

@@ -25,6 +25,25 @@ test("a session through handle9p writes a file the page can read", async () => {
     await server.flush(); // memory storage: nothing to commit, resolves at once
 });
 
+test("changes() grows with every change, the guest's or the page's, and never on a read", async () => {
+    const start = server.changes();
+    assert.equal(typeof start, "number");
+    call(server, T.read(50, 1, 0, 100)); // the guest reads (fid 1: /hello, open since the test above)
+    call(server, T.getattr(51, 1));
+    await server.readFile("/hello"); // the page reads
+    server.listDir("/");
+    assert.equal(server.changes(), start, "reads change nothing");
+    call(server, T.write(52, 1, 0, new TextEncoder().encode("hi"))); // the guest writes (same bytes)
+    const guest = server.changes();
+    assert.ok(guest > start, `a guest's write moves it (${start} -> ${guest})`);
+    await server.writeFile("/from-page", "page again");
+    const page = server.changes();
+    assert.ok(page > guest, `a page's write moves it (${guest} -> ${page})`);
+    server.mkdir("/made-by-page");
+    server.remove("/made-by-page");
+    assert.ok(server.changes() > page, "mkdir and remove move it");
+});
+
 test("requests cross by the direct call on the pinned Pyodide", () => {
     // If a Pyodide upgrade drops what the direct call needs, the shim still works through
     // PyProxy calls, but every small request gets slower: this makes that visible.

@@ -1,0 +1,240 @@
+/**
+ * files.js — the files panel (#files and everything in it, #files-toggle): a folder of the served
+ * tree listed with sizes; download, upload (button or drop), new folder, delete, export and import
+ * a tar; Alt+F and Escape; and keeping the list current while it is open.
+ *
+ * Owns the panel's elements and window.pyninep.files. It uses only the server's public methods
+ * (listDir, readFile, writeFile, mkdir, remove, flush, exportTar, importTar, changes) and must not
+ * touch the terminal beyond giving it the focus back, nor the machine.
+ */
+
+import { $, element } from "./context.js";
+import { mb } from "./progress.js";
+
+// The list is what the folder held at the panel's last look. The server's change counter
+// (server.changes(): it grows with every change to the files, by the guest or the page, and never
+// on a read) says when that may no longer be so: while the panel is open it is checked every
+// WATCH_MS, which costs one call into Python when nothing changed, and the list is read again
+// when it moved. So a file the guest creates appears without a click.
+const WATCH_MS = 500;
+
+/** @typedef {ReturnType<typeof createFiles>} FilesPanel */
+
+/**
+ * @param {import("./context.js").PageContext} ctx
+ * @param {{terminal: import("./terminal.js").PageTerminal}} parts
+ */
+export function createFiles(ctx, { terminal }) {
+    const server = () => /** @type {PyninepServer} */ (ctx.server);
+    const panel = $("files");
+    const list = $("file-list");
+    /** The counter when the list was last read; null: not read yet. */
+    let shownAt = /** @type {number | null} */ (null);
+    /** The note shows a message (an error, an upload's count): a look on its own keeps it. */
+    let noteIsMessage = false;
+    /** @type {ReturnType<typeof setInterval> | null} */
+    let watching = null;
+
+    const files = {
+        dir: "/root",
+        async open(show = true, { focus = false } = {}) {
+            panel.hidden = !show;
+            $("files-toggle").setAttribute("aria-expanded", String(show));
+            watch(show);
+            if (show) await this.refresh();
+            if (show && focus) (list.querySelector("button") ?? $("files-up")).focus();
+            $("files-export").hidden = !ctx.server?.exportTar;
+            $("files-import-label").hidden = !ctx.server?.importTar;
+        },
+        join: (/** @type {string} */ dir, /** @type {string} */ name) => (dir === "/" ? "" : dir) + "/" + name,
+        /** Read the folder again and show it. `looked`: the watch's own look (see WATCH_MS), which
+         *  keeps a message in the note and the focus on the row that had it. */
+        async refresh({ looked = false } = {}) {
+            if (!ctx.server) return;
+            $("files-path").textContent = this.dir;
+            shownAt = changes();
+            let entries;
+            try {
+                entries = server().listDir(this.dir);
+            } catch (error) {
+                this.problem(`Cannot list ${this.dir}: ${pyMessage(error)}`);
+                return;
+            }
+            const focused = looked ? focusedRow() : null;
+            entries.sort((a, b) => (a.kind === "d") !== (b.kind === "d") ? Number(b.kind === "d") - Number(a.kind === "d") : a.name.localeCompare(b.name));
+            list.replaceChildren(...entries.map((e) => {
+                const li = document.createElement("li");
+                const name = document.createElement("button");
+                name.className = "name";
+                name.textContent = e.kind === "d" ? e.name + "/" : e.kind === "l" ? e.name + " →" : e.name;
+                name.title = e.kind === "d" ? `Open ${e.name}` : `Download ${e.name}`;
+                name.addEventListener("click", () => e.kind === "d" ? this.cd(this.join(this.dir, e.name)) : this.download(e.name));
+                const size = document.createElement("span");
+                size.className = "size";
+                size.textContent = e.kind === "d" ? "" : human(e.size);
+                const del = document.createElement("button");
+                del.className = "del";
+                del.textContent = "✕";
+                del.title = del.ariaLabel = `Delete ${e.name}`;
+                del.addEventListener("click", () => this.remove(e.name, e.kind === "d"));
+                li.dataset.name = e.name;
+                li.append(name, size, del);
+                return li;
+            }));
+            if (focused) refocus(focused);
+            if (looked && noteIsMessage) return;
+            noteIsMessage = false;
+            $("files-note").textContent = entries.length ? "Drop files here to upload them into this folder."
+                : "This folder is empty. Drop files here to upload them.";
+        },
+        async cd(/** @type {string} */ dir) {
+            this.dir = dir || "/";
+            await this.refresh();
+            /** @type {HTMLElement | null} */ (list.querySelector("button"))?.focus();
+        },
+        up() { this.cd(this.dir.replace(/\/[^/]*$/, "") || "/"); },
+        problem(/** @type {string} */ text) { $("files-note").textContent = text; noteIsMessage = true; },
+        async download(/** @type {string} */ name) {
+            const path = this.join(this.dir, name);
+            try {
+                const bytes = await server().readFile(path); // a Promise with stored filesystems
+                saveBlob(new Blob([bytes]), name);
+            } catch (error) {
+                this.problem(`Cannot download ${name}: ${pyMessage(error)}`);
+            }
+        },
+        async upload(/** @type {File[]} */ fileList) {
+            for (const f of fileList) {
+                try {
+                    await server().writeFile(this.join(this.dir, f.name), new Uint8Array(await f.arrayBuffer()));
+                } catch (error) {
+                    this.problem(`Cannot upload ${f.name}: ${pyMessage(error)}`);
+                    return;
+                }
+            }
+            await this.refresh();
+            this.problem(`Uploaded ${fileList.length} file${fileList.length === 1 ? "" : "s"} to ${this.dir}.`);
+        },
+        async mkdir() {
+            const name = prompt("Name of the new folder:");
+            if (!name) return;
+            if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
+            try {
+                server().mkdir(this.join(this.dir, name));
+                await server().flush?.(); // done once it would survive a crash, like an upload
+                await this.refresh();
+            } catch (error) {
+                this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
+            }
+        },
+        async remove(/** @type {string} */ name, /** @type {boolean} */ isDir) {
+            if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
+            try {
+                server().remove(this.join(this.dir, name));
+                await server().flush?.(); // gone for good before the row goes
+                await this.refresh();
+            } catch (error) {
+                this.problem(`Cannot delete ${name}: ${pyMessage(error)}`);
+            }
+        },
+    };
+
+    /** The server's change counter, or null when it cannot say (no server, or one closed by Reset). */
+    function changes() {
+        try {
+            return ctx.server && !ctx.api.resetting ? ctx.server.changes() : null;
+        } catch {
+            return null;
+        }
+    }
+
+    /** Look again whenever the counter moved, while the panel is open. */
+    function watch(/** @type {boolean} */ on) {
+        if (!on) {
+            if (watching !== null) clearInterval(watching);
+            watching = null;
+            return;
+        }
+        watching ??= setInterval(() => {
+            const now = changes();
+            if (now !== null && now !== shownAt) files.refresh({ looked: true });
+        }, WATCH_MS);
+    }
+
+    /** Which button of which row has the focus, to give it back after the rows are made anew. */
+    function focusedRow() {
+        const el = document.activeElement;
+        const li = el instanceof HTMLElement && list.contains(el) ? el.closest("li") : null;
+        return li?.dataset.name != null ? { name: li.dataset.name, button: el?.className ?? "" } : null;
+    }
+    function refocus(/** @type {{name: string, button: string}} */ { name, button }) {
+        for (const li of list.children) {
+            if (li instanceof HTMLElement && li.dataset.name === name) {
+                /** @type {HTMLElement | null} */ (li.querySelector(`button.${button}`))?.focus();
+            }
+        }
+    }
+
+    // On a small screen the file browser covers the terminal: it closes when the window gets small.
+    matchMedia("(max-width: 760px)").addEventListener("change", (e) => {
+        if (e.matches && !panel.hidden) files.open(false);
+    });
+    $("files-toggle").addEventListener("click", () => files.open(panel.hidden, { focus: true }));
+    $("files-close").addEventListener("click", () => { files.open(false); terminal.focus(); });
+    $("files-up").addEventListener("click", () => files.up());
+    $("files-refresh").addEventListener("click", () => files.refresh());
+    $("files-mkdir").addEventListener("click", () => files.mkdir());
+    const upload = element("files-upload", HTMLInputElement);
+    upload.addEventListener("change", () => { files.upload([...upload.files ?? []]); upload.value = ""; });
+    $("files-export").addEventListener("click", async () => {
+        saveBlob(new Blob([await server().exportTar(files.dir)]), (files.dir.split("/").pop() || "root") + ".tar");
+    });
+    const importInput = element("files-import", HTMLInputElement);
+    importInput.addEventListener("change", async () => {
+        const f = importInput.files?.[0];
+        importInput.value = "";
+        if (!f) return;
+        try {
+            await server().importTar(new Uint8Array(await f.arrayBuffer()), files.dir);
+            files.refresh();
+        } catch (error) {
+            files.problem(`Cannot import ${f.name}: ${pyMessage(error)}`);
+        }
+    });
+    panel.addEventListener("dragover", (e) => { e.preventDefault(); panel.classList.add("drop"); });
+    panel.addEventListener("dragleave", () => panel.classList.remove("drop"));
+    panel.addEventListener("drop", (e) => {
+        e.preventDefault();
+        panel.classList.remove("drop");
+        if (e.dataTransfer?.files?.length) files.upload([...e.dataTransfer.files]);
+    });
+    panel.addEventListener("keydown", (e) => {
+        if (e.key === "Backspace" && e.target instanceof HTMLElement && e.target.tagName === "BUTTON") { e.preventDefault(); files.up(); }
+        if (e.key === "Escape" && innerWidth <= 760) { files.open(false); terminal.focus(); }
+    });
+    // (Capture phase: the terminal would otherwise take Alt+F as a key for the guest.)
+    document.addEventListener("keydown", (e) => {
+        if (e.altKey && e.code === "KeyF") {
+            e.preventDefault();
+            e.stopPropagation();
+            if (panel.hidden) files.open(true, { focus: true });
+            else { files.open(false); terminal.focus(); }
+        }
+    }, true);
+
+    return files;
+}
+
+const human = (/** @type {number} */ n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${mb(n)} MB`;
+/** The last line of a Python error (its message), or the error itself. */
+const pyMessage = (/** @type {any} */ error) => String(error?.message ?? error).trim().split("\n").pop();
+
+function saveBlob(/** @type {Blob} */ blob, /** @type {string} */ name) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}

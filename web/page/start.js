@@ -1,0 +1,344 @@
+/**
+ * start.js — start-up: from the page's first line to the guest's prompt. It checks the browser
+ * (WebAssembly, IndexedDB, one tab, room), reads the manifest, loads Python, the emulator and the
+ * machine side by side, restores a machine (this browser's last save, else the shipped one) or
+ * boots the kernel, wakes the console, and then hands over: the files panel opens, the save loop
+ * and the service worker start. Also Boot fresh (#fresh, #error-fresh).
+ *
+ * Owns the order of start-up, ctx.manifest, ctx.storage, ctx.emulator and ctx.server (set once
+ * here; Reset in saving.js stops them), and window.pyninep's source and timing. It must not draw
+ * anything itself: it tells the other parts (passed in) what to show.
+ */
+
+import * as pyninep from "../pyninep.js";
+import * as machine from "../machine.js";
+import { takeWebLock } from "../pyninep-idb.js";
+import { $, since } from "./context.js";
+import { PageError, isQuotaError, STORAGE_FULL } from "./errors.js";
+import { checkQuota, openLocalDb, readLastSave, STORE_DB } from "./saving.js";
+import { registerServiceWorker } from "./offline.js";
+
+const ANOTHER_TAB = "This sandbox is already open in another tab of this browser; close it there (or reload it there) to use it here.";
+
+/**
+ * @typedef {object} StartParts
+ * @property {import("./errors.js").Messages} messages
+ * @property {import("./progress.js").Progress} progress
+ * @property {import("./terminal.js").PageTerminal} terminal
+ * @property {import("./saving.js").Saving} saving
+ * @property {import("./files.js").FilesPanel} files
+ */
+
+/** Reload with ?fresh: boot the kernel instead of restoring a machine. */
+export function bootFresh() {
+    const u = new URL(location.href);
+    u.searchParams.set("fresh", "1");
+    location.href = u.href;
+}
+$("fresh").addEventListener("click", bootFresh);
+$("error-fresh").addEventListener("click", bootFresh);
+
+/** Exactly one tab runs the sandbox: its saved machine and files are one, and two writers would
+ * fork them. (Held for the page's lifetime; a tab closed a moment ago gets a moment to let go.) */
+async function holdTabLock() {
+    return !navigator.locks || (await takeWebLock(navigator.locks, "pyninep-sandbox")) !== null;
+}
+
+/**
+ * Start the page: resolves at the guest's prompt, rejects (a PageError, with its sentence) when
+ * the sandbox cannot start.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts
+ */
+export async function start(ctx, parts) {
+    const { messages, progress, terminal, saving, files } = parts;
+    const { setStatus, showError, note } = messages;
+    const { params, api } = ctx;
+    if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+        throw new PageError("This browser cannot run WebAssembly, which the Linux emulator and Python both need: try a current Chrome, Firefox or Safari with WebAssembly enabled.");
+    }
+    const terminalReady = terminal.start();
+    /** @type {import("./context.js").Timing} */
+    const timing = (api.timing = {});
+
+    /** @type {IDBDatabase | null} */
+    let db = null;
+    try {
+        if (!window.indexedDB) throw new Error("no indexedDB");
+        db = await openLocalDb(messages.reportDataLoss);
+    } catch (/** @type {any} */ error) {
+        showError("This browser does not let the page use IndexedDB (private browsing or blocked storage), so nothing you do here will be kept after you close the page.");
+        note(`IndexedDB unavailable: ${error?.message ?? error}`);
+    }
+    if (!(await holdTabLock())) throw new PageError(ANOTHER_TAB);
+    /** @type {Manifest} */
+    const manifest = ctx.manifest = api.manifest = await (await progress.plainFetch("manifest.json", { cache: "no-cache" })).json();
+    if (db && manifest.machine && !(await checkQuota(manifest.machine.raw ?? 64 << 20))) showError(STORAGE_FULL);
+
+    // The store (IndexedDB) is the one truth for files. A machine (this browser's last save, or
+    // the shipped one) brings back the guest's memory and its 9P session, which re-binds to the
+    // store's files as they are now; only a new visitor's empty store is seeded with the shipped
+    // machine's files. ?fresh boots the kernel (with the stored files).
+    const storage = ctx.storage = api.storage = db && !params.has("memory") ? `indexeddb:${STORE_DB}` : "memory";
+    const shippedMachine = params.has("fresh") ? undefined : manifest.machine;
+    const forceBoot = !shippedMachine;
+    /** @type {import("./saving.js").SavedMachine | null | undefined} */
+    let saved = null;
+    let olderBuild = false;
+    if (shippedMachine && db) {
+        try {
+            saved = await readLastSave(db);
+        } catch (/** @type {any} */ error) {
+            note(`could not read the saved machine: ${error.message}`);
+        }
+        if (saved && saved.stamp !== shippedMachine.stamp) {
+            note("the machine saved in this browser is from another build of the page");
+            olderBuild = true;
+            saved = null;
+        }
+        // A machine saved without its files (beside the store) cannot start a page without the store.
+        if (saved && saved.session && storage === "memory") saved = null;
+    }
+    api.source = forceBoot ? "boot" : saved ? "saved" : "shipped";
+    progress.bar("python", "Python");
+    progress.bar("linux", forceBoot ? "Linux" : "Emulator");
+    if (!forceBoot && !saved) progress.bar("machine", "Saved machine");
+    // Totals up front: every file this start will fetch, at its size from the manifest.
+    const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
+        manifest.guest.vgabios, ...["pyodide.asm.wasm", "pyodide.asm.mjs", "python_stdlib.zip"].map((f) => manifest.pyodide + f)];
+    if (manifest.pyodideSnapshot && !params.has("nosnap")) expect.push(manifest.pyodideSnapshot);
+    if (!shippedMachine) expect.push(manifest.image, manifest.guest.kernel, manifest.guest.initrd);
+    else if (!saved) expect.push(shippedMachine.url);
+    for (const rel of expect) {
+        const c = progress.classify(rel);
+        if (c) progress.progress(c.group, c.rel, 0, c.size);
+    }
+
+    // Python, the emulator and the machine load side by side.
+    /** @type {PyninepServer | null} */
+    let current = null; // the server, once Python is up; v86 asks for it only after the restore
+    /** @type {Handle9p} */
+    const handle9p = (req, reply) => {
+        // A 9P request is guest activity for the save loop (saving.js says why), not a sign of
+        // which files changed: the files panel asks server.changes() for that.
+        ctx.activity.requests += 1;
+        /** @type {PyninepServer} */ (current).handle9p(req, reply);
+    };
+    setStatus(forceBoot ? "loading…" : "loading and restoring…");
+    // A restore starts from no image: a new visitor's store gets the machine's files instead.
+    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null }).then(async (s) => {
+        if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
+        if (s.openReport?.dataLoss) messages.reportDataLoss(s.openReport.dataLoss.message);
+        timing.python_ms = since(ctx);
+        progress.complete("python");
+        return s;
+    });
+    /** @type {Promise<MachineParts> | null} */
+    let shippedP = null;
+    const shipped = (/** @type {MachineInfo} */ m) => (shippedP ??= progress.fetchWithProgress(m.url, "machine").then(
+        (bytes) => { timing.machine_ms = since(ctx); return unpack(ctx, bytes); }));
+    const savedP = saved ? unpack(ctx, saved.bytes) : null;
+    if (shippedMachine && !saved) shipped(shippedMachine);
+    // (A damaged machine is reported once the restore is tried, below.)
+    savedP?.catch(() => {});
+    /** @type {Promise<unknown> | null} */ (shippedP)?.catch(() => {});
+    const emulatorP = loadV86(ctx, parts, forceBoot, handle9p).then((em) => { progress.complete("linux"); return em; });
+    const [server, firstEmulator] = await Promise.all([serverP, emulatorP, terminalReady]);
+    let emulator = firstEmulator;
+    ctx.server = current = server;
+    ctx.emulator = emulator;
+    Object.assign(api, { server, emulator });
+
+    // Whose files: the store's when it holds a filesystem, else (a new visitor, or memory
+    // storage) the machine's, which then seed the store.
+    const held = storage !== "memory" && !!server.openReport?.held;
+    const filesFrom = held ? "server" : "state";
+    /** @type {{source: string, screen: string | null} | null} */
+    let restored = null;
+    if (shippedMachine) {
+        /** @type {[string, Promise<MachineParts> | null][]} */
+        const tries = saved ? [["saved", savedP], ["shipped", null]] : [["shipped", null]];
+        for (const [source, partsP] of tries) {
+            try {
+                const machineParts = await (partsP ?? shipped(shippedMachine));
+                setStatus("restoring…");
+                const { info, report } = await pyninep.restoreMachine(machineParts, { emulator, server, files: filesFrom });
+                timing.restored_ms = since(ctx);
+                restored = { source, screen: source === "saved" ? saved?.screen ?? "" : null };
+                note(`restored the ${source} machine (saved ${info.created ?? "?"}) ${filesFrom === "server"
+                    ? `over the stored files: ${report?.fids} open file(s) re-bound${report?.stale.length ? `, ${report.stale.length} gone since` : ""}`
+                    : "with its files"}`);
+                break;
+            } catch (/** @type {any} */ error) {
+                if (error.foreign) { note(`the ${source} machine was saved over other files than the ones stored here`); continue; }
+                if (source === "saved") { note(`the machine saved in this browser could not be restored (${error.message}); the shipped one starts instead`); continue; }
+                throw new PageError("The shipped machine could not be restored (the download is damaged or incomplete); boot fresh to start from the kernel instead.", { fresh: true, cause: error });
+            }
+        }
+        if (!restored) { // the stored files come from another build's machine: boot with them
+            emulator.destroy?.();
+            emulator = ctx.emulator = api.emulator = await loadV86(ctx, parts, true, handle9p);
+            progress.bar("linux", "Linux");
+        }
+    }
+    api.source = /** @type {"boot" | "saved" | "shipped"} */ (restored?.source ?? "boot");
+    emulator.add_listener("serial0-output-byte", terminal.onSerial);
+    if (restored) {
+        // The guest may hold cached pages of files that changed after its save: it drops them
+        // (and says so on the second serial port) before it gets a key: what is typed meanwhile
+        // (a fraction of a second) waits, the prompt does not.
+        const token = filesFrom === "server" ? `drop${Math.random().toString(36).slice(2, 10)}` : "";
+        if (token) {
+            terminal.holdInput(true);
+            guestDropped(ctx, messages, token).then(() => {
+                terminal.holdInput(false);
+                timing.input_ms = since(ctx);
+                terminal.sendTypedEarly();
+            });
+        }
+        terminal.wake(restored.screen, token);
+    } else {
+        setStatus("booting Linux…");
+        note("booting (the kernel's messages are in this log)");
+        await waitForLog(ctx, messages, /[#$] $/, 180_000); // the boot's first prompt
+        await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+        emulator.serial0_send(machine.CONSOLE_COMMAND);
+        await waitForLog(ctx, messages, machine.READY_MARKER);
+        terminal.wake(null);
+    }
+    await Promise.race([terminal.ready, new Promise((_, reject) => setTimeout(
+        () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
+    timing.prompt_ms = since(ctx);
+    progress.hide();
+    setStatus(`ready${navigator.onLine ? "" : " (offline)"}`, "ok");
+    note(`shell ready (${JSON.stringify(timing)})`);
+    if (olderBuild || (shippedMachine && !restored)) {
+        showError(held && !restored
+            ? "Your files were kept from an older version of this page, whose machine this version cannot restore, so Linux started afresh with them."
+            : "The machine saved in this browser comes from an older version of this page, so this version's machine started instead, with your files.");
+    }
+    terminal.focus();
+    files.open(innerWidth > 760 && !params.has("nofiles"));
+    if (db) saving.keepSaving(db);
+    registerServiceWorker(ctx, messages);
+}
+
+/** The emulator, loaded (its files fetched, its wasm compiled); `boot`: with the kernel, running.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts
+ * @param {boolean} boot
+ * @param {Handle9p} handle9p
+ * @returns {Promise<Emulator>} */
+async function loadV86(ctx, { progress }, boot, handle9p) {
+    const manifest = /** @type {Manifest} */ (ctx.manifest);
+    const base = new URL(".", location.href);
+    /** @type {{V86: new (options: object) => Emulator}} */
+    const { V86 } = await import(new URL(`${manifest.v86}libv86.mjs`, base).href);
+    const em = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p, boot }));
+    em.add_listener("download-progress", (/** @type {{file_name: string, loaded: number, total: number}} */ e) => {
+        const c = progress.classify(e.file_name);
+        if (c) progress.progress("linux", c.rel, e.loaded, e.total || c.size);
+    });
+    await new Promise((resolve, reject) => {
+        em.add_listener("emulator-loaded", resolve);
+        em.add_listener("download-error", (/** @type {{file_name: string}} */ e) => reject(new Error(`cannot download ${e.file_name}`)));
+    });
+    return em;
+}
+
+/** Resolves once the guest echoes `token` on its second serial port (it has dropped its caches),
+ * or after a few seconds without it (a note in the log says so).
+ * @param {import("./context.js").PageContext} ctx
+ * @param {import("./errors.js").Messages} messages
+ * @param {string} token */
+function guestDropped(ctx, messages, token) {
+    const emulator = /** @type {Emulator} */ (ctx.emulator);
+    let heard = "";
+    return new Promise((resolve) => {
+        const started = performance.now();
+        const done = (/** @type {boolean} */ ok) => {
+            emulator.remove_listener("serial1-output-byte", listener);
+            clearTimeout(timer);
+            ctx.api.timing.drop_ms = Math.round(performance.now() - started);
+            if (!ok) messages.note("the restored machine did not confirm that it dropped its caches");
+            resolve(ok);
+        };
+        const listener = (/** @type {number} */ byte) => {
+            heard = (heard + String.fromCharCode(byte)).slice(-64);
+            if (heard.includes(token)) done(true);
+        };
+        const timer = setTimeout(() => done(false), 5000);
+        emulator.add_listener("serial1-output-byte", listener);
+    });
+}
+
+/** The 9P server over the storage start() chose, with the page's sentences for its failures.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts
+ * @param {{image: null | undefined}} options  null: start from no image (a restore follows) */
+async function createServer(ctx, parts, { image }) {
+    const pyodide = await loadPython(ctx, parts);
+    try {
+        return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide, ...(image === null ? { image: null } : {}) });
+    } catch (/** @type {any} */ error) {
+        if (/another tab|already being served/i.test(error.message)) throw new PageError(ANOTHER_TAB, { cause: error });
+        if (isQuotaError(error)) {
+            throw new PageError("Your browser's storage for this site is full, so the sandbox cannot open its files: free some space, or reset.", { cause: error });
+        }
+        throw error;
+    }
+}
+
+/** Pyodide from the build's memory snapshot (Python already started, our package imported), or,
+ * without one or if it fails, started from scratch by createServer.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts */
+async function loadPython(ctx, { progress, messages }) {
+    const manifest = /** @type {Manifest} */ (ctx.manifest);
+    if (!manifest.pyodideSnapshot || ctx.params.has("nosnap")) return undefined;
+    try {
+        /** @type {[{loadPyodide: (options: object) => Promise<Pyodide>}, Uint8Array<ArrayBuffer>]} */
+        const [{ loadPyodide }, gz] = await Promise.all([
+            import(new URL(`${manifest.pyodide}pyodide.mjs`, location.href).href),
+            progress.fetchWithProgress(manifest.pyodideSnapshot, "python")]);
+        const snapshot = new Uint8Array(await new Response(
+            new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+        const pyodide = await loadPyodide({ indexURL: new URL(manifest.pyodide, location.href).href, _loadSnapshot: snapshot });
+        ctx.api.timing.pyodide_ms = since(ctx);
+        return pyodide;
+    } catch (/** @type {any} */ error) {
+        messages.note(`the Python snapshot did not load (${error.message}); starting Python from scratch`);
+        return undefined;
+    }
+}
+
+/** Checked and unpacked as soon as it arrives (inflating overlaps Python's start); errors wait
+ * for the restore.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {Uint8Array} bytes */
+async function unpack(ctx, bytes) {
+    const parts = await pyninep.readMachine(bytes);
+    ctx.api.timing.unpacked_ms = since(ctx);
+    return parts;
+}
+
+/** Resolves once the log (the guest's console before it is live) shows `pattern`.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {import("./errors.js").Messages} messages
+ * @param {string | RegExp} pattern */
+function waitForLog(ctx, messages, pattern, ms = 30_000) {
+    const emulator = /** @type {Emulator} */ (ctx.emulator);
+    const test = typeof pattern === "string" ? (/** @type {string} */ t) => t.includes(pattern) : (/** @type {string} */ t) => pattern.test(t);
+    const from = messages.logText().length;
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new PageError("Linux did not finish booting; see the boot log below, or reload to try again.")), ms);
+        const listener = () => {
+            if (test(messages.logText().slice(from))) {
+                clearTimeout(timer);
+                emulator.remove_listener("serial0-output-byte", listener);
+                resolve(undefined);
+            }
+        };
+        emulator.add_listener("serial0-output-byte", listener);
+    });
+}
