@@ -81,6 +81,9 @@ def _write(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+_RESERVED_ARGS = ("tree", "source")  # build_from_script's keywords: a script cannot be handed them
+
+
 def _script_args(specs: list[str]) -> dict[str, Any]:
     """``--arg NAME=VALUE`` options as the keyword arguments of the script's build()."""
     out: dict[str, Any] = {}
@@ -88,6 +91,8 @@ def _script_args(specs: list[str]) -> dict[str, Any]:
         key, sep, value = spec.partition("=")
         if not sep or not key.isidentifier():
             raise ValueError(f"--arg wants NAME=VALUE, got {spec!r}")
+        if key in _RESERVED_ARGS:
+            raise ValueError(f"--arg {key}=… is not a build() argument: '{key}' is build_from_script's own")
         out[key] = value
     return out
 

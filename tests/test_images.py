@@ -277,3 +277,16 @@ def test_default_image_live_files_through_9p():
     d = c.walk_new("py/modules")
     c.lopen(d, 0)
     assert "pyninep_browser.authoring" in c.readdir_all(d)
+
+
+def test_image_build_refuses_an_arg_named_like_its_own_keywords(tmp_path):
+    """``--arg tree=…`` cannot reach build(): one readable line, exit 2, no traceback."""
+    script = tmp_path / "s.py"
+    script.write_text("def build(tree, **kw):\n    (tree / 'f').write_text('x')\n")
+    for name in ("tree", "source"):
+        done = subprocess.run([sys.executable, "-m", "pyninep_browser", "image", "build", str(script),
+                               "-o", str(tmp_path / "x.img"), "--arg", f"{name}=1"],
+                              capture_output=True, text=True)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert f"--arg {name}=" in done.stderr

@@ -18,7 +18,6 @@ they can be, else EINTR, so a restored guest never waits forever.
 from __future__ import annotations
 
 import errno
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from .. import protocol as p
 from ..fs import Filesystem, fail
 from ..protocol import T
 
-_TFSYNC = struct.Struct("<IBHII")
+_TFSYNC = p.frame_struct(T.Tfsync)
 _RFSYNC = p.frame_struct(T.Rfsync)
 
 
