@@ -18,7 +18,8 @@ from ..fs import NAME_MAX, S_IFMT, Filesystem, Inode, fail
 from ..protocol import HEADER_SIZE, ProtocolError, T
 from .fids import _QID_TYPE, OPEN, Fid
 
-_TWALK_HEAD = p.head_struct(T.Twalk)  # size, type, tag, fid, newfid, nwname
+# Twalk's fixed fields after the header (fid, newfid, nwname), from protocol's table
+_TWALK_BODY = struct.Struct("<" + p.head_struct(T.Twalk).format.removeprefix(p.HEADER.format))
 _RWALK_HDR = p.head_struct(T.Rwalk)
 _RWALK1 = struct.Struct(_RWALK_HDR.format + "BIQ")  # an Rwalk with one qid
 _U16 = struct.Struct("<H")
@@ -43,7 +44,7 @@ class FastPaths:
     def _walk_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
         if size < 17:
             raise ProtocolError(errno.EPROTO, "frame too short")
-        _, _, _, fid, newfid, nwname = _TWALK_HEAD.unpack_from(buf, 0)
+        fid, newfid, nwname = _TWALK_BODY.unpack_from(buf, HEADER_SIZE)
         if nwname == 0 and size == 17:  # a clone: the client is about to open or create
             f = self._file_fid(fid)
             if newfid != fid:

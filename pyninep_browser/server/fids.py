@@ -125,7 +125,7 @@ class FidTable:
     def _file_fid(self, fid: int) -> Fid:
         """A fid naming a file (WALKED or OPEN), not an xattr fid."""
         f = self.fids.get(fid)
-        if f is None or f.state is XATTR_READ or f.state is XATTR_WRITE:
+        if f is None or f.xattr is not None:  # a value is held in the two xattr states only
             raise self._missing(fid)
         return f
 
