@@ -1,5 +1,5 @@
 """IndexedDB storage in real Chromium with a persistent profile: what the guest writes survives
-reloads and SIGKILLs of the browser, within the promises the README makes.
+reloads and SIGKILLs of the browser, within the promises docs/storage.md makes.
 
 Chromium runs as our own process (tests/chromium.py) so a test can kill it at any moment; the
 test page is tests/pages/idb.html. Crash runs: ``CRASH_FRAMES`` runs drive the server with 9P

@@ -1,5 +1,5 @@
 // The demo page: a terminal on the guest's serial console, a file browser on the served tree, and
-// the fast start (restore a saved machine instead of booting). See README "The page".
+// the fast start (restore a saved machine instead of booting). See docs/page.md.
 // Every URL here is relative to the page, so the site works from any sub-path of any static host.
 //
 // This file only wires the page's parts (web/page/), each the one owner of what it shows:

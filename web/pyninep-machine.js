@@ -76,7 +76,7 @@ async function quiesce(server, timeoutMs) {
 /**
  * Save a v86 emulator and the pyninep server serving its 9p filesystem as one Uint8Array.
  * The emulator is stopped for the save (and resumed if it was running); no 9P request is in
- * flight in the saved state. options: compress (default false: see README for why),
+ * flight in the saved state. options: compress (default false: see docs/page.md for why),
  * timeout (ms to wait for in-flight requests, default 30000), session (the server part is only
  * the 9P session: server.saveSession()), meta (more JSON fields for info), plus anything
  * server.saveState takes.

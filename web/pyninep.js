@@ -416,7 +416,7 @@ async function startServer(options, storage, db) {
          *  call it too. */
         attachEmulator(/** @type {Emulator} */ v86) { emulator = v86; },
         /** Resolves to the whole server's state (a stored filesystem's data is loaded for it);
-         *  {stored: true}: only what the database does not hold (see README). */
+         *  {stored: true}: only what the database does not hold (see docs/storage.md). */
         /** @type {(opts?: {stored?: boolean}) => Promise<Uint8Array>} */
         saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),
         /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
