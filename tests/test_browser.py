@@ -330,3 +330,98 @@ def test_page_error_states_each_show_one_sentence(site, pw, tmp_path):
         # one readable sentence each
         assert sentence.count(". ") == 0 and sentence.endswith("."), (name, sentence)
     print("\n" + json.dumps(seen, indent=1))
+
+
+def ready_visitor(page, site):
+    """The guest a test above left at its prompt; run alone, open the page."""
+    if not page.evaluate("!!(window.pyninep && window.pyninep.timing.prompt_ms && !window.pyninep.failed)"):
+        visit(page, site)
+    page.set_viewport_size({"width": 1180, "height": 720})
+
+
+def focused(page) -> str:
+    """What has the focus, as a person would name it: a button's id, a row's name, or the terminal."""
+    return page.evaluate("""() => {
+        const el = document.activeElement;
+        if (el.closest('#terminal')) return 'terminal';
+        const li = el.closest('#file-list li');
+        return li ? 'row:' + li.dataset.name : el.id || el.tagName;
+    }""")
+
+
+def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_closes_the_panel(site, visitor_page):
+    page = visitor_page
+    ready_visitor(page, site)
+    watch = Watch(page)
+    page.focus("#terminal .xterm-helper-textarea")
+    # The way out is written in the header, and the help lists every shortcut.
+    hint = page.inner_text("#keys-hint")
+    assert "Alt+T" in hint and "Alt+H" in hint, hint
+    # Alt+T: from the terminal to the header's first control; Tab and Shift+Tab reach every one.
+    page.keyboard.press("Alt+t")
+    assert focused(page) == "files-toggle"
+    for expected in ["fresh", "reset", "help"]:
+        page.keyboard.press("Tab")
+        assert focused(page) == expected
+    for expected in ["reset", "fresh", "files-toggle"]:
+        page.keyboard.press("Shift+Tab")
+        assert focused(page) == expected
+    # Esc (or Alt+T again) goes back to the terminal.
+    page.keyboard.press("Escape")
+    assert focused(page) == "terminal"
+    page.keyboard.press("Alt+t")
+    page.keyboard.press("Alt+t")
+    assert focused(page) == "terminal"
+    # Alt+H and ? open the help; Esc closes it, back to the terminal.
+    page.keyboard.press("Alt+h")
+    page.wait_for_selector("#help-dialog[open]")
+    assert "Alt+F" in page.inner_text("#help-dialog") and "Delete" in page.inner_text("#help-dialog")
+    shot(page, "help")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#help-dialog", state="hidden")
+    assert focused(page) == "terminal"
+    page.keyboard.press("Alt+t")
+    page.keyboard.press("?")
+    page.wait_for_selector("#help-dialog[open]")
+    page.keyboard.press("Escape")
+    assert focused(page) == "terminal"
+    # Reset… by keyboard: its confirmation opens, Esc cancels it.
+    page.keyboard.press("Alt+t")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert focused(page) == "reset"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#confirm-reset[open]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#confirm-reset", state="hidden")
+    assert focused(page) == "terminal"
+    # Files by keyboard: Enter on the button opens the panel (its first row gets the focus).
+    page.keyboard.press("Alt+t")
+    if page.is_visible("#files"):  # open at start on a wide screen
+        page.keyboard.press("Enter")
+        assert not page.is_visible("#files")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#files:not([hidden])")
+    page.wait_for_function("document.activeElement.closest('#file-list li')")
+    page.keyboard.press("Backspace")  # the parent folder, /: many rows
+    page.wait_for_function("document.getElementById('files-path').textContent === '/'")
+    page.wait_for_function("document.activeElement.closest('#file-list li')")
+    rows = page.evaluate("[...document.querySelectorAll('#file-list li')].map(li => li.dataset.name)")
+    assert len(rows) >= 2, rows
+    # A row is one tab stop (not name, then its delete button); the arrows move between rows too.
+    assert focused(page) == f"row:{rows[0]}"
+    page.keyboard.press("Tab")
+    assert focused(page) == f"row:{rows[1]}"
+    page.keyboard.press("ArrowUp")
+    assert focused(page) == f"row:{rows[0]}"
+    page.keyboard.press("End")
+    assert focused(page) == f"row:{rows[-1]}"
+    # Esc closes the panel on a wide screen too, and the terminal has the focus again.
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#files")
+    assert focused(page) == "terminal"
+    run(page, "echo keys-$((5*5))", r"keys-25")
+    page.keyboard.press("Alt+f")
+    page.wait_for_selector("#files:not([hidden])")
+    shot(page, "keyboard-files")
+    assert not watch.problems, watch.problems

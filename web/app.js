@@ -7,6 +7,7 @@
 //   progress.js  the download bars (and the fetch hook that counts Pyodide's bytes)
 //   terminal.js  the terminal and the guest's console
 //   files.js     the files panel
+//   keys.js      the shortcuts out of the terminal, their help, the touch screens' key row
 //   saving.js    the machine kept in this browser: the save loop, Reset
 //   offline.js   the service worker
 //   start.js     start-up, from the first line to the prompt; Boot fresh
@@ -16,6 +17,7 @@ import * as pyninep from "./pyninep.js";
 import { GuestActivity, createSaving } from "./page/saving.js";
 import { bootFresh, start } from "./page/start.js";
 import { createFiles } from "./page/files.js";
+import { createKeys } from "./page/keys.js";
 import { createMessages } from "./page/errors.js";
 import { createProgress } from "./page/progress.js";
 import { createTerminal } from "./page/terminal.js";
@@ -35,6 +37,7 @@ const progress = createProgress(ctx);
 const terminal = createTerminal(ctx, { messages });
 const saving = createSaving(ctx, { messages, terminal });
 const files = createFiles(ctx, { terminal });
+createKeys(ctx, { terminal, files });
 
 // The scripting interface (tests and benchmarks use it: see page/context.js PyninepApi).
 /** @type {import("./page/context.js").PyninepApi} */

@@ -18,6 +18,20 @@ import { mb } from "./progress.js";
 // when it moved. So a file the guest creates appears without a click.
 const WATCH_MS = 500;
 
+// The panel deletes only inside the visitor's own folders by default: one click on /bin or /etc
+// would break the guest for good (its files are the store's, kept across visits). ?delete=anywhere
+// lifts that; ?delete=/root,/srv names the folders (files.deletable, settable from a script too).
+const DELETABLE = ["/root", "/home", "/tmp"];
+
+// Folders the guest's kernel fills itself (it mounts proc, sysfs and devtmpfs over them): here they
+// are empty or hold a few placeholders, which is not what the guest sees.
+/** @type {Record<string, string>} */
+const VIRTUAL = {
+    "/proc": "the kernel's view of its processes",
+    "/sys": "the kernel's view of its devices and drivers",
+    "/dev": "the devices the kernel makes",
+};
+
 /** @typedef {ReturnType<typeof createFiles>} FilesPanel */
 
 /**
@@ -25,6 +39,7 @@ const WATCH_MS = 500;
  * @param {{terminal: import("./terminal.js").PageTerminal}} parts
  */
 export function createFiles(ctx, { terminal }) {
+    const deleteParam = ctx.params.get("delete");
     const server = () => /** @type {PyninepServer} */ (ctx.server);
     const panel = $("files");
     const list = $("file-list");
@@ -37,12 +52,16 @@ export function createFiles(ctx, { terminal }) {
 
     const files = {
         dir: "/root",
+        /** Folders inside which the panel may delete ("/": anywhere). */
+        deletable: deleteParam === "anywhere" ? ["/"]
+            : deleteParam ? deleteParam.split(",").map((d) => "/" + d.split("/").filter(Boolean).join("/")) : [...DELETABLE],
         async open(show = true, { focus = false } = {}) {
             panel.hidden = !show;
             $("files-toggle").setAttribute("aria-expanded", String(show));
             watch(show);
             if (show) await this.refresh();
             if (show && focus) (list.querySelector("button") ?? $("files-up")).focus();
+            if (!show && panel.contains(document.activeElement)) terminal.focus();
             $("files-export").hidden = !ctx.server?.exportTar;
             $("files-import-label").hidden = !ctx.server?.importTar;
         },
@@ -72,10 +91,16 @@ export function createFiles(ctx, { terminal }) {
                 const size = document.createElement("span");
                 size.className = "size";
                 size.textContent = e.kind === "d" ? "" : human(e.size);
+                const virtual = e.kind === "d" ? VIRTUAL[this.join(this.dir, e.name)] : undefined;
+                if (virtual) {
+                    size.textContent = "virtual";
+                    size.title = `Linux fills this folder with ${virtual} inside the guest; it holds no files here`;
+                }
                 const del = document.createElement("button");
                 del.className = "del";
                 del.textContent = "✕";
-                del.title = del.ariaLabel = `Delete ${e.name}`;
+                del.title = del.ariaLabel = `Delete ${e.name} (Delete key)`;
+                del.tabIndex = -1; // a row is one tab stop (its name); the Delete key deletes
                 del.addEventListener("click", () => this.remove(e.name, e.kind === "d"));
                 li.dataset.name = e.name;
                 li.append(name, size, del);
@@ -84,7 +109,10 @@ export function createFiles(ctx, { terminal }) {
             if (focused) refocus(focused);
             if (looked && noteIsMessage) return;
             noteIsMessage = false;
-            $("files-note").textContent = entries.length ? "Drop files here to upload them into this folder."
+            const virtual = VIRTUAL[this.dir];
+            $("files-note").textContent = virtual
+                ? `${this.dir} is a virtual folder: Linux fills it with ${virtual} inside the guest (try ls ${this.dir} in the terminal)${entries.length ? ", and what is listed here is only a placeholder" : "; it holds no files here"}.`
+                : entries.length ? "Drop files here to upload them into this folder."
                 : "This folder is empty. Drop files here to upload them.";
         },
         async cd(/** @type {string} */ dir) {
@@ -127,14 +155,46 @@ export function createFiles(ctx, { terminal }) {
                 this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
             }
         },
+        /** Whether the panel may delete `path` (strictly inside one of `deletable`). */
+        mayDelete(/** @type {string} */ path) {
+            return path !== "/" && this.deletable.some((d) => d === "/" || path.startsWith(d + "/"));
+        },
         async remove(/** @type {string} */ name, /** @type {boolean} */ isDir) {
+            const path = this.join(this.dir, name);
+            if (!this.mayDelete(path)) {
+                this.problem(`Not deleted: ${path} is outside your own folders (${this.deletable.join(", ")}), and Linux may need it; to allow this, open the page with ?delete=anywhere.`);
+                return false;
+            }
             if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
             try {
                 server().remove(this.join(this.dir, name));
                 await server().flush?.(); // gone for good before the row goes
                 await this.refresh();
+                this.problem(`Deleted ${path}.`);
+                return true;
             } catch (error) {
                 this.problem(`Cannot delete ${name}: ${pyMessage(error)}`);
+                return false;
+            }
+        },
+        /** The folder as a tar download: rootfs.tar for /, NAME.tar for any other. */
+        async exportTar() {
+            const name = this.dir === "/" ? "rootfs.tar" : this.dir.split("/").pop() + ".tar";
+            try {
+                saveBlob(new Blob([await server().exportTar(this.dir)]), name);
+                this.problem(`Exported ${this.dir} as ${name}.`);
+            } catch (error) {
+                this.problem(`Cannot export ${this.dir}: ${pyMessage(error)}`);
+            }
+        },
+        async importTar(/** @type {File} */ f) {
+            const dir = this.dir;
+            try {
+                const added = await server().importTar(new Uint8Array(await f.arrayBuffer()), dir);
+                await this.refresh();
+                this.problem(`Imported ${added} entr${added === 1 ? "y" : "ies"} from ${f.name} into ${dir}.`);
+            } catch (error) {
+                this.problem(`Cannot import ${f.name}: ${pyMessage(error)}`);
             }
         },
     };
@@ -186,20 +246,12 @@ export function createFiles(ctx, { terminal }) {
     $("files-mkdir").addEventListener("click", () => files.mkdir());
     const upload = element("files-upload", HTMLInputElement);
     upload.addEventListener("change", () => { files.upload([...upload.files ?? []]); upload.value = ""; });
-    $("files-export").addEventListener("click", async () => {
-        saveBlob(new Blob([await server().exportTar(files.dir)]), (files.dir.split("/").pop() || "root") + ".tar");
-    });
+    $("files-export").addEventListener("click", () => files.exportTar());
     const importInput = element("files-import", HTMLInputElement);
     importInput.addEventListener("change", async () => {
         const f = importInput.files?.[0];
         importInput.value = "";
-        if (!f) return;
-        try {
-            await server().importTar(new Uint8Array(await f.arrayBuffer()), files.dir);
-            files.refresh();
-        } catch (error) {
-            files.problem(`Cannot import ${f.name}: ${pyMessage(error)}`);
-        }
+        if (f) files.importTar(f);
     });
     panel.addEventListener("dragover", (e) => { e.preventDefault(); panel.classList.add("drop"); });
     panel.addEventListener("dragleave", () => panel.classList.remove("drop"));
@@ -208,9 +260,26 @@ export function createFiles(ctx, { terminal }) {
         panel.classList.remove("drop");
         if (e.dataTransfer?.files?.length) files.upload([...e.dataTransfer.files]);
     });
+    // Keys in the panel: Backspace goes up; Esc closes it (the terminal gets the focus back); on a
+    // row, the arrows move between rows, Enter opens or downloads (the name is a button), Delete
+    // asks to delete.
     panel.addEventListener("keydown", (e) => {
-        if (e.key === "Backspace" && e.target instanceof HTMLElement && e.target.tagName === "BUTTON") { e.preventDefault(); files.up(); }
-        if (e.key === "Escape" && innerWidth <= 760) { files.open(false); terminal.focus(); }
+        const target = e.target instanceof HTMLElement ? e.target : null;
+        if (e.key === "Backspace" && target?.tagName === "BUTTON") { e.preventDefault(); files.up(); }
+        if (e.key === "Escape") { e.preventDefault(); files.open(false); terminal.focus(); return; }
+        const li = target && list.contains(target) ? target.closest("li") : null;
+        if (!li) return;
+        if (e.key === "ArrowDown" || e.key === "ArrowUp" || e.key === "Home" || e.key === "End") {
+            e.preventDefault();
+            const rows = [...list.children];
+            const at = rows.indexOf(li);
+            const to = e.key === "Home" ? 0 : e.key === "End" ? rows.length - 1 : at + (e.key === "ArrowDown" ? 1 : -1);
+            /** @type {HTMLElement | null | undefined} */ (rows[Math.max(0, Math.min(rows.length - 1, to))]?.querySelector("button.name"))?.focus();
+        }
+        if (e.key === "Delete") {
+            e.preventDefault();
+            /** @type {HTMLElement | null} */ (li.querySelector("button.del"))?.click();
+        }
     });
     // (Capture phase: the terminal would otherwise take Alt+F as a key for the guest.)
     document.addEventListener("keydown", (e) => {
