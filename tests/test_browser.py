@@ -425,3 +425,75 @@ def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_close
     page.wait_for_selector("#files:not([hidden])")
     shot(page, "keyboard-files")
     assert not watch.problems, watch.problems
+
+
+def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it_did(site, visitor_page):
+    page = visitor_page
+    ready_visitor(page, site)
+    watch = Watch(page)
+    dialogs, answers = [], []  # the browser's dialogs seen; what to answer the next one (else: Cancel)
+
+    def on_dialog(d):
+        dialogs.append(d.message)
+        d.accept() if answers and answers.pop() else d.dismiss()
+    page.on("dialog", on_dialog)
+    if not page.is_visible("#files"):
+        page.keyboard.press("Alt+f")
+    page.wait_for_selector("#files:not([hidden])")
+    page.evaluate("window.pyninep.files.cd('/')")
+    page.wait_for_selector("#file-list li[data-name='bin']")
+    # Deleting /bin from the panel is refused, in words, without even asking; /bin stays.
+    page.focus("#file-list li[data-name='bin'] button.name")
+    page.keyboard.press("Delete")
+    note = page.inner_text("#files-note")
+    assert "Not deleted" in note and "/bin" in note and "?delete=anywhere" in note, note
+    page.click("#file-list li[data-name='etc'] button.del")
+    assert "Not deleted" in page.inner_text("#files-note")
+    assert not dialogs, dialogs
+    assert page.locator("#file-list li[data-name='bin']").count() == 1
+    # The kernel's folders are marked as such, not offered as empty folders to drop files in.
+    assert page.inner_text("#file-list li[data-name='proc'] .size") == "virtual"
+    page.click("#file-list li[data-name='proc'] button.name")
+    page.wait_for_function("document.getElementById('files-path').textContent === '/proc'")
+    note = page.inner_text("#files-note")
+    assert "virtual folder" in note and "Drop files" not in note, note
+    # The whole tree exports as rootfs.tar, a folder as NAME.tar; the note says so.
+    page.keyboard.press("Backspace")
+    page.wait_for_function("document.getElementById('files-path').textContent === '/'")
+    with page.expect_download(timeout=60_000) as download:
+        page.click("#files-export")
+    assert download.value.suggested_filename == "rootfs.tar"
+    with tarfile.open(download.value.path()) as tar:
+        assert any(n.lstrip("./").startswith("bin/") for n in tar.getnames())
+    page.wait_for_function("document.getElementById('files-note').textContent.includes('rootfs.tar')")
+    page.evaluate("window.pyninep.files.cd('/root')")
+    page.wait_for_function("document.getElementById('files-path').textContent === '/root'")
+    with page.expect_download() as download:
+        page.click("#files-export")
+    assert download.value.suggested_filename == "root.tar"
+    # An import says what it did, and an import that fails says why, in the panel.
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w") as tar:
+        for name in ["tarred/a.txt", "tarred/b.txt"]:
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"hi\n"))
+    page.set_input_files("#files-import", files=[
+        {"name": "two.tar", "mimeType": "application/x-tar", "buffer": packed.getvalue()}])
+    page.wait_for_function("/Imported \\d+ entr/.test(document.getElementById('files-note').textContent)")
+    note = page.inner_text("#files-note")
+    assert re.search(r"Imported [23] entries from two.tar into /root\.", note), note
+    page.set_input_files("#files-import", files=[
+        {"name": "junk.tar", "mimeType": "application/x-tar", "buffer": b"this is not a tar at all" * 40}])
+    page.wait_for_function("document.getElementById('files-note').textContent.includes('Cannot import junk.tar')")
+    shot(page, "files-import-feedback")
+    # Inside /root the panel deletes, as before (after asking).
+    assert not dialogs, dialogs
+    answers.append(True)
+    page.focus("#file-list li[data-name='tarred'] button.name")
+    page.keyboard.press("Delete")
+    page.wait_for_selector("#file-list li[data-name='tarred']", state="detached")
+    assert len(dialogs) == 1 and "tarred" in dialogs[0], dialogs
+    assert "Deleted /root/tarred." in page.inner_text("#files-note")
+    page.remove_listener("dialog", on_dialog)
+    assert not watch.problems, watch.problems

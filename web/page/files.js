@@ -118,7 +118,8 @@ export function createFiles(ctx, { terminal }) {
         async cd(/** @type {string} */ dir) {
             this.dir = dir || "/";
             await this.refresh();
-            /** @type {HTMLElement | null} */ (list.querySelector("button"))?.focus();
+            // (An empty folder: Up, so the keys stay in the panel rather than reach the terminal.)
+            /** @type {HTMLElement} */ (list.querySelector("button") ?? $("files-up")).focus();
         },
         up() { this.cd(this.dir.replace(/\/[^/]*$/, "") || "/"); },
         problem(/** @type {string} */ text) { $("files-note").textContent = text; noteIsMessage = true; },
