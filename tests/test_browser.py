@@ -497,3 +497,25 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     assert "Deleted /root/tarred." in page.inner_text("#files-note")
     page.remove_listener("dialog", on_dialog)
     assert not watch.problems, watch.problems
+
+
+def test_status_line_says_in_words_when_the_session_was_saved(site, visitor_page):
+    page = visitor_page
+    ready_visitor(page, site)
+    watch = Watch(page)
+    before = page.evaluate("window.pyninep.lastSave ? window.pyninep.lastSave.at : 0")
+    page.evaluate("window.pyninep.save()")
+    page.wait_for_function("t => window.pyninep.lastSave && window.pyninep.lastSave.at > t && !window.pyninep.saving",
+                           arg=before, timeout=30_000)
+    status = page.inner_text("#status")
+    assert status == "session saved just now", status
+    # The numbers are there for whoever asks (the tooltip), not in the line.
+    details = page.get_attribute("#status", "title")
+    assert "MB" in details and " ms" in details, details
+    # The line stays true as time passes.
+    page.wait_for_function("/^session saved \\d+ s ago$/.test(document.getElementById('status').textContent)",
+                           timeout=15_000)
+    # The boot log says where the machine came from, without a placeholder for what it does not know.
+    log = page.evaluate("document.getElementById('log-text').textContent")
+    assert "restored the" in log and "?" not in "".join(re.findall(r"restored the[^\n]*", log)), log[-2000:]
+    assert not watch.problems, watch.problems

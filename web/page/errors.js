@@ -3,6 +3,9 @@
  * one readable sentence, with a Boot fresh button when booting fresh would help), and the boot log
  * (#log-text: the kernel's messages before the console is live, and the page's own notes).
  *
+ * The status line is in plain words (what is loading, when the session was saved); numbers go to
+ * its tooltip and the boot log.
+ *
  * Owns those elements and the wording of the errors that are not tied to one part (storage full,
  * data the browser discarded, a failed start). It must not touch the terminal, the files panel or
  * the progress bars, and decides nothing: the parts call it to say what happened.
@@ -32,11 +35,31 @@ export const STORAGE_FULL = "Your browser's storage for this site is full, so th
 /** @param {import("./context.js").PageContext} ctx */
 export function createMessages(ctx) {
     const statusEl = $("status");
-    /** @param {string} text @param {"busy" | "ok" | "bad"} [kind] */
-    function setStatus(text, kind = "busy") {
+    /** When the machine was last saved (Date.now()), while the status line says so; else null. */
+    let savedAt = /** @type {number | null} */ (null);
+    /** @param {string} text @param {"busy" | "ok" | "bad"} [kind] @param {string} [details] the tooltip */
+    function setStatus(text, kind = "busy", details = "") {
+        savedAt = null;
         statusEl.textContent = text;
         statusEl.className = kind;
+        statusEl.title = details;
     }
+
+    /** The status line says when the session was saved, in words ("saved 10 s ago"), kept current;
+     * the numbers (size, time taken) are in its tooltip and the boot log only. */
+    function setSaved(/** @type {number} */ at, /** @type {string} */ details) {
+        setStatus("", "ok", details);
+        savedAt = at;
+        showSaved();
+    }
+    function showSaved() {
+        if (savedAt === null) return;
+        const s = Math.max(0, Math.round((Date.now() - savedAt) / 1000));
+        const ago = s < 5 ? "just now" : s < 60 ? `${Math.floor(s / 5) * 5} s ago`
+            : s < 3600 ? `${Math.floor(s / 60)} min ago` : `at ${new Date(savedAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+        statusEl.textContent = `session saved ${ago}${navigator.onLine ? "" : " (offline)"}`;
+    }
+    setInterval(showSaved, 5000);
 
     /** One readable sentence in the page; `fresh` adds a Boot fresh button. Fatal ones stop start-up. */
     function showError(/** @type {string} */ sentence, { fresh = false } = {}) {
@@ -78,11 +101,12 @@ export function createMessages(ctx) {
     }
 
     addEventListener("offline", () => {
-        if (statusEl.className === "ok") setStatus((statusEl.textContent ?? "").replace(/( \(offline\))?$/, " (offline)"), "ok");
+        if (savedAt !== null) showSaved();
+        else if (statusEl.className === "ok") setStatus((statusEl.textContent ?? "").replace(/( \(offline\))?$/, " (offline)"), "ok");
     });
 
     return {
-        setStatus, showError, log, note, reportDataLoss, startFailed,
+        setStatus, setSaved, showError, log, note, reportDataLoss, startFailed,
         /** Everything logged so far (start.js waits for the boot's messages in it). */
         logText: () => logText,
     };

@@ -1,6 +1,7 @@
 /**
- * progress.js — the download bars (#progress): bytes loaded of the total, per stage (Python,
- * Linux or the emulator, the saved machine), with totals known up front from the manifest.
+ * progress.js — the download bars (#progress): how much of each part has arrived (Python, Linux or
+ * the emulator, Linux ready to run), in per cent (the bytes in a tooltip), with totals known up
+ * front from the manifest.
  *
  * Owns #progress and the page's fetch hook: Pyodide fetches its own files, so window.fetch is
  * wrapped to count their bytes as they stream through (everything else passes untouched). It must
@@ -46,7 +47,9 @@ export function createProgress(ctx) {
         for (const [l, t] of b.files.values()) { sum += l; all += Math.max(t, l); }
         b.el.max = Math.max(all, 1);
         b.el.value = sum;
-        b.text.textContent = `${mb(sum)} of ${mb(all)} MB`;
+        // Plain words in the bar (how far), the bytes in its tooltip.
+        b.text.textContent = sum >= all && all > 0 ? "done" : `${Math.floor((100 * sum) / Math.max(all, 1))} %`;
+        b.text.title = b.el.title = `${mb(sum)} of ${mb(all)} MB`;
     }
 
     /** A stage is done: files it loaded without the fetch hook (module imports) count as loaded. */

@@ -105,7 +105,7 @@ const QUIET_MS = 1000, BUSY_SAVE_MS = 30_000, CHECK_MS = 250;
  * @param {{messages: import("./errors.js").Messages, terminal: import("./terminal.js").PageTerminal}} parts
  */
 export function createSaving(ctx, { messages, terminal }) {
-    const { setStatus, showError, note } = messages;
+    const { setStatus, setSaved, showError, note } = messages;
     /** @type {Promise<void> | null} */
     let saving = null;
 
@@ -125,7 +125,7 @@ export function createSaving(ctx, { messages, terminal }) {
             saving = api.saving = (async () => {
                 const t = performance.now();
                 const at = activity.count;
-                setStatus("saving…");
+                setStatus("saving the session…");
                 try {
                     const screen = terminal.screenToKeep();
                     const bytes = await saveMachine();
@@ -137,11 +137,11 @@ export function createSaving(ctx, { messages, terminal }) {
                     const ms = Math.round(lastSave - t);
                     api.lastSave = { at: Date.now(), why, bytes: bytes.length, ms };
                     note(`saved the machine (${why}): ${mb(bytes.length)} MB in ${ms} ms`);
-                    setStatus("saved", "ok");
+                    setSaved(api.lastSave.at, `The running machine (memory, open files, screen) was saved in this browser at ${new Date(api.lastSave.at).toLocaleTimeString()} (${why}): ${mb(bytes.length)} MB in ${ms} ms. Your files are saved as you change them.`);
                 } catch (/** @type {any} */ error) {
                     if (isQuotaError(error)) showError(STORAGE_FULL);
                     else showError(`Saving the machine failed: ${error.message}.`);
-                    setStatus("not saved", "bad");
+                    setStatus("session not saved", "bad");
                 } finally {
                     saving = api.saving = null;
                 }

@@ -100,9 +100,9 @@ export async function start(ctx, parts) {
         if (saved && saved.session && storage === "memory") saved = null;
     }
     api.source = forceBoot ? "boot" : saved ? "saved" : "shipped";
-    progress.bar("python", "Python");
-    progress.bar("linux", forceBoot ? "Linux" : "Emulator");
-    if (!forceBoot && !saved) progress.bar("machine", "Saved machine");
+    progress.bar("python", "Python (serves Linux its files)");
+    progress.bar("linux", forceBoot ? "Linux (the kernel and the PC it runs on)" : "The PC emulator");
+    if (!forceBoot && !saved) progress.bar("machine", "Linux, ready to run");
     // Totals up front: every file this start will fetch, at its size from the manifest.
     const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
         manifest.guest.vgabios, ...["pyodide.asm.wasm", "pyodide.asm.mjs", "python_stdlib.zip"].map((f) => manifest.pyodide + f)];
@@ -124,7 +124,7 @@ export async function start(ctx, parts) {
         ctx.activity.requests += 1;
         /** @type {PyninepServer} */ (current).handle9p(req, reply);
     };
-    setStatus(forceBoot ? "loading…" : "loading and restoring…");
+    setStatus(forceBoot ? "loading Python and Linux…" : saved ? "loading your session…" : "loading Linux…");
     // A restore starts from no image: a new visitor's store gets the machine's files instead.
     const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null }).then(async (s) => {
         if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
@@ -161,11 +161,12 @@ export async function start(ctx, parts) {
         for (const [source, partsP] of tries) {
             try {
                 const machineParts = await (partsP ?? shipped(shippedMachine));
-                setStatus("restoring…");
+                setStatus(source === "saved" ? "bringing back your session…" : "starting Linux…");
                 const { info, report } = await pyninep.restoreMachine(machineParts, { emulator, server, files: filesFrom });
                 timing.restored_ms = since(ctx);
                 restored = { source, screen: source === "saved" ? saved?.screen ?? "" : null };
-                note(`restored the ${source} machine (saved ${info.created ?? "?"}) ${filesFrom === "server"
+                const when = info.created ? ` saved ${info.created}` : "";
+                note(`restored the ${source === "saved" ? "session saved in this browser" : "machine shipped with the page"}${when} ${filesFrom === "server"
                     ? `over the stored files: ${report?.fids} open file(s) re-bound${report?.stale.length ? `, ${report.stale.length} gone since` : ""}`
                     : "with its files"}`);
                 break;
@@ -178,7 +179,7 @@ export async function start(ctx, parts) {
         if (!restored) { // the stored files come from another build's machine: boot with them
             emulator.destroy?.();
             emulator = ctx.emulator = api.emulator = await loadV86(ctx, parts, true, handle9p);
-            progress.bar("linux", "Linux");
+            progress.bar("linux", "Linux (the kernel)");
         }
     }
     api.source = /** @type {"boot" | "saved" | "shipped"} */ (restored?.source ?? "boot");
