@@ -65,7 +65,7 @@ export function createKeys(ctx, { terminal, files }) {
         const button = e.target instanceof HTMLElement ? e.target.closest("button") : null;
         if (!button) return;
         const key = button.dataset.key;
-        if (key === "Ctrl") { arm(!ctrlArmed); return; }
+        if (key === "Ctrl") { arm(!ctrlArmed); terminal.focus(); return; }
         if (key === "Esc") type("\x1b");
         else if (key === "Tab") type("\t");
         else if (key && "ABCD".includes(key)) type(arrow(key));
