@@ -68,6 +68,12 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def ux_shot(page, name):
+    """Screenshots of the page's keyboard, files panel and words: test-artifacts/ux/."""
+    (ARTIFACTS.parent / "ux").mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS.parent / "ux" / f"{name}.png"))
+
+
 @pytest.fixture(scope="module")
 def visitor_page(pw, tmp_path_factory):
     """One visitor's browser (a persistent profile) and page, shared by the tests below that need a
@@ -349,7 +355,13 @@ def focused(page) -> str:
     }""")
 
 
-def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_closes_the_panel(site, visitor_page):
+def terminal_focused(page) -> None:
+    """The terminal has the focus back (a dialog's close event gives it back a moment after)."""
+    page.wait_for_function("document.activeElement.closest('#terminal')", timeout=5_000)
+
+
+def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_closes_the_panel(
+        site, visitor_page):
     page = visitor_page
     ready_visitor(page, site)
     watch = Watch(page)
@@ -357,6 +369,7 @@ def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_close
     # The way out is written in the header, and the help lists every shortcut.
     hint = page.inner_text("#keys-hint")
     assert "Alt+T" in hint and "Alt+H" in hint, hint
+    ux_shot(page, "first-screen-hint")
     # Alt+T: from the terminal to the header's first control; Tab and Shift+Tab reach every one.
     page.keyboard.press("Alt+t")
     assert focused(page) == "files-toggle"
@@ -368,23 +381,23 @@ def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_close
         assert focused(page) == expected
     # Esc (or Alt+T again) goes back to the terminal.
     page.keyboard.press("Escape")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     page.keyboard.press("Alt+t")
     page.keyboard.press("Alt+t")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     # Alt+H and ? open the help; Esc closes it, back to the terminal.
     page.keyboard.press("Alt+h")
     page.wait_for_selector("#help-dialog[open]")
     assert "Alt+F" in page.inner_text("#help-dialog") and "Delete" in page.inner_text("#help-dialog")
-    shot(page, "help")
+    ux_shot(page, "help")
     page.keyboard.press("Escape")
     page.wait_for_selector("#help-dialog", state="hidden")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     page.keyboard.press("Alt+t")
     page.keyboard.press("?")
     page.wait_for_selector("#help-dialog[open]")
     page.keyboard.press("Escape")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     # Reset… by keyboard: its confirmation opens, Esc cancels it.
     page.keyboard.press("Alt+t")
     page.keyboard.press("Tab")
@@ -394,7 +407,7 @@ def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_close
     page.wait_for_selector("#confirm-reset[open]")
     page.keyboard.press("Escape")
     page.wait_for_selector("#confirm-reset", state="hidden")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     # Files by keyboard: Enter on the button opens the panel (its first row gets the focus).
     page.keyboard.press("Alt+t")
     if page.is_visible("#files"):  # open at start on a wide screen
@@ -419,11 +432,11 @@ def test_keyboard_leaves_the_terminal_reaches_every_header_control_and_esc_close
     # Esc closes the panel on a wide screen too, and the terminal has the focus again.
     page.keyboard.press("Escape")
     assert not page.is_visible("#files")
-    assert focused(page) == "terminal"
+    terminal_focused(page)
     run(page, "echo keys-$((5*5))", r"keys-25")
     page.keyboard.press("Alt+f")
     page.wait_for_selector("#files:not([hidden])")
-    shot(page, "keyboard-files")
+    ux_shot(page, "keyboard-files")
     assert not watch.problems, watch.problems
 
 
@@ -447,6 +460,7 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     page.keyboard.press("Delete")
     note = page.inner_text("#files-note")
     assert "Not deleted" in note and "/bin" in note and "?delete=anywhere" in note, note
+    ux_shot(page, "files-delete-refused")
     page.click("#file-list li[data-name='etc'] button.del")
     assert "Not deleted" in page.inner_text("#files-note")
     assert not dialogs, dialogs
@@ -457,6 +471,7 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     page.wait_for_function("document.getElementById('files-path').textContent === '/proc'")
     note = page.inner_text("#files-note")
     assert "virtual folder" in note and "Drop files" not in note, note
+    ux_shot(page, "files-virtual-proc")
     # The whole tree exports as rootfs.tar, a folder as NAME.tar; the note says so.
     page.keyboard.press("Backspace")
     page.wait_for_function("document.getElementById('files-path').textContent === '/'")
@@ -485,8 +500,8 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     assert re.search(r"Imported [23] entries from two.tar into /root\.", note), note
     page.set_input_files("#files-import", files=[
         {"name": "junk.tar", "mimeType": "application/x-tar", "buffer": b"this is not a tar at all" * 40}])
-    page.wait_for_function("document.getElementById('files-note').textContent.includes('Cannot import junk.tar')")
-    shot(page, "files-import-feedback")
+    page.wait_for_function("document.getElementById('files-note').textContent.includes('Cannot import junk')")
+    ux_shot(page, "files-import-feedback")
     # Inside /root the panel deletes, as before (after asking).
     assert not dialogs, dialogs
     answers.append(True)
@@ -505,10 +520,11 @@ def test_status_line_says_in_words_when_the_session_was_saved(site, visitor_page
     watch = Watch(page)
     before = page.evaluate("window.pyninep.lastSave ? window.pyninep.lastSave.at : 0")
     page.evaluate("window.pyninep.save()")
-    page.wait_for_function("t => window.pyninep.lastSave && window.pyninep.lastSave.at > t && !window.pyninep.saving",
+    page.wait_for_function("t => window.pyninep.lastSave?.at > t && !window.pyninep.saving",
                            arg=before, timeout=30_000)
     status = page.inner_text("#status")
     assert status == "session saved just now", status
+    ux_shot(page, "status-saved")
     # The numbers are there for whoever asks (the tooltip), not in the line.
     details = page.get_attribute("#status", "title")
     assert "MB" in details and " ms" in details, details

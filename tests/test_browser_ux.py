@@ -1,4 +1,4 @@
-"""The page on a phone, in real headless Chromium with touch emulated (390×844, a phone's screen):
+"""The page on a phone, in real headless Chromium with touch emulated (390 by 844, a phone's screen):
 the terminal keeps 60 columns (it scrolls sideways), the files panel opens as a sheet below the
 prompt, and the key row gives what a phone's keyboard lacks (Esc, Ctrl, Tab, the arrows).
 
@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from page_user import run, screen, wait_ready
 from test_browser import CHROMIUM, FLAGS, Watch, pw, site  # noqa: F401 (fixtures)
 
@@ -40,7 +39,7 @@ def tap_key(page, label):
 
 
 def test_phone_first_visit_names_what_it_downloads(phone):
-    page, watch, progress_text = phone
+    page, _, progress_text = phone
     assert "Linux, ready to run" in progress_text and "Saved machine" not in progress_text, progress_text
     assert " MB" not in progress_text, progress_text
     assert page.evaluate("window.pyninep.source") == "shipped"
@@ -62,10 +61,8 @@ def test_phone_terminal_keeps_60_columns_and_the_key_row_reaches_the_guest(phone
     tap_key(page, "Esc")
     tap_key(page, "Tab")
     page.keyboard.type("x\n")
-    try:
-        page.wait_for_function("/\\^\\[ {6}x[\\s\\S]*\\^\\[ {6}x/.test(window.pyninep.screenText())", timeout=10_000)
-    except Exception:
-        raise AssertionError(screen(page)[-600:]) from None
+    page.wait_for_function("/\\^\\[ {6}x[\\s\\S]*\\^\\[ {6}x/.test(window.pyninep.screenText())",
+                           timeout=10_000)
     # Ctrl (sticky) then c: the guest's interrupt ends cat.
     tap_key(page, "Ctrl")
     assert page.get_attribute("#key-ctrl", "aria-pressed") == "true"
@@ -77,7 +74,8 @@ def test_phone_terminal_keeps_60_columns_and_the_key_row_reaches_the_guest(phone
     before = screen(page).count("arrow-9")
     tap_key(page, "↑")
     page.keyboard.press("Enter")
-    page.wait_for_function("n => window.pyninep.screenText().split('arrow-9').length - 1 > n", arg=before, timeout=10_000)
+    page.wait_for_function("n => window.pyninep.screenText().split('arrow-9').length - 1 > n",
+                           arg=before, timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "phone-keyrow.png"))
     assert not watch.problems, watch.problems
 
@@ -93,7 +91,8 @@ def test_phone_files_panel_is_a_sheet_below_the_prompt(phone):
     assert term["bottom"] <= sheet["top"] + 1, (term, sheet)
     # The prompt (the cursor's row) is on screen above the sheet.
     cursor_y = page.evaluate("""() => {
-        const t = window.pyninep.terminal, r = document.querySelector('#terminal .xterm-screen').getBoundingClientRect();
+        const t = window.pyninep.terminal;
+        const r = document.querySelector('#terminal .xterm-screen').getBoundingClientRect();
         return r.top + (t.buffer.active.cursorY + 0.5) * r.height / t.rows;
     }""")
     assert cursor_y < sheet["top"], (cursor_y, sheet)
