@@ -100,6 +100,10 @@ export function createFiles(ctx, { terminal }) {
                 del.className = "del";
                 del.textContent = "✕";
                 del.title = del.ariaLabel = `Delete ${e.name} (Delete key)`;
+                if (!this.mayDelete(this.join(this.dir, e.name))) {
+                    del.classList.add("locked"); // it says why when pressed
+                    del.title = `${e.name} is outside your own folders: the panel does not delete it`;
+                }
                 del.tabIndex = -1; // a row is one tab stop (its name); the Delete key deletes
                 del.addEventListener("click", () => this.remove(e.name, e.kind === "d"));
                 li.dataset.name = e.name;
