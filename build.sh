@@ -271,6 +271,7 @@ case "$verb" in
         "$PY" bench/live_files.py
         "$PY" bench/guest_workloads.py "$@"
         "$PY" bench/page.py "$DIST"
+        "$PY" bench/terminal.py "$DIST"  # lines/s to the screen and piped, Ctrl+C
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
         # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
         "$PY" bench/idb_chunks.py

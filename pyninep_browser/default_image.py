@@ -98,16 +98,21 @@ def modules() -> dict[str, str]:
 
 # ----------------------------------------------------------------- the static tree
 
+# busybox init starts the console's shell with HOME=/ (its own default), not root's home: a
+# login shell of root starts in /root, as after a real login.
 PROFILE = r"""export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=${HOME:-/root}
+[ "${HOME:-/}" = / ] && [ "$(id -u)" = 0 ] && HOME=/root
+export HOME
+cd "$HOME" 2>/dev/null
 export PS1='\u@\h:\w\$ '
 export PAGER=less
 alias ll='ls -l'
 """
 
-MOTD = """Welcome to a Linux guest whose files are served by Python, in this page.
-Everything under / lives in pyninep-browser's filesystem. Try:
-  echo 'print(6*7)' > /py/run; cat /py/run
+# The page's first screen (web/machine.js wakeLine prints it): what this is, and what to try.
+MOTD = """Linux (i686, busybox) in this page: every file under / is served by Python here.
+Try: echo 'print(6*7)' > /py/run; cat /py/run    (runs Python in the page)
+The Files panel (Alt+F) shows /root: drop files on it to upload them.
 """
 
 # Tools Debian's busybox lacks, with the libc they load: guest path -> path in the guest root.

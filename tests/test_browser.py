@@ -247,6 +247,25 @@ def test_files_panel_shows_what_the_guest_changes_without_a_click(site, visitor_
     assert not watch.problems, watch.problems
 
 
+def test_first_screen_says_what_this_is_at_a_prompt_in_roots_home(site, visitor_page):
+    page = visitor_page
+    # A new visitor's first screen (memory storage: the shipped machine, as on a first visit).
+    visit(page, site + "?memory")
+    assert page.evaluate("window.pyninep.source") == "shipped"
+    first = screen(page)
+    lines = first.splitlines()
+    # What this is and what to try, then the prompt in /root (~): nothing else.
+    assert "served by Python" in lines[0], first
+    assert "/py/run" in first and "Files panel" in first, first
+    assert re.fullmatch(r"root@pyninep:~# ?", lines[-1]), first
+    assert len(lines) <= 5, first
+    for noise in ("Linux version", "BusyBox", "date -s", "urandom", "PYNINEP", "job control"):
+        assert noise not in first, (noise, first)
+    out = run(page, "pwd; echo home=$HOME", r"\nhome=\S+")
+    assert re.search(r"\n/root\s+home=/root", out), out
+    shot(page, "first-screen")
+
+
 def error_sentence(page, timeout=60_000) -> str:
     page.wait_for_selector("#error:not([hidden])", timeout=timeout)
     return page.inner_text("#error-text")

@@ -64,11 +64,13 @@ function seedHex() {
     return Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT.
+/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT. It ends by
+ * showing /etc/motd: the first screen says what this is and what to try (the boot printed it too,
+ * but that went to the page's log with the rest of the boot, or was saved in the shipped machine).
  * @param {{rows: number, cols: number, now?: number}} size */
 export function wakeLine({ rows, cols, now = Date.now() }) {
     return `date -s @${Math.floor(now / 1000)} >/dev/null; echo ${seedHex()} >/dev/urandom;` +
-        ` stty rows ${rows | 0} cols ${cols | 0}\n`;
+        ` stty rows ${rows | 0} cols ${cols | 0}; cat /etc/motd 2>/dev/null\n`;
 }
 
 /** The bytes the loop in the guest reads on the second serial port: the terminal's size, and with
