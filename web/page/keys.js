@@ -79,23 +79,21 @@ export function createKeys(ctx, { terminal, files }) {
         if (c >= 64 && c <= 95) return String.fromCharCode(c - 64); // @ A..Z [ \ ] ^ _
         return key === " " ? "\x00" : key === "?" ? "\x7f" : null;
     };
+    /** Type control character `c` (if any) instead of what the event would have typed. */
+    const typeArmed = (/** @type {Event} */ e, /** @type {string | null} */ c) => {
+        if (c === null) return;
+        e.preventDefault();
+        e.stopPropagation();
+        arm(false);
+        type(c);
+    };
     // Armed, the next key typed (a hardware key, or a soft keyboard's input) goes with Ctrl.
     document.addEventListener("keydown", (e) => {
         if (!ctrlArmed || e.ctrlKey || e.altKey || e.metaKey) return;
-        const c = control(e.key);
-        if (c === null) return;
-        e.preventDefault();
-        e.stopPropagation();
-        arm(false);
-        type(c);
+        typeArmed(e, control(e.key));
     }, true);
     document.addEventListener("beforeinput", (e) => {
-        const c = ctrlArmed && e.data ? control(e.data.slice(-1)) : null;
-        if (c === null) return;
-        e.preventDefault();
-        e.stopPropagation();
-        arm(false);
-        type(c);
+        typeArmed(e, ctrlArmed && e.data ? control(e.data.slice(-1)) : null);
     }, true);
 
     return { showHelp, touch };
