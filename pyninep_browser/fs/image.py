@@ -24,7 +24,7 @@ from typing import Any
 
 from .filesystem import Filesystem
 from .stateformat import MAGIC as STATE_MAGIC
-from .stateformat import Blob, SnapshotError, build_filesystem, filesystem_header, pack, unpack
+from .stateformat import Blob, build_filesystem, corrupt, filesystem_header, pack, unpack
 
 MAGIC = b"PNPIMAGE"
 FORMAT = 1
@@ -59,9 +59,7 @@ def load_filesystem(
     try:
         fs = build_filesystem(header, blob)
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, SnapshotError):
-            raise
-        raise SnapshotError(f"snapshot is corrupt: {exc!r}") from None
+        raise corrupt(exc) from None
     # An image starts a fresh life: nothing holds its inodes open.
     fs.forget_holders()
     return fs

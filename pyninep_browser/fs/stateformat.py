@@ -57,6 +57,11 @@ class Blob:
         return ref
 
 
+def corrupt(exc: Exception) -> SnapshotError:
+    """What a state that passed its checksum yet does not build raises (a SnapshotError as is)."""
+    return exc if isinstance(exc, SnapshotError) else SnapshotError(f"snapshot is corrupt: {exc!r}")
+
+
 def take(blob: memoryview, ref: list[int]) -> memoryview:
     """The bytes ``ref`` names in a state's blob, checked against its end."""
     off, n = int(ref[0]), int(ref[1])

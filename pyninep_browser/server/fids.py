@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from .. import protocol as p
-from ..fs import S_IFMT, Cred, Filesystem, Inode, fail
+from ..fs import O_ACCMODE, O_RDONLY, O_WRONLY, S_IFMT, Cred, Filesystem, Inode, fail
 from ..protocol import NOFID
 
 _QID_TYPE = {stat.S_IFDIR: int(p.QidType.DIR), stat.S_IFLNK: int(p.QidType.SYMLINK)}
@@ -140,17 +140,16 @@ class FidTable:
             raise fail(errno.ENOTDIR)
         return f
 
-    def _open_fid(self, fid: int, want_write: bool) -> Fid:
-        """An OPEN fid whose open mode allows reading (or writing)."""
-        f = self._file_fid(fid)
+    @staticmethod
+    def _check_open(f: Fid, want_write: bool) -> None:
+        """``f`` (a file fid in hand) is OPEN with a mode that allows reading (or writing)."""
         if f.state is not OPEN:
             raise fail(errno.EBADF, "fid not open")
-        acc = f.open_flags & 3  # O_ACCMODE
-        if want_write and acc == 0:
+        acc = f.open_flags & O_ACCMODE
+        if want_write and acc == O_RDONLY:
             raise fail(errno.EBADF, "not open for writing")
-        if not want_write and acc == 1:
+        if not want_write and acc == O_WRONLY:
             raise fail(errno.EBADF, "not open for reading")
-        return f
 
     def _new_fid_slot(self, newfid: int, allow: int | None = None) -> None:
         if newfid == NOFID:

@@ -251,8 +251,6 @@ class Server(FidTable, Deferrals, FastPaths):
         for tag in sorted(self.pending):
             self._abandon(tag)
 
-    _reset = reset  # the name it had
-
     # ----------------------------------------------------------------- session
 
     def version_(self, tag: int, msize: int, version: str) -> bytes:
@@ -377,7 +375,7 @@ class Server(FidTable, Deferrals, FastPaths):
         elif f.state is XATTR_WRITE:
             raise fail(errno.EBADF, "xattr fid is for writing")
         else:
-            f = self._open_fid(fid, want_write=False)
+            self._check_open(f, want_write=False)  # an xattr fid was handled above
             inode = f.inode
             if inode.is_dir():
                 raise fail(errno.EISDIR)
@@ -404,7 +402,7 @@ class Server(FidTable, Deferrals, FastPaths):
             return _RWRITE.pack(11, T.Rwrite, tag, len(data))
         if f.state is XATTR_READ:
             raise fail(errno.EBADF, "xattr fid is for reading")
-        f = self._open_fid(fid, want_write=True)
+        self._check_open(f, want_write=True)
         inode = f.inode
         if inode.is_dir():
             raise fail(errno.EISDIR)

@@ -25,6 +25,7 @@ from ..fs.stateformat import (
     Blob,
     SnapshotError,
     build_filesystem,
+    corrupt,
     filesystem_header,
     inode_times,
     lock_records,
@@ -164,10 +165,6 @@ def _session_server(fs: Filesystem, s: dict[str, Any], blob: memoryview) -> Serv
     return server
 
 
-def _corrupt(exc: Exception) -> SnapshotError:
-    return exc if isinstance(exc, SnapshotError) else SnapshotError(f"snapshot is corrupt: {exc!r}")
-
-
 # ---- complete states
 
 
@@ -208,7 +205,7 @@ def restore(data: bytes | bytearray | memoryview, store: Any = None, **store_opt
                 r, inode, parent, fs.inodes.get(top) if top is not None else None, blob
             )
     except (KeyError, TypeError, ValueError) as exc:
-        raise _corrupt(exc) from None
+        raise corrupt(exc) from None
     if store is not None:
         fs.adopt_store(store, generation=generation, **store_options)
     return server
@@ -324,7 +321,7 @@ def restore_session(data: bytes | bytearray | memoryview, fs: Filesystem) -> tup
             if inode is not None:
                 locks.append((inode, locks_from(held)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _corrupt(exc) from None
+        raise corrupt(exc) from None
     # Checked and built: now change the filesystem (references held, locks taken again).
     owners = {o for f in fids.values() for o in f.lock_owners or ()}
     for inode, held_locks in locks:
