@@ -23,7 +23,7 @@ Everything importable from the former ``fs`` module is importable from here.
 from . import constants
 from .constants import *  # noqa: F403 - every public limit, flag and mode bit is part of fs
 from .filesystem import Filesystem
-from .inode import ROOT, Backend, Cred, DirEntries, FileBackend, Inode, StatFS
+from .inode import ROOT, Backend, Cred, DirEntries, FileBackend, Inode, LiveHandle, StatFS
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, LOCK_END, Lock
 from .persist import FORMAT as STORE_FORMAT
 from .persist import ChunksNeeded
@@ -37,6 +37,7 @@ __all__ = [
     "Inode",
     "Backend",
     "FileBackend",
+    "LiveHandle",
     "StatFS",
     "F_RDLCK",
     "F_UNLCK",

@@ -23,7 +23,7 @@ from .constants import (
     S_IFREG,
     _fail,
 )
-from .inode import ROOT, Cred, FileBackend, Inode
+from .inode import ROOT, Cred, FileBackend, Inode, LiveHandle
 
 
 class FileData:
@@ -44,7 +44,7 @@ class FileData:
         @staticmethod
         def _kill_priv(inode: Inode, in_group: bool = True) -> None: ...
 
-    def open(self, inode: Inode, flags: int, cred: Cred = ROOT, session: Any = None) -> Any:
+    def open(self, inode: Inode, flags: int, cred: Cred = ROOT, session: Any = None) -> LiveHandle | None:
         """Check that ``inode`` may be opened with ``flags`` and apply O_TRUNC. Returns the
         per-open handle of a live file (its content is Python: :mod:`pyninep_browser.live`),
         opened for ``session`` (the 9P session, or None for the page's own calls); None for a

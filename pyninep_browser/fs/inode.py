@@ -31,12 +31,24 @@ class Cred(NamedTuple):
 ROOT = Cred(0, 0)
 
 
+class LiveHandle(Protocol):
+    """One open of a live file (what :meth:`Backend.open` returns; the server reads and writes
+    through it). A call may return an awaitable (an async live function): the reply then waits."""
+
+    def start(self) -> Any: ...
+    def read(self, offset: int, count: int) -> bytes: ...
+    def write(self, offset: int, data: Any) -> int: ...
+    def fsync(self) -> Any: ...
+    def close(self) -> Any: ...
+    def discard(self) -> None: ...
+
+
 class Backend(Protocol):
     """The Python object behind a live file or directory (:mod:`pyninep_browser.live` makes
     them): the filesystem asks it instead of its own data and entries. ``server`` is the 9P
     session asking, or None for the page's and the authoring API's own calls."""
 
-    def open(self, server: Any, cred: Cred, flags: int) -> Any:
+    def open(self, server: Any, cred: Cred, flags: int) -> LiveHandle:
         """Check the open and return the per-open handle (the server reads and writes it)."""
         ...
 

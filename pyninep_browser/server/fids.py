@@ -20,10 +20,9 @@ import errno
 import stat
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
 
 from .. import protocol as p
-from ..fs import O_ACCMODE, O_RDONLY, O_WRONLY, S_IFMT, Cred, Filesystem, Inode, fail
+from ..fs import O_ACCMODE, O_RDONLY, O_WRONLY, S_IFMT, Cred, Filesystem, Inode, LiveHandle, fail
 from ..protocol import NOFID
 
 _QID_TYPE = {stat.S_IFDIR: int(p.QidType.DIR), stat.S_IFLNK: int(p.QidType.SYMLINK)}
@@ -44,18 +43,6 @@ class FidState(Enum):
 
 
 WALKED, OPEN, XATTR_READ, XATTR_WRITE = FidState  # the hot paths compare identities
-
-
-class LiveHandle(Protocol):
-    """What an open live file's handle does (see :mod:`pyninep_browser.live`). A call may return
-    an awaitable (an async live function): the reply then waits for it."""
-
-    def start(self) -> Any: ...
-    def read(self, offset: int, count: int) -> bytes: ...
-    def write(self, offset: int, data: Any) -> int: ...
-    def fsync(self) -> Any: ...
-    def close(self) -> Any: ...
-    def discard(self) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
