@@ -214,10 +214,10 @@ def test_copy_on_write_and_sqlite_restart(served, tmp_path: Path) -> None:
     # a rename, a chmod, an unlink.
     assert fs.read_file("/srv/many/f001") == b"small file 1\n" * 2
     inode = fs.resolve("/srv/big")
-    fs.write(inode, PIECE + 10, b"WRITTEN")
+    assert fs.write(inode, PIECE + 10, b"WRITTEN") == 7
     assert fs.read_file("/etc/motd") == b"Welcome.\n" * 40
     fs.truncate(fs.resolve("/etc/motd"), 9)  # still the base's bytes (fetched above), fewer
-    fs.write(fs.resolve("/etc/hostname"), 8, b"more\n")
+    assert fs.write(fs.resolve("/etc/hostname"), 8, b"more\n") == 5
     fs.rename(fs.resolve("/srv"), "same-a", fs.resolve("/srv"), "renamed")
     fs.setattr(fs.resolve("/bin/hello"), mode=0o700)
     fs.unlink(fs.resolve("/srv/many"), "f002")

@@ -157,12 +157,11 @@ class FileData:
         copied: dict[int, bytearray] = {}
         if inode.base is not None and offset - offset % CHUNK < inode.base_end:
             first, last = offset // CHUNK, (end - 1) // CHUNK
-            partial = [
-                ci
-                for ci in {first, last}
-                if (n := self._base_len(inode, ci))
-                and ((ci == first and offset % CHUNK) or end - ci * CHUNK < n)
-            ]
+            partial = []
+            for ci in {first, last}:
+                from_base = self._base_len(inode, ci)
+                if from_base and ((ci == first and offset % CHUNK) or end - ci * CHUNK < from_base):
+                    partial.append(ci)
             if partial:
                 self._ensure_base(inode, partial)
                 copied = {ci: self._base_chunk(inode, ci) for ci in partial}
