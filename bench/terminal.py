@@ -81,16 +81,18 @@ def main() -> int:
     n = args.lines
     outputs = {"seq": f"seq {n}", "listing (~60 B/line)": LISTING % n}
     # The page as it was (one write to xterm.js per macrotask: ?flushms=0) and as it is (batched
-    # during a flood, web/page/terminal.js), side by side in one browser so both see the same load.
+    # during a flood, web/page/terminal.js), side by side so both see the same load: two browsers
+    # (a second tab of one browser would find the sandbox open in the first).
     pages = {"before (flushms=0)": "&flushms=0", "after": ""}
     rows: dict[str, list[float]] = {}
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as tmp:
         site = SiteServer(Path(args.dist))
-        browser = Browser(pw, Path(tmp) / "profile")
+        browsers = []
         try:
             opened = {}
-            for name, extra in pages.items():
-                opened[name] = page = browser.page()
+            for i, (name, extra) in enumerate(pages.items()):
+                browsers.append(Browser(pw, Path(tmp) / f"profile{i}"))
+                opened[name] = page = browsers[-1].page()
                 visit(page, site.url + "?memory&nofiles&nosw" + extra)
                 timed(page, (LISTING % 2000) + "; echo warm-$((1+1))", r"\bwarm-2")  # the JIT warmed up
             for k in range(args.runs):
@@ -109,7 +111,8 @@ def main() -> int:
                     else:
                         rows.setdefault(f"Ctrl+C to the prompt, {variant} (s)", []).append(took)
         finally:
-            browser.close()
+            for browser in browsers:
+                browser.close()
             site.close()
     print(f"terminal: {n} lines through the serial console in headless Chromium ({args.runs} runs)")
     for name, values in sorted(rows.items()):
