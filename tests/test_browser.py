@@ -474,14 +474,20 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     page.wait_for_selector("#files:not([hidden])")
     page.evaluate("window.pyninep.files.cd('/')")
     page.wait_for_selector("#file-list li[data-name='bin']")
-    # Deleting /bin from the panel is refused, in words, without even asking; /bin stays.
+    # Deleting /bin from the panel is refused, in words, in /bin's row, without even asking; /bin stays.
     page.focus("#file-list li[data-name='bin'] button.name")
     page.keyboard.press("Delete")
-    note = page.inner_text("#files-note")
+    note = page.inner_text("#file-list li[data-name='bin'] .row-note")
     assert "Not deleted" in note and "/bin" in note and "?delete=anywhere" in note, note
+    row, said = (page.locator(f"#file-list li[data-name='bin'] {s}").bounding_box() for s in ("button.name", ".row-note"))
+    assert 0 <= said["y"] - (row["y"] + row["height"]) < 12, (row, said)  # right under the row
     ux_shot(page, "files-delete-refused")
     page.click("#file-list li[data-name='etc'] button.del")
-    assert "Not deleted" in page.inner_text("#files-note")
+    assert "Not deleted: /etc" in page.inner_text("#file-list li[data-name='etc'] .row-note")
+    assert page.locator("#file-list .row-note").count() == 1  # the one about the last press
+    page.focus("#file-list li[data-name='etc'] button.name")
+    page.keyboard.press("ArrowDown")  # the rows are still one stop each, the note is no stop
+    assert page.evaluate("document.activeElement.closest('li')?.dataset.name") not in ("etc", None)
     assert not dialogs, dialogs
     assert page.locator("#file-list li[data-name='bin']").count() == 1
     # The kernel's folders are marked as such, not offered as empty folders to drop files in.
