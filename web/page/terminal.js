@@ -17,9 +17,11 @@ import { $ } from "./context.js";
 /** During a flood of output the page writes to xterm.js at most this often (ms; ?flushms=N to
  * change it, 0 writes once per macrotask as before: bench/terminal.py compares the two) … */
 const BULK_MS = 100;
-/** … a flood being more than this many bytes since the last write (more than an echoed key or a
- * prompt, which go at once). */
-const BULK_BYTES = 256;
+/** … a flood being output that has kept coming for this long (ms): longer than a full-screen
+ * program's redraw or a command's short answer, which go at once, … */
+const FLOOD_MS = 150;
+/** … with no pause longer than this (ms). */
+const PAUSE_MS = 50;
 
 /**
  * @param {import("./context.js").PageContext} ctx
@@ -103,12 +105,14 @@ export function createTerminal(ctx, { messages }) {
     // next animation frame, and drawing (layout and paint of the rows) took more of the page's one
     // thread than the emulator making the output (docs/measurements.md): during a flood the page
     // writes at most every BULK_MS, so the screen is drawn that often and the rest of the time
-    // goes to the guest. A lone burst (an echoed key, a prompt) is written at once.
+    // goes to the guest. Anything shorter (an echoed key, a prompt, an editor's redraw) is written
+    // at the next macrotask, whole.
     let out = new Uint8Array(4096);
     let outLength = 0;
     let outPending = false;
     let lastFlush = 0;
-    let lastSize = 0;
+    let lastOutput = -Infinity; // when output last came (or was last written out)
+    let floodFrom = 0; // when the output that keeps coming began
     const bulkMs = Number(ctx.params.get("flushms") ?? BULK_MS);
     let afterWake = "";
     /** @type {(() => void) | null} */
@@ -118,13 +122,12 @@ export function createTerminal(ctx, { messages }) {
 
     function flush() {
         const now = performance.now();
-        if (now - lastFlush < bulkMs && lastSize + outLength >= BULK_BYTES) {
+        if (now - floodFrom > FLOOD_MS && now - lastFlush < bulkMs) {
             setTimeout(flush, lastFlush + bulkMs - now);
             return;
         }
         outPending = false;
-        lastFlush = now;
-        lastSize = outLength;
+        lastFlush = lastOutput = now;
         term().write(out.slice(0, outLength));
         outLength = 0;
     }
@@ -152,6 +155,10 @@ export function createTerminal(ctx, { messages }) {
             }
         }
         if (!outPending) {
+            // The first byte since the last write: a pause before it ends a flood.
+            const now = performance.now();
+            if (now - lastOutput > PAUSE_MS) floodFrom = now;
+            lastOutput = now;
             outPending = true;
             setTimeout(flush, 0);
         }
