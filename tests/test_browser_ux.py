@@ -62,8 +62,10 @@ def test_phone_header_is_one_row_with_every_control(phone):
     one_row()
     page.screenshot(path=str(ARTIFACTS / "phone-header.png"), clip={"x": 0, "y": 0, "width": 390, "height": 120})
     # The longest things the status line says fit too (cut short, whole in its tooltip).
-    page.evaluate("document.getElementById('status').textContent = 'session saved 55 min ago (offline)'")
+    said = page.evaluate("""() => { const s = document.getElementById('status'), was = s.textContent;
+        s.textContent = 'session saved 55 min ago (offline)'; return was; }""")
     one_row()
+    page.evaluate("was => { document.getElementById('status').textContent = was; }", said)
     assert not watch.problems, watch.problems
 
 
