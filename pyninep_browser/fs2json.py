@@ -97,7 +97,9 @@ def load_fs2json(
             target = entry[6] if len(entry) > 6 else None
             if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
                 raise Fs2jsonError(f"bad name in fs.json: {name!r}")
-            if not all(type(v) is int for v in (size, mode, uid, gid)) or not isinstance(mtime, (int, float)):
+            if type(size) is not int or type(mode) is not int or type(uid) is not int or type(gid) is not int:
+                raise Fs2jsonError(f"bad attributes for {name!r} in fs.json")
+            if type(mtime) is not int and type(mtime) is not float:
                 raise Fs2jsonError(f"bad attributes for {name!r} in fs.json")
             kind = mode & 0o170000
             assert directory.entries is not None

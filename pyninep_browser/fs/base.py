@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ log = logging.getLogger("pyninep_browser")
 PIECE = 1 << 20  # base bytes are fetched in ranges of at most this (a whole number of CHUNKs)
 DEFAULT_BASE_CACHE_BYTES = 64 << 20
 MAX_CONTENT_NAME = 200
+_CONTENT_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_CONTENT_NAME - 1}}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,7 @@ class BaseRef:
 
 def check_content_name(name: Any) -> TypeGuard[str]:
     """A content file name that stays inside the base directory (no path, no URL tricks)."""
-    return (
-        isinstance(name, str)
-        and 0 < len(name) <= MAX_CONTENT_NAME
-        and not name.startswith(".")
-        and all(c.isalnum() or c in "._-" for c in name)
-    )
+    return isinstance(name, str) and _CONTENT_NAME.fullmatch(name) is not None
 
 
 class BaseSource(Protocol):
