@@ -131,6 +131,7 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
 
 const IS_NODE = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
 const EIO = 5;
+const BASE_FETCH_TIMEOUT_MS = 120_000; // one base content file or range (at most 1 MiB unless whole)
 
 /** @param {URL} url */
 async function fetchBytes(url) {
@@ -159,7 +160,10 @@ function fetchBase(url, start, end, done) {
             return end < 0 ? done(null, all, true) : done(null, all.subarray(start, end), false);
         }
         const headers = end >= 0 ? { Range: `bytes=${start}-${end - 1}` } : undefined;
-        const response = await fetch(u, { headers });
+        // A stalled host must not hold the guest's read for ever: it gets EIO, and a later read
+        // tries again.
+        const signal = typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(BASE_FETCH_TIMEOUT_MS) : undefined;
+        const response = await fetch(u, { headers, signal });
         if (response.status === 206 && end >= 0) {
             const range = /bytes (\d+)-/.exec(response.headers.get("Content-Range") ?? "");
             if (range && Number(range[1]) !== start) return done(`${u.href}: the host answered another range`, null, false);
