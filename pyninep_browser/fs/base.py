@@ -104,18 +104,26 @@ class BaseSource(Protocol):
 
 
 def zstd_decompress(data: bytes, limit: int) -> bytes:
-    """Decompress a zstd frame (v86's ``.bin.zst``) to at most ``limit`` bytes."""
+    """Decompress zstd frames (v86's ``.bin.zst``), stopping past ``limit`` bytes of output (a
+    file that decompresses to more than its size is wrong, and must not fill memory)."""
     try:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]  # 3.14, Pyodide
-
-        out = zstd.ZstdDecompressor().decompress(data, max_length=limit + 1)
     except ImportError:
         try:
-            import zstandard
+            import zstandard  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise _fail(errno.EIO, "zstd content needs Python 3.14 or `pip install zstandard`") from None
-        out = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    return out[: limit + 1]
+        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+        return reader.read(limit + 1)
+    out = bytearray()
+    rest = data
+    while rest and len(out) <= limit:
+        d = zstd.ZstdDecompressor()
+        out += d.decompress(rest, max_length=limit + 1 - len(out))
+        if not d.eof:
+            break  # truncated, or past the limit: the size check says which
+        rest = d.unused_data
+    return bytes(out)
 
 
 def zstd_compress(data: bytes, level: int = 19) -> bytes:
