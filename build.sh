@@ -351,6 +351,8 @@ case "$verb" in
         "$PY" bench/terminal.py "$DIST"  # lines/s to the screen and piped, Ctrl+C
         "$PY" bench/base_images.py "$DIST"  # fs2json base images against today's image and v86's 9p
         node bench/zstd.mjs "$DIST"
+        # the Debian userland against v86's 9p on the same export, when it is built (./build.sh debian)
+        [ -f "$DIST/debian/fs.json" ] && "$PY" bench/debian.py "$DIST"
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
         # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
         "$PY" bench/idb_chunks.py

@@ -213,6 +213,20 @@ def make_ld_cache(root: Path) -> bool:
     return done.returncode == 0
 
 
+def make_man_index(root: Path) -> bool:
+    """man-db's index (/var/cache/man: whatis, apropos, man -k), as its postinst makes it: the
+    guest's mandb chrooted into the staging root (needs root, and the user "man")."""
+    mandb = root / "usr/bin/mandb"
+    if not mandb.is_file() or os.geteuid() != 0:
+        return False
+    done = subprocess.run(
+        ["chroot", str(root), "/usr/bin/mandb", "-c", "-q"], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        print(f"debian_image: mandb failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
+    return done.returncode == 0
+
+
 def stage(root: str | os.PathLike) -> None:
     """Finish an unpacked staging root in place (idempotent)."""
     root = Path(root)
@@ -220,7 +234,14 @@ def stage(root: str | os.PathLike) -> None:
         raise FileNotFoundError(f"{root}: not an unpacked Debian root (no usr/bin)")
     merge_usr(root)
     set_alternatives(root)
+    (root / "etc/passwd").write_text(PASSWD)  # for the tools run below; build() writes them too
+    (root / "etc/group").write_text(GROUP)
+    # Debian's sitecustomize looks for Ubuntu's apport (absent) through all of sys.path at every
+    # start of python3: a few hundred ms in the guest.
+    for custom in root.glob("etc/python3.*/sitecustomize.py"):
+        custom.write_text("# pyninep: Debian's looks for apport, which is not here\n")
     make_ld_cache(root)
+    make_man_index(root)
     compile_python(root)
 
 
@@ -241,6 +262,9 @@ def build(tree: Tree, staging: str | None = None) -> None:
     dirs = (("/root", 0o700), ("/tmp", 0o1777), ("/var/tmp", 0o1777), ("/run", 0o755), ("/mnt", 0o755))
     for path, mode in dirs:
         (tree / path).mkdir(mode)
+    if (tree / "var/cache/man").is_dir():  # man-db's, as Debian has it
+        for entry in tree.walk("/var/cache/man"):
+            entry.chown(6, 12)
     base_files = src / "usr/share/base-files"
     etc = tree / "etc"
     (etc / "profile").copy_from(base_files / "profile")

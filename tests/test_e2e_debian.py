@@ -129,3 +129,9 @@ def test_a_file_in_root_reads_back(guest) -> None:
     assert guest.sh("cat /root/note.txt") == "kept\n"
     assert guest.read_file("/root/note.txt") == b"kept\n"  # the server's store holds it
     assert guest.sh("stat -c '%U %a' /root /root/note.txt").split() == ["root", "700", "root", "644"]
+
+
+def test_man_pages(guest) -> None:
+    assert guest.sh("whatis ls").startswith("ls (1)")
+    out = guest.sh("man ls 2>&1 | head -4", timeout=300)
+    assert "ls - list directory contents" in out, out
