@@ -245,11 +245,21 @@ fetch_debian() {
 
 stage_debian() { # the packages unpacked as bookworm lays them out (dpkg-deb -x, then usrmerge)
     local r=$DEBIAN_CACHE/root
-    local h; h=$(hash_of "$DEBIAN_CACHE/debs/SHA256SUMS" pyninep_browser/debian_image.py)
+    local h; h=$(hash_of "$DEBIAN_CACHE/debs/SHA256SUMS" pyninep_browser/debian_image.py <(declare -f stage_debian))
     stamp_ok "$r/.stamp" "$h" && return 0
     say "unpacking $(ls "$DEBIAN_CACHE"/debs/*.deb | wc -l) Debian packages"
     rm -rf "$r"; mkdir -p "$r"
-    for deb in "$DEBIAN_CACHE"/debs/*.deb; do dpkg-deb -x "$deb" "$r" || die "cannot unpack $deb"; done
+    mkdir -p "$r/var/lib/dpkg/info"; echo 1 > "$r/var/lib/dpkg/info/format"  # names with :ARCH
+    local deb pkg
+    for deb in "$DEBIAN_CACHE"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$r" || die "cannot unpack $deb"
+        # dpkg's own records, so dpkg -l and dpkg -L answer in the guest
+        dpkg-deb -f "$deb" | awk 'NR==1 {print; print "Status: install ok installed"; next} {print}' >> "$r/var/lib/dpkg/status"
+        echo >> "$r/var/lib/dpkg/status"
+        pkg=$(dpkg-deb -f "$deb" Package)
+        [ "$(dpkg-deb -f "$deb" Multi-Arch)" = same ] && pkg="$pkg:$(dpkg-deb -f "$deb" Architecture)"
+        dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' -e 's|^$|/.|' > "$r/var/lib/dpkg/info/$pkg.list"
+    done
     "$PY" -m pyninep_browser.debian_image stage "$r" || die "finishing the Debian root failed"
     echo "$h" > "$r/.stamp"
 }

@@ -135,3 +135,11 @@ def test_man_pages(guest) -> None:
     assert guest.sh("whatis ls").startswith("ls (1)")
     out = guest.sh("man ls 2>&1 | head -4", timeout=300)
     assert "ls - list directory contents" in out, out
+
+
+def test_dpkg_knows_what_is_installed(guest) -> None:
+    # bookworm's packages still list /bin (dpkg -S knows the names the packages give)
+    out = guest.sh("dpkg -l bash python3 | tail -2; dpkg -S /bin/bash; dpkg -L libc6 | grep -c libc.so.6 2>&1")
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["ii", "bash"] and lines[1].split()[:2] == ["ii", "python3"], out
+    assert lines[2:] == ["bash: /bin/bash", "1"], out
