@@ -327,7 +327,7 @@ build() {
     build_wheel
     build_site
     build_machine
-    say "dist/ ready ($(du -sh "$DIST" | cut -f1))"
+    say "dist/ ready ($(du -sh --exclude=debian "$DIST" | cut -f1))"
 }
 
 verb=${1:-build}
