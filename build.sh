@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# pyninep-browser build: ./build.sh [build] | serve | test | bench | clean
+# pyninep-browser build: ./build.sh [build] | debian | serve | test | bench | clean
 #   build  make dist/: a self-contained static site (v86, Pyodide, our wheel, the guest, the image)
+#   debian build, then the Debian userland as a base image in dist/debian/ (docs/debian.md)
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, check the Python (ruff lint and format, mypy) and the
 #          page's JavaScript (tsc), run the whole suite (pytest)
@@ -177,7 +178,9 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
     fi
     # Every file of the site with its size: the page's progress bars know totals up front, and
     # the service worker caches exactly this build.
-    local sizes; sizes=$(cd "$DIST" && find . -type f ! -name '.*' ! -name '*.tmp' \
+    # Not dist/debian/ (a base image: the page fetches its files as the guest reads them, and
+    # the service worker never caches a base).
+    local sizes; sizes=$(cd "$DIST" && find . -path './debian*' -prune -o -type f ! -name '.*' ! -name '*.tmp' \
         ! -name sw.js ! -name manifest.json -printf '%P\t%s\n' | sort \
         | "$PY" -c 'import json,sys; print(json.dumps(dict((p, int(n)) for p, n in (l.rstrip("\n").split("\t") for l in sys.stdin))))')
     cat > "$DIST/manifest.json.tmp" <<EOF
@@ -202,10 +205,79 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
 EOF
     mv "$DIST/manifest.json.tmp" "$DIST/manifest.json"
     # The service worker of this build: its cache name changes whenever any file does.
-    local build; build=$(cd "$DIST" && find . -type f ! -name sw.js ! -name '.*' -print0 | sort -z \
+    local build; build=$(cd "$DIST" && find . -path './debian*' -prune -o -type f ! -name sw.js ! -name '.*' -print0 | sort -z \
         | xargs -0 sha256sum | sha256sum | cut -c1-16)
     local files; files=$(cd "$DIST" && "$PY" -c 'import json; print(json.dumps(["./", "manifest.json", *json.load(open("manifest.json"))["sizes"]]))')
     sed -e "s|__BUILD__|$build|" -e "s|__FILES__|$files|" web/sw.js > "$DIST/sw.js"
+}
+
+# The Debian userland (./build.sh debian; docs/debian.md): bookworm i386 packages with their
+# dependencies resolved by apt against an empty status (private lists: nothing on the host
+# changes), unpacked with dpkg-deb -x (no maintainer scripts), finished by
+# pyninep_browser/debian_image.py (usrmerge, alternatives, .pyc files) and exported as a v86
+# fs2json base in dist/debian/. Never part of the default build; each step is stamped.
+# usr-is-merged satisfies init-system-helpers' "usrmerge | usr-is-merged" without perl.
+DEBIAN_PACKAGES="base-files usr-is-merged bash dash coreutils findutils grep sed mawk tar gzip xz-utils
+  bzip2 less procps util-linux mount hostname file nano diffutils debianutils ncurses-base ncurses-bin man-db
+  python3 libc-bin busybox-static"
+DEBIAN_CACHE=$CACHE/debian
+fetch_debian() {
+    need dpkg-deb "this build needs Debian's dpkg tools"
+    local d=$DEBIAN_CACHE debs=$DEBIAN_CACHE/debs lists=$DEBIAN_CACHE/lists
+    local want; want=$(echo $DEBIAN_PACKAGES | sha256sum | cut -d' ' -f1)
+    if stamp_ok "$debs/.stamp" "$want" && (cd "$debs" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+        return 0
+    fi
+    mkdir -p "$debs" "$lists/partial"; : > "$d/status"
+    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
+             "-oDir::State::status=$d/status" -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache=
+             -oDebug::NoLocking=1)
+    say "fetching the Debian userland's i386 packages (resolving dependencies)"
+    apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true  # a mirror mid-sync: what is listed still works
+    local names
+    names=$(apt-get "${o[@]}" -s install --no-install-recommends $DEBIAN_PACKAGES 2>&1 | awk '/^Inst /{print $2}')
+    [ -n "$names" ] || die "apt-get could not resolve $DEBIAN_PACKAGES for i386 (see $lists)"
+    rm -f "$debs"/*.deb "$debs/SHA256SUMS" "$debs/.stamp"
+    (cd "$debs" && apt-get "${o[@]}" download $names >/dev/null 2>&1) || die "apt-get download of the Debian userland failed"
+    (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
+    echo "$want" > "$debs/.stamp"
+}
+
+stage_debian() { # the packages unpacked as bookworm lays them out (dpkg-deb -x, then usrmerge)
+    local r=$DEBIAN_CACHE/root
+    local h; h=$(hash_of "$DEBIAN_CACHE/debs/SHA256SUMS" pyninep_browser/debian_image.py <(declare -f stage_debian))
+    stamp_ok "$r/.stamp" "$h" && return 0
+    say "unpacking $(ls "$DEBIAN_CACHE"/debs/*.deb | wc -l) Debian packages"
+    rm -rf "$r"; mkdir -p "$r"
+    mkdir -p "$r/var/lib/dpkg/info"; echo 1 > "$r/var/lib/dpkg/info/format"  # names with :ARCH
+    local deb pkg
+    for deb in "$DEBIAN_CACHE"/debs/*.deb; do
+        dpkg-deb -x "$deb" "$r" || die "cannot unpack $deb"
+        # dpkg's own records, so dpkg -l and dpkg -L answer in the guest
+        dpkg-deb -f "$deb" | awk 'NR==1 {print; print "Status: install ok installed"; next} {print}' >> "$r/var/lib/dpkg/status"
+        echo >> "$r/var/lib/dpkg/status"
+        pkg=$(dpkg-deb -f "$deb" Package)
+        [ "$(dpkg-deb -f "$deb" Multi-Arch)" = same ] && pkg="$pkg:$(dpkg-deb -f "$deb" Architecture)"
+        dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' -e 's|^$|/.|' > "$r/var/lib/dpkg/info/$pkg.list"
+    done
+    "$PY" -m pyninep_browser.debian_image stage "$r" || die "finishing the Debian root failed"
+    echo "$h" > "$r/.stamp"
+}
+
+build_debian() {
+    fetch_debian
+    stage_debian
+    local out=$DIST/debian
+    local h; h=$(hash_of "$DEBIAN_CACHE/root/.stamp" pyninep_browser/debian_image.py pyninep_browser/fs2json.py \
+        pyninep_browser/authoring.py)
+    if ! stamp_ok "$out/.stamp" "$h" || [ ! -f "$out/fs.json" ]; then
+        say "authoring the Debian root and exporting it to dist/debian/ (fs.json + base/)"
+        rm -rf "$out.tmp"
+        "$PY" -m pyninep_browser.debian_image export "$DEBIAN_CACHE/root" "$out.tmp" || die "exporting the Debian root failed"
+        rm -rf "$out"; mv "$out.tmp" "$out"
+        echo "$h" > "$out/.stamp"
+    fi
+    say "dist/debian/ ready ($(du -sh "$out" | cut -f1), $(ls "$out/base" | wc -l) content files)"
 }
 
 # The first visit's fast start: boot the default guest once in Node and save it at its prompt
@@ -255,16 +327,20 @@ build() {
     build_wheel
     build_site
     build_machine
-    say "dist/ ready ($(du -sh "$DIST" | cut -f1))"
+    say "dist/ ready ($(du -sh --exclude=debian "$DIST" | cut -f1))"
 }
 
 verb=${1:-build}
 case "$verb" in
     build) build ;;
+    debian) build; build_debian ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
         apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
         build
+        # The Debian base (tests/test_e2e_debian.py) when its packages are cached (seconds; the first
+        # download and export is ./build.sh debian or DEBIAN=1 here); otherwise that module skips.
+        if [ -f "$DEBIAN_CACHE/debs/.stamp" ] || [ "${DEBIAN:-}" = 1 ]; then build_debian; fi
         check_py  # ruff (lint and format) and mypy over pyninep_browser/
         check_js  # tsc --checkJs over the page's modules
         shift || true
@@ -285,6 +361,8 @@ case "$verb" in
         "$PY" bench/terminal.py "$DIST"  # lines/s to the screen and piped, Ctrl+C
         "$PY" bench/base_images.py "$DIST"  # fs2json base images against today's image and v86's 9p
         node bench/zstd.mjs "$DIST"
+        # the Debian userland against v86's 9p on the same export, when it is built (./build.sh debian)
+        [ -f "$DIST/debian/fs.json" ] && "$PY" bench/debian.py "$DIST"
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
         # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
         "$PY" bench/idb_chunks.py
@@ -292,5 +370,5 @@ case "$verb" in
         "$PY" bench/machine_blob.py
         "$PY" bench/idb_crash.py --runs 100 --guest 3 ;;
     clean) rm -rf "$DIST" ;;
-    *) die "unknown verb '$verb': use build, serve, test, bench or clean" ;;
+    *) die "unknown verb '$verb': use build, debian, serve, test, bench or clean" ;;
 esac

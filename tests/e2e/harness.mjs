@@ -112,7 +112,7 @@ function waitFor(pattern, timeout) {
 }
 
 try {
-    await waitFor(/[#$] $/, 120000);
+    await waitFor(/[#$] $/, 240000);  // a loaded 2-core machine booting the Debian base
 } catch (e) {
     fail(e.message);
 }
