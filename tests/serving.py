@@ -121,7 +121,11 @@ class WsLink:
         from websockets.sync.client import connect
 
         headers = {"Origin": origin} if origin else None
-        self.ws = connect(url, additional_headers=headers, open_timeout=timeout, max_size=None, compression=None)
+        options = dict(additional_headers=headers, open_timeout=timeout, max_size=None, compression=None)
+        try:  # a link lives longer than a with-block: websockets 17 wants that said (legacy=True)
+            self.ws = connect(url, legacy=True, **options)
+        except TypeError:
+            self.ws = connect(url, **options)
 
     def handle(self, frame: bytes) -> bytes:
         self.ws.send(frame)

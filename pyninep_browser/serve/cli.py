@@ -132,6 +132,7 @@ def open_filesystem(args: argparse.Namespace) -> Filesystem:
             return load_image(data) if data is not None else Filesystem()
         from ..store.sqlite import SQLiteStore
 
+        _check_foreign(args.db)
         store = SQLiteStore(args.db)
         if store.load_meta():
             return Filesystem(store=store)
@@ -143,6 +144,26 @@ def open_filesystem(args: argparse.Namespace) -> Filesystem:
         return fs
     except (StoreError, ImageError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _check_foreign(path: Path) -> None:
+    """Refuse a SQLite database that holds other tables than a store's: it is someone else's."""
+    import sqlite3
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return  # not SQLite at all: the store says so in its own words
+    if tables - {"meta", "chunks"}:
+        raise UsageError(
+            f"--db {path} is a SQLite database but not a pyninep store (tables: {', '.join(sorted(tables))})"
+        )
 
 
 def _token(args: argparse.Namespace) -> str | None:
