@@ -149,7 +149,7 @@ build_site() {
     cp -u "$nm/@xterm/xterm/lib/xterm.mjs" "$nm/@xterm/xterm/lib/xterm.mjs.map" \
           "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
           "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
-    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/machine.js web/app.js web/index.html "$DIST/"
+    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/pyninep-remote.js web/machine.js web/app.js web/index.html "$DIST/"
     # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
     # write_manifest lists them (and the service worker caches them) like every file of dist/.
     rm -rf "$DIST/page"; cp -r web/page "$DIST/page"

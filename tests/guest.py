@@ -33,7 +33,7 @@ class Guest:
         if node is None:
             raise GuestError("node is not installed")
         flags = []
-        if "--proxy" in extra_args and _node_major(node) < 22:
+        if ("--proxy" in extra_args or "--server" in extra_args) and _node_major(node) < 22:
             flags.append("--experimental-websocket")  # v86's proxy_url needs a global WebSocket
         self.proc = subprocess.Popen(
             [node, *flags, str(ROOT / "tests/e2e/harness.mjs"), str(DIST), *extra_args],

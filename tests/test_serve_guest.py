@@ -92,11 +92,17 @@ def test_a_dropped_socket_resumes_with_the_open_fd_and_the_lock(guest, served):
 
 
 def test_a_second_guest_sees_the_first_ones_files(guest, served):
+    """The second guest runs as the page does in server mode (createServer({server}): the shim
+    forwards handle9p over its own socket, and the harness writes its scripts through the page's
+    9P client in pyninep-remote.js)."""
     guest.sh("echo 'left by guest a' > /root/note; sync")
-    second = Guest("--proxy", served.ws)
+    second = Guest("--server", served.ws)
     try:
         assert second.sh("cat /root/note /root/d/h") == "left by guest a\nfrom guest a\n"
         second.sh("echo 'and guest b' >> /root/note")
+        assert second.read_file("/root/note") == b"left by guest a\nand guest b\n"
+        second.write_file("/root/from-b", b"x" * 200_000)
+        assert guest.sh("wc -c < /root/from-b") == "200000\n"
     finally:
         second.close()
     assert guest.sh("cat /root/note") == "left by guest a\nand guest b\n"

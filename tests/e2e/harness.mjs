@@ -23,7 +23,8 @@
 // Scripts are handed to the guest as files written through writeFile, so any length works; with
 // --proxy (v86's own proxy_url: the files live on a `serve --ws` server) they go through the serial
 // line, and readFile/writeFile are not available.
-// Usage: node harness.mjs DIST_DIR [--builtin | --proxy WS_URL] [--mount OPTS] [--root none]
+// Usage: node harness.mjs DIST_DIR [--builtin | --proxy WS_URL | --server WS_URL] [--mount OPTS] [--root none]
+//        (--server: createServer({server}), the page's server mode: our shim forwards v86's handle9p)
 //        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
 import path from "node:path";
 import readline from "node:readline";
@@ -58,6 +59,7 @@ let server = null;
 let pyodideMs = 0;
 if (!builtin && !proxy) {
     const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/") };
+    if (opt("--server")) options.server = opt("--server"); // server mode: pyninep-remote.js's shim
     if (opt("--image")) {
         const { readFile } = await import("node:fs/promises");
         options.image = new Uint8Array(await readFile(opt("--image")));
