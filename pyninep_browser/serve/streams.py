@@ -27,8 +27,11 @@ _TVERSION = 100
 class StreamTransport:
     """Serves ``hub`` on asyncio streams; :meth:`handle_client` is the per-connection loop."""
 
-    def __init__(self, hub: Hub, *, idle_timeout: float = 0, handshake_timeout: float = 30) -> None:
+    def __init__(
+        self, hub: Hub, *, idle_timeout: float = 0, handshake_timeout: float = 30, write_timeout: float = 60
+    ) -> None:
         self.hub = hub
+        self.write_timeout = write_timeout
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout
         self.connections: set[asyncio.StreamWriter] = set()
@@ -60,14 +63,17 @@ class StreamTransport:
             frame: bytes | None = first
             while frame is not None and not session.ended:
                 session.handle(frame)
-                await writer.drain()
-                while session.busy and not session.ended:
-                    await asyncio.sleep(0.005)
+                async with asyncio.timeout(self.write_timeout or None):
+                    await writer.drain()  # a client that does not read its replies waits here
+                    while session.busy and not session.ended:
+                        await asyncio.sleep(0.005)
                 if writer.is_closing():
                     break
                 frame = await self._frame(reader, session.limit(), self.idle_timeout)
         except (FrameError, SessionRefused) as exc:
             log.info("connection closed: %s", exc)
+        except TimeoutError:
+            log.info("connection closed: the client does not read its replies")
         except (ConnectionError, OSError):
             pass
         finally:
