@@ -4,7 +4,7 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, check the Python (ruff lint and format, mypy) and the
 #          page's JavaScript (tsc), run the whole suite (pytest)
-#   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
+#   bench  build, then run the benchmarks (dispatcher, serve over TCP/WebSocket, JS<->Python crossing, replayed guest
 #          requests, guest workloads, the page's time to a prompt, IndexedDB persistence,
 #          machine blobs, the crash test)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
@@ -262,6 +262,7 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
+        "$PY" bench/serve.py  # serve over TCP and WebSocket, 1 and 50 clients, vs in-process
         "$PY" bench/store.py
         node bench/crossing.mjs dist
         trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it

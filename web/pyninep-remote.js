@@ -3,6 +3,7 @@
  * `python -m pyninep_browser serve --ws` server (docs/serve.md), not in this page.
  *
  *   const server = await createServer({ server: "ws://127.0.0.1:8090/" });   // (pyninep.js)
+ * (writeFile creates missing parent directories, as the Python server's does)
  *   new V86({ ..., filesystem: { proxy_url: server.proxyUrl } });            // v86's own socket
  *   new V86({ ..., filesystem: { handle9p: server.handle9p } });             // or this shim's
  *
@@ -240,7 +241,7 @@ export async function createRemoteServer(options) {
                 await files.rpc(T.lopen, (f) => f.u32(fid).u32(O_WRONLY | O_TRUNC));
             } catch (/** @type {any} */ error) {
                 if (error.errno !== 2) throw error;
-                fid = await files.walk(dir);
+                fid = await files.walk(dir).catch(async () => { await this.mkdir(dir); return files.walk(dir); });
                 await files.rpc(T.lcreate, (f) => f.u32(fid).str(name).u32(O_WRONLY).u32(0o644).u32(0));
             }
             try {
