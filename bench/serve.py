@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from ninep_client import Client  # noqa: E402
-from serving import Serve, TcpLink, WsLink  # noqa: E402
+from ninep_client import Client
+from serving import Serve, TcpLink, WsLink
 
-from pyninep_browser import Server  # noqa: E402
+from pyninep_browser import Server
 
 MIB = 1 << 20
 MSIZE = MIB + 4096  # a whole 1 MiB payload per Tread/Twrite
@@ -100,14 +100,20 @@ def run(kind: str, serve: Serve | None, clients: int, mib: int, small: int) -> t
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    serve = Serve("--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--max-msize", str(MSIZE), "--max-fids", "64")
+    serve = Serve(
+        "--tcp", "127.0.0.1:0", "--ws", "127.0.0.1:0", "--max-msize", str(MSIZE), "--max-fids", "64"
+    )
     try:
-        print(f"serve throughput ({time.strftime('%Y-%m-%d')}); client: tests/ninep_client.py, 1 MiB per message")
+        day = time.strftime("%Y-%m-%d")
+        print(f"serve throughput ({day}); client: tests/ninep_client.py, 1 MiB per message")
         print(f"{'transport':<11} {'clients':>7} {'write MB/s':>11} {'read MB/s':>10} {'getattr/s':>10}")
         for clients, mib, small in ((1, 16 if quick else 64, 5000 if quick else 20000), (50, 2, 300)):
             for kind in ("in-process", "tcp", "ws"):
                 w, r, s = run(kind, serve, clients, mib, small)
-                print(f"{kind:<11} {clients:>7} {w * MIB / 1e6:>11.0f} {r * MIB / 1e6:>10.0f} {s:>10.0f}", flush=True)
+                print(
+                    f"{kind:<11} {clients:>7} {w * MIB / 1e6:>11.0f} {r * MIB / 1e6:>10.0f} {s:>10.0f}",
+                    flush=True,
+                )
     finally:
         serve.stop()
 

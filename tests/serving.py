@@ -121,7 +121,12 @@ class WsLink:
         from websockets.sync.client import connect
 
         headers = {"Origin": origin} if origin else None
-        options = dict(additional_headers=headers, open_timeout=timeout, max_size=None, compression=None)
+        options = {
+            "additional_headers": headers,
+            "open_timeout": timeout,
+            "max_size": None,
+            "compression": None,
+        }
         try:  # a link lives longer than a with-block: websockets 17 wants that said (legacy=True)
             self.ws = connect(url, legacy=True, **options)
         except TypeError:

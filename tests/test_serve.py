@@ -13,6 +13,7 @@ import sqlite3
 import struct
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -385,3 +386,31 @@ def test_every_acknowledged_fsync_survives_sigkill(tmp_path):
             c.clunk(f)
     finally:
         s.stop()
+
+
+def test_unix_socket_and_the_site_without_traversal(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<p>the site</p>")
+    (tmp_path / "secret").write_text("not served")
+    sock = str(tmp_path / "9p.sock")
+    s = Serve("--unix", sock, "--ws", "127.0.0.1:0", "--site", str(site))
+    try:
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(sock)
+        link = TcpLink.__new__(TcpLink)
+        link.sock = u
+        c = Client(link)
+        c.clunk(create(c, "over-unix", b"u"))
+        http = s.ws.replace("ws:", "http:")
+        assert urllib.request.urlopen(http).read() == b"<p>the site</p>"
+        for bad in ("../secret", "%2e%2e/secret", "..%2fsecret"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(http + bad)
+            assert err.value.code == 404
+        # the site's own origin (a loopback name) may open the WebSocket; another port may not
+        Client(WsLink(s.ws, origin=http.rstrip("/"))).server.close()
+        with pytest.raises(Exception, match="403"):
+            WsLink(s.ws, origin="http://127.0.0.1:1")
+    finally:
+        assert s.stop(signal.SIGINT) == 0

@@ -6,19 +6,26 @@ terminal lands on the server, where another 9P client reads it."""
 from __future__ import annotations
 
 import pytest
+from guest import DIST
 from page_user import run, wait_ready
 from serving import Serve
 from test_browser import CHROMIUM, FLAGS, Watch, pw  # noqa: F401 (fixtures)
-
-from guest import DIST
 
 
 @pytest.fixture(scope="module")
 def served():
     if not (DIST / "index.html").is_file():
         pytest.fail("dist/ is not built: run ./build.sh")
-    s = Serve("--ws", "127.0.0.1:0", "--tcp", "127.0.0.1:0", "--site", str(DIST),
-              "--image", str(DIST / "images" / "default.img"))
+    s = Serve(
+        "--ws",
+        "127.0.0.1:0",
+        "--tcp",
+        "127.0.0.1:0",
+        "--site",
+        str(DIST),
+        "--image",
+        str(DIST / "images" / "default.img"),
+    )
     yield s
     assert s.stop() == 0, s.stderr
 

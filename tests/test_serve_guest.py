@@ -91,6 +91,14 @@ def test_a_dropped_socket_resumes_with_the_open_fd_and_the_lock(guest, served):
     wait_for(lambda: c.lock(f, WRLCK, 0, 0) == SUCCESS)
 
 
+def test_a_saved_machine_restored_against_the_server_reads_its_open_file(guest, served):
+    guest.sh("printf 'one\\n' > /root/saved; exec 4<>/root/saved")
+    before = guest.request("sockets")["sockets"]
+    guest.request("restoreV86", wait=180)
+    assert guest.sh("cat <&4; echo two >&4; cat /root/saved; exec 4>&-") == "one\none\ntwo\n"
+    assert guest.request("sockets")["sockets"] > before  # a new emulator, a new socket, the same session
+
+
 def test_a_second_guest_sees_the_first_ones_files(guest, served):
     """The second guest runs as the page does in server mode (createServer({server}): the shim
     forwards handle9p over its own socket, and the harness writes its scripts through the page's

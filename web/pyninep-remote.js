@@ -157,6 +157,23 @@ class Client {
     clunk(fid) { return this.rpc(T.clunk, (f) => f.u32(fid)).catch(() => {}); }
 }
 
+/** Wake a halted v86 at once when a 9P reply arrives instead of at its next timer tick (tens of
+ * ms away). For the shim, its own replies do it (attachEmulator); for v86's own proxy_url, this
+ * wraps the proxy device's message handler (v86 binds it when it opens a socket, so call this
+ * once the emulator is loaded, before the guest mounts). Returns whether it could.
+ * @param {Emulator} emulator */
+export function wakeOnProxyReplies(emulator) {
+    const v = /** @type {any} */ (emulator.v86);
+    const device = v?.cpu?.devices?.virtio_9p;
+    if (!device || typeof device.handle_message !== "function" || typeof v.next_tick !== "function") return false;
+    const handle = device.handle_message.bind(device);
+    device.handle_message = (/** @type {MessageEvent} */ e) => {
+        handle(e);
+        if (v.idle && v.running && !v.stopping) v.next_tick(0);
+    };
+    return true;
+}
+
 /**
  * @param {{server: string, session?: string}} options
  */
@@ -186,8 +203,17 @@ export async function createRemoteServer(options) {
             const done = replies.get(tag);
             replies.delete(tag);
             done?.(reply);
+            wake();
         };
         ws.onclose = () => { shim = null; if (!closed && replies.size) setTimeout(openShim, 200); };
+    };
+    /** @type {Emulator | null} */
+    let emulator = null;
+    // Every reply comes later, from the socket: a guest waiting for it has usually halted its CPU,
+    // and v86 sleeps until its next timer event unless woken (as pyninep.js's wake does).
+    const wake = () => {
+        const v = emulator?.v86;
+        if (v && v.idle && v.running && !v.stopping && typeof v.next_tick === "function") v.next_tick(0);
     };
     /** @type {Handle9p} */
     const handle9p = (req, reply) => {
@@ -204,6 +230,8 @@ export async function createRemoteServer(options) {
         /** for v86's filesystem.proxy_url */
         proxyUrl: sessionUrl,
         handle9p,
+        /** The shim's replies wake this (halted) emulator at once: call it after new V86(...). */
+        attachEmulator(/** @type {Emulator} */ v86) { emulator = v86; },
         inFlight: () => replies.size,
         /** The files panel re-lists when this moves; the server's tree changes under it from other
          * clients too, so it moves every two seconds. */

@@ -18,6 +18,8 @@
 //        which must refuse it: ← {"id": 10, "refused": "<error message>"}
 //   → {"id": 11, "op": "exportTar", "path": "/etc"}   ← {"id": 11, "data": "<base64 tar>"}
 //   → {"id": 12, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 12, "entries": N}
+//   → {"id": 14, "op": "restoreV86"}  ← {"id": 14, "ok": true, "bytes": N, "restore_ms": N}  (--proxy:
+//        save the machine, restore it into a new emulator on the same proxy_url)
 //   → {"id": 13, "op": "dropSocket"}  ← {"id": 13, "ok": true, "sockets": N}  (--proxy: close the
 //        9P WebSocket under the guest, as a network drop would; v86 opens a new one itself)
 // Scripts are handed to the guest as files written through writeFile, so any length works; with
@@ -95,6 +97,15 @@ const makeEmulator = (autostart) => new V86({
     autostart, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
 let emulator = makeEmulator(true);
+const loaded = new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
+server?.attachEmulator?.(emulator); // server mode: the shim's replies wake a halted guest
+// --proxy: v86's own socket, its replies waking the guest as the page's server mode does
+// (--proxy-plain: v86's proxy_url exactly as it comes)
+const { wakeOnProxyReplies } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
+if (proxy && !args.includes("--proxy-plain")) {
+    await loaded;
+    wakeOnProxyReplies(emulator);
+}
 
 let buffer = "";
 let waiter = null; // { pattern, resolve, timer }
@@ -217,6 +228,25 @@ for await (const line of rl) {
             emulator.serial0_send("echo __RESTORED__\n");
             await waitFor(/__RESTORED__\r?\n/, 30000);
             send({ id: req.id, ok: true, restore_ms: Date.now() - t });
+        } else if (req.op === "restoreV86") {
+            // --proxy: the running machine saved and restored into a NEW emulator on the same
+            // proxy_url (so the same session id), as a page restores a saved machine.
+            const t = Date.now();
+            await emulator.stop();
+            const state = await emulator.save_state();
+            const old = emulator;
+            const emu = makeEmulator(false);
+            await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
+            if (!args.includes("--proxy-plain")) wakeOnProxyReplies(emu);
+            old.destroy?.();
+            emulator = emu;
+            listen(emu);
+            buffer = "";
+            await emu.restore_state(state);
+            emu.run();
+            emulator.serial0_send("echo __RESTORED__\n");
+            await waitFor(/__RESTORED__\r?\n/, 60000);
+            send({ id: req.id, ok: true, bytes: state.byteLength, restore_ms: Date.now() - t });
         } else if (req.op === "dropSocket") {
             const ws = sockets.at(-1);
             ws?.close();

@@ -13,6 +13,7 @@
 import * as pyninep from "../pyninep.js";
 import * as machine from "../machine.js";
 import { takeWebLock } from "../pyninep-idb.js";
+import { wakeOnProxyReplies } from "../pyninep-remote.js";
 import { $, since } from "./context.js";
 import { PageError, isQuotaError, STORAGE_FULL } from "./errors.js";
 import { checkQuota, openLocalDb, readLastSave, STORE_DB } from "./saving.js";
@@ -259,6 +260,8 @@ async function startOnServer(ctx, parts, url, terminalReady) {
     /** @type {Handle9p} */
     const handle9p = (req, reply) => { ctx.activity.requests += 1; server.handle9p(req, reply); };
     const emulator = await loadV86(ctx, parts, true, handle9p, shim ? undefined : remote.proxyUrl);
+    if (shim) remote.attachEmulator(emulator);
+    else wakeOnProxyReplies(emulator);
     progress.complete("linux");
     await terminalReady;
     ctx.server = server;
