@@ -150,3 +150,66 @@ def wait_for(predicate, timeout: float = 10, step: float = 0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+def sigkill_rounds(db: str, kills: int, writers: int = 3) -> tuple[dict[str, bytes], list[str]]:
+    """SIGKILL ``serve --db`` ``kills`` times while ``writers`` clients create files and fsync
+    them; then restart it once more and read every file whose Rfsync arrived. Returns (what was
+    acknowledged, the names that are missing or differ)."""
+    import random
+
+    acked: dict[str, bytes] = {}
+    lock = threading.Lock()
+    for round_ in range(kills):
+        s = Serve("--tcp", "127.0.0.1:0", "--db", db)
+        stop = threading.Event()
+
+        def writer(w: int, s: Serve = s, stop: threading.Event = stop, round_: int = round_) -> None:
+            try:
+                c = s.client()
+                n = 0
+                while not stop.is_set():
+                    name = f"r{round_}-w{w}-{n}"
+                    data = f"{name} ".encode() * random.randint(1, 3000)
+                    d = c.fid()
+                    c.walk(0, d, [])
+                    c.lcreate(d, name, 2, 0o644)
+                    c.write(d, 0, data)
+                    c.fsync(d)
+                    with lock:
+                        acked[name] = data
+                    c.clunk(d)
+                    n += 1
+            except (OSError, AssertionError):
+                pass  # killed under us
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+        for t in threads:
+            t.start()
+        time.sleep(random.uniform(0.05, 0.3))
+        s.kill()
+        stop.set()
+        for t in threads:
+            t.join(10)
+    lost = []
+    s = Serve("--tcp", "127.0.0.1:0", "--db", db)
+    try:
+        c = s.client()
+        for name, data in acked.items():
+            try:
+                f = c.walk_new(name)
+                c.lopen(f, 0)
+                got = b""
+                while len(got) < len(data):
+                    chunk = c.read(f, len(got), 1 << 16)
+                    if not chunk:
+                        break
+                    got += chunk
+                c.clunk(f)
+            except OSError:
+                got = b""
+            if got != data:
+                lost.append(name)
+    finally:
+        s.stop()
+    return acked, lost
