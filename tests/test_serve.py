@@ -368,3 +368,16 @@ def test_unix_socket_and_the_site_without_traversal(tmp_path):
             WsLink(s.ws, origin="http://127.0.0.1:1")
     finally:
         assert s.stop(signal.SIGINT) == 0
+
+
+def test_idle_connections_time_out_and_silent_ones_are_not_served_forever():
+    s = Serve("--tcp", "127.0.0.1:0", "--idle-timeout", "0.5")
+    try:
+        c = s.client()
+        c.getattr(0)
+        time.sleep(1.5)
+        with pytest.raises(OSError):
+            c.getattr(0)
+        s.client().getattr(0)  # a new connection is served
+    finally:
+        assert s.stop() == 0
