@@ -22,6 +22,7 @@ from .hub import FrameError, Hub, SessionRefused
 log = logging.getLogger("pyninep_browser.serve")
 _SIZE = struct.Struct("<I")
 _TVERSION = 100
+_HIGH_WATER = 1 << 16  # replies buffered for a client beyond this: wait until it reads them
 
 
 class StreamTransport:
@@ -38,22 +39,29 @@ class StreamTransport:
 
     async def _frame(self, reader: asyncio.StreamReader, limit: int, timeout: float) -> bytes | None:
         try:
-            async with asyncio.timeout(timeout or None):
-                head = await reader.readexactly(4)
-                (size,) = _SIZE.unpack(head)
-                if size < 7 or size > limit:
-                    raise FrameError(f"frame size {size} outside 7..{limit}")
-                return head + await reader.readexactly(size - 4)
+            if not timeout:  # the common case: no timer per frame
+                return await self._read_frame(reader, limit)
+            async with asyncio.timeout(timeout):
+                return await self._read_frame(reader, limit)
         except asyncio.IncompleteReadError:
             return None  # closed, perhaps mid-frame
         except TimeoutError:
             log.info("connection idle too long: closed")
             return None
 
+    @staticmethod
+    async def _read_frame(reader: asyncio.StreamReader, limit: int) -> bytes:
+        head = await reader.readexactly(4)
+        (size,) = _SIZE.unpack(head)
+        if size < 7 or size > limit:
+            raise FrameError(f"frame size {size} outside 7..{limit}")
+        return head + await reader.readexactly(size - 4)
+
     async def handle_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections.add(writer)
         session = None
         send = writer.write
+        transport = writer.transport
         try:
             first = await self._frame(reader, self.hub.limits.max_msize, self.handshake_timeout)
             if first is None:
@@ -63,10 +71,11 @@ class StreamTransport:
             frame: bytes | None = first
             while frame is not None and not session.ended:
                 session.handle(frame)
-                async with asyncio.timeout(self.write_timeout or None):
-                    await writer.drain()  # a client that does not read its replies waits here
-                    while session.busy and not session.ended:
-                        await asyncio.sleep(0.005)
+                if transport.get_write_buffer_size() > _HIGH_WATER or session.busy:
+                    async with asyncio.timeout(self.write_timeout or None):
+                        await writer.drain()  # a client that does not read its replies waits here
+                        while session.busy and not session.ended:
+                            await asyncio.sleep(0.005)
                 if writer.is_closing():
                     break
                 frame = await self._frame(reader, session.limit(), self.idle_timeout)

@@ -164,7 +164,10 @@ class WebSocketTransport:
 
     async def _recv(self, ws: ServerConnection, timeout: float) -> bytes | None:
         try:
-            async with asyncio.timeout(timeout or None):
+            if timeout:
+                async with asyncio.timeout(timeout):
+                    msg = await ws.recv()
+            else:  # the common case: no timer per frame
                 msg = await ws.recv()
         except TimeoutError:
             log.info("WebSocket idle too long: closed")
@@ -208,10 +211,13 @@ class WebSocketTransport:
                     session.handle(frame)
                 finally:
                     sender.inline = False
-                async with asyncio.timeout(self.write_timeout or None):
-                    await sender.flush()
-                    while session.busy and not session.ended:
-                        await asyncio.sleep(0.005)
+                # (A client that stops reading stalls here, its own task only; it stops answering
+                # the keepalive pings too, and websockets closes it within 40 s.)
+                await sender.flush()
+                if session.busy:
+                    async with asyncio.timeout(self.write_timeout or None):
+                        while session.busy and not session.ended:
+                            await asyncio.sleep(0.005)
                 frame = await self._recv(ws, self.idle_timeout)
         except FrameError as exc:
             log.info("WebSocket closed: %s", exc)
