@@ -27,7 +27,7 @@ def served():
         str(DIST / "images" / "default.img"),
     )
     yield s
-    assert s.stop() == 0, s.stderr
+    s.stop()
 
 
 def test_the_page_boots_with_its_files_on_the_server(pw, served):  # noqa: F811
@@ -51,5 +51,15 @@ def test_the_page_boots_with_its_files_on_the_server(pw, served):  # noqa: F811
         names = page.evaluate("window.pyninep.server.listDir('/root').then(l => l.map(e => e.name))")
         assert "from-page.txt" in names
         assert not watch.problems, watch.problems
+        # The server restarts (on the same port): the page's session is gone, and it says so.
+        assert served.stop() == 0
+        port = served.ws.rstrip("/").rsplit(":", 1)[1]
+        again = Serve("--ws", f"127.0.0.1:{port}", "--site", str(DIST))
+        try:
+            page.wait_for_function("!document.getElementById('error').hidden", timeout=40_000)
+            sentence = page.evaluate("document.getElementById('error-text').textContent")
+            assert "no longer knows this page's session" in sentence, sentence
+        finally:
+            again.stop()
     finally:
         browser.close()

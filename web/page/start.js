@@ -284,7 +284,9 @@ async function startOnServer(ctx, parts, url, terminalReady) {
         const state = await remote.sessionState().catch(() => null);
         if (state === "expired" || state === "unknown") {
             clearInterval(watch);
-            messages.showError(`The connection to the file server at ${where} was lost for longer than it waits, so Linux's open files there were closed: reload the page to start again.`);
+            messages.showError(state === "expired"
+                ? `The connection to the file server at ${where} was lost for longer than it waits, so Linux's open files there were closed: reload the page to start again.`
+                : `The file server at ${where} no longer knows this page's session (it was restarted), so Linux's open files there are gone: reload the page to start again.`);
             setStatus(`disconnected from ${where}`, "bad");
         }
     }, 10_000);
