@@ -381,3 +381,15 @@ def test_idle_connections_time_out_and_silent_ones_are_not_served_forever():
         s.client().getattr(0)  # a new connection is served
     finally:
         assert s.stop() == 0
+
+
+def test_a_second_connection_with_a_live_session_id_takes_it_over(server):
+    first = WsLink(server.ws + "?session=take-over")
+    c = Client(first)
+    f = create(c, "taken", b"mine")
+    second = WsLink(server.ws + "?session=take-over")  # the client saw the drop before the server
+    c.server = second
+    assert c.read(f, 0, 100) == b"mine"
+    with pytest.raises(Exception):  # noqa: B017 - the first socket was closed (4000)
+        first.handle(struct.pack("<IBHI", 11, 120, 1, f))
+    second.close()

@@ -97,6 +97,7 @@ class WebSocketTransport:
         self.handshake_timeout = handshake_timeout
         self.write_timeout = write_timeout
         self.connections: set[ServerConnection] = set()
+        self.tasks: set[asyncio.Task] = set()
 
     # ----------------------------------------------------------------- the handshake and HTTP
 
@@ -201,7 +202,7 @@ class WebSocketTransport:
                 return
 
             def close() -> None:
-                asyncio.get_running_loop().create_task(ws.close(4000, "session taken over"))
+                self._spawn(ws.close(4000, "session taken over"))
 
             session.attach_connection(sender, close)
             await sender.flush()
@@ -244,7 +245,13 @@ class WebSocketTransport:
             return await unix_serve(self.handler, unix, **options)
         return await serve(self.handler, host, port, **options)
 
+    def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` on its own, keeping a reference until it is done (asyncio keeps none)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def close_all(self) -> None:
         for ws in list(self.connections):
             with contextlib.suppress(Exception):
-                asyncio.get_running_loop().create_task(ws.close(1001, "server shutting down"))
+                self._spawn(ws.close(1001, "server shutting down"))
