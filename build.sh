@@ -70,19 +70,30 @@ setup_npm() {
     fi
 }
 
-# The guest: Debian's i386 kernel, busybox, SeaBIOS, and the few tools busybox lacks
-# (flock, getfattr/setfattr with the libc they load), fetched with a private package list.
-GUEST_PACKAGES="seabios busybox-static util-linux attr libc6"
+# The guest: Debian's i386 kernel, busybox, SeaBIOS, the few tools busybox lacks (flock,
+# getfattr/setfattr with the libc they load) and the terminal descriptions (ncurses-base: the
+# page's terminal is xterm-256color), fetched with a private package list.
+GUEST_PACKAGES="seabios busybox-static util-linux attr libc6 ncurses-base"
 fetch_guest() {
     need dpkg-deb "this build needs Debian's dpkg tools"
     local debs=$CACHE/debs lists=$CACHE/lists
     mkdir -p "$debs" "$lists/partial"
+    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
+             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
     if [ -f "$debs/SHA256SUMS" ] && (cd "$debs" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+        # A cache from before a package was added to the list: fetch only what it lacks (the
+        # kernel and the rest stay as they are).
+        local p missing=()
+        for p in $GUEST_PACKAGES; do compgen -G "$debs/${p}_*.deb" >/dev/null || missing+=("$p"); done
+        [ ${#missing[@]} -eq 0 ] && return 0
+        say "fetching ${missing[*]} (i386) from Debian"
+        ls "$lists"/*Packages* >/dev/null 2>&1 || apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
+        (cd "$debs" && apt-get "${o[@]}" download "${missing[@]}" >/dev/null 2>&1) \
+            || die "apt-get download of ${missing[*]} failed"
+        (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
         return 0
     fi
     say "fetching the i386 guest packages from Debian"
-    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
-             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
     # A mirror mid-sync fails some indexes; what is listed is still usable.
     apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
     local kernel
@@ -273,6 +284,8 @@ case "$verb" in
         "$PY" bench/guest_workloads.py "$@"
         "$PY" bench/page.py "$DIST"
         "$PY" bench/terminal.py "$DIST"  # lines/s to the screen and piped, Ctrl+C
+        "$PY" bench/base_images.py "$DIST"  # fs2json base images against today's image and v86's 9p
+        node bench/zstd.mjs "$DIST"
         # persistence in the page (real Chromium): chunk size, workloads on IndexedDB vs memory
         # vs v86's 9p with the fsync'd 1 MiB write, machine blobs, the long crash test
         "$PY" bench/idb_chunks.py

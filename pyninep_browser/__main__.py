@@ -20,7 +20,7 @@ from typing import Any
 
 from .initramfs import build_initramfs
 
-IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar")
+IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar", "import-fs2json", "export-fs2json")
 
 
 def _extras(specs: list[str]) -> dict[str, Path]:
@@ -98,18 +98,25 @@ def _script_args(specs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _load(path: Path):
-    """An image's filesystem; its live files stay unattached (listed by name, never run)."""
+def _load(path: Path, base: str | None = None, content: bool = False):
+    """An image's filesystem; its live files stay unattached (listed by name, never run).
+    ``base``: where its base files' content is (a directory or an http(s) URL)."""
     from .fs.image import ImageError, load_image
+    from .fs2json import source_for
 
     try:
-        return load_image(path.read_bytes())
+        fs = load_image(path.read_bytes())
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
+    if base is not None:
+        fs.base_source = source_for(base)
+    elif content and any(i.base is not None for i in fs.inodes.values()):
+        raise ValueError(f"{path} reads its files' content from a base image: give --base DIR_OR_URL")
+    return fs
 
 
 def image_main(argv: list[str]) -> int:
-    """``image build|ls|extract|import-tar|export-tar``."""
+    """``image build|ls|extract|import-tar|export-tar|import-fs2json|export-fs2json``."""
     parser = argparse.ArgumentParser(
         prog="python -m pyninep_browser image", description="Build, inspect and convert image files."
     )
@@ -137,6 +144,20 @@ def image_main(argv: list[str]) -> int:
     et = sub.add_parser("export-tar", help="write an image's tree as a pax tar")
     et.add_argument("image", type=Path)
     et.add_argument("-o", "--out", required=True, type=Path)
+    ij = sub.add_parser(
+        "import-fs2json",
+        help="make an image from v86's fs2json base (fs.json + content directory), keeping its "
+        "files as lazy references checked by full SHA-256",
+    )
+    ij.add_argument("fs_json", type=Path, metavar="FS.JSON")
+    ij.add_argument("basedir", type=Path, metavar="BASEDIR")
+    ij.add_argument("-o", "--out", required=True, type=Path)
+    ej = sub.add_parser("export-fs2json", help="write an image as v86's fs2json: DIR/fs.json and DIR/base/")
+    ej.add_argument("image", type=Path)
+    ej.add_argument("-o", "--out", required=True, type=Path, metavar="DIR")
+    ej.add_argument("--zstd", action="store_true", help="compress content files (zstd level 19, .bin.zst)")
+    for p in (ex, et, ej):
+        p.add_argument("--base", metavar="DIR_OR_URL", help="content of an image made by import-fs2json")
     args = parser.parse_args(argv)
     from .archive import export_tar, extract, import_tar, listing
     from .authoring import Tree, build_from_script
@@ -167,7 +188,7 @@ def image_main(argv: list[str]) -> int:
             for line in listing(_load(args.image), args.path, args.recursive):
                 print(line)
         elif args.verb == "extract":
-            warnings = extract(_load(args.image), args.directory)
+            warnings = extract(_load(args.image, args.base, content=True), args.directory)
             for w in warnings:
                 print(f"pyninep: {w}", file=sys.stderr)
         elif args.verb == "import-tar":
@@ -176,10 +197,33 @@ def image_main(argv: list[str]) -> int:
             data = dump_image(tree.fs)
             _write(args.out, data)
             print(f"wrote {args.out} ({len(data):,} bytes, {n} entries)")
+        elif args.verb == "import-fs2json":
+            from .fs2json import import_fs2json
+
+            if not args.fs_json.is_file():
+                raise FileNotFoundError(f"{args.fs_json}: no such file")
+            if not args.basedir.is_dir():
+                raise FileNotFoundError(f"{args.basedir}: no such directory")
+            fs = import_fs2json(args.fs_json, args.basedir)
+            data = dump_image(fs)
+            _write(args.out, data)
+            files = len({i.base for i in fs.inodes.values() if i.base is not None})
+            print(
+                f"wrote {args.out} ({len(data):,} bytes, {len(fs.inodes)} inodes, "
+                f"{files} content files by reference)"
+            )
+        elif args.verb == "export-fs2json":
+            from .fs2json import export_fs2json
+
+            counts = export_fs2json(_load(args.image, args.base, content=True), args.out, zstd=args.zstd)
+            print(
+                f"wrote {args.out}/fs.json ({counts['entries']} entries) and {args.out}/base/ "
+                f"({counts['files']} content files, {counts['content_bytes']:,} bytes)"
+            )
         else:
             tmp = args.out.with_name(args.out.name + ".tmp")
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            n = export_tar(_load(args.image), tmp)
+            n = export_tar(_load(args.image, args.base, content=True), tmp)
             tmp.replace(args.out)
             print(f"wrote {args.out} ({n} entries)")
     except BrokenPipeError:  # `image ls … | head`

@@ -42,16 +42,31 @@ class PageServer:
         config: Any = None,
         script: Any = None,
         build: bool = False,
+        base: Any = None,
+        base_source: Any = None,
     ) -> None:
         config = dict(config or {})
         self.store = None
         self.open_report = None
+        # A base image (v86's fs2json): ``base`` is its fs.json, the tree a new filesystem
+        # starts as; ``base_source`` (a JsSource) fetches content files from the baseurl.
+        self.base_source = base_source
+        if base is not None:
+            from .fs2json import load_fs2json
+
+            doc = _bytes(base)
+            image = None
         if db is not None:
             from .store.indexeddb import IndexedDBStore
 
             self.store = IndexedDBStore(db)
             held = bool(self.store.load_meta())
-            fs = _open_stored(self.store, None if image is None else _bytes(image), config)
+            if base is not None and not held:
+                fs = load_fs2json(doc, **_store_options(config))
+                fs.adopt_store(self.store, **_store_options(config))
+                _fit_quota(fs, self.store)
+            else:
+                fs = _open_stored(self.store, None if image is None else _bytes(image), config)
             self.open_report = {
                 "repairs": list(getattr(fs, "repairs", [])),
                 "inodes": len(fs.inodes),
@@ -60,6 +75,8 @@ class PageServer:
                 # discarded): a machine's files may seed it. True: its files are the truth.
                 "held": held,
             }
+        elif base is not None:
+            fs = load_fs2json(doc)
         else:
             fs = load_image(_bytes(image)) if image is not None else Filesystem()
         if script is not None:
@@ -91,6 +108,8 @@ class PageServer:
     def _attach(self, server: Server) -> Server:
         # Live files are recorded by name: bind them to what the page's script declared.
         authoring.attach(server.fs)
+        if self.base_source is not None:  # a restored state's base files read from it too
+            server.fs.base_source = self.base_source
         server.enable_stats()  # /py/stats reads these counters
         if self._on_reply is not None:
             js_reply = self._on_reply
@@ -250,6 +269,10 @@ class PageServer:
         if tick is not None:
             tick(now_ms)
 
+    def base_progress(self) -> str:
+        """JSON: base files fetched, bytes, fetches under way, failures and the last error."""
+        return json.dumps(self.server.fs.base_stats)
+
     def changes(self) -> int:
         """How many changes the filesystem has seen (any operation, the guest's or the page's):
         a page compares it with the last value it showed to know when to look again."""
@@ -301,12 +324,46 @@ def _open_stored(store: Any, image: bytes | None, config: dict) -> Filesystem:
     """The filesystem kept in ``store``; a new (empty) store starts as a copy of ``image``."""
     options = _store_options(config)
     fs = Filesystem(store=store, **options) if image is None else load_image(image, store=store, **options)
+    _fit_quota(fs, store)
+    return fs
+
+
+def _fit_quota(fs: Filesystem, store: Any) -> None:
     # The browser's quota (capped by the page's quota option) is the disk's size: the
     # Filesystem's own default (1 GiB) would stop a page whose browser grants it 10 GB.
     est = store.estimate()
     if est is not None:
         fs.quota_bytes = max(fs.quota_bytes, int(est[1]))
-    return fs
+
+
+class JsSource:
+    """A base image's content files, fetched by the page (``fetchBase`` in web/pyninep.js):
+    HTTP ranges where the host serves them, the whole file where it does not."""
+
+    asynchronous = True
+
+    def __init__(self, fetch: Any, url: str) -> None:
+        from pyodide.ffi import create_once_callable
+
+        self._fetch = fetch
+        self._once = create_once_callable
+        self.url = url if url.endswith("/") else url + "/"
+        self.location = self.url
+
+    def fetch(
+        self, name: str, start: int, end: int | None, done: Callable[[Any, bool, str | None], None]
+    ) -> None:
+        def answered(error: Any, data: Any, whole: Any) -> None:
+            if error:
+                done(None, False, str(error))
+            else:
+                done(data.to_bytes(), bool(whole), None)
+
+        self._fetch(self.url + name, start, -1 if end is None else end, self._once(answered))
+
+
+def base_source(fetch: Any, url: str) -> JsSource:
+    return JsSource(fetch, str(url))
 
 
 def _bytes(value: Any) -> bytes:

@@ -99,10 +99,14 @@ def modules() -> dict[str, str]:
 # ----------------------------------------------------------------- the static tree
 
 # busybox init starts the console's shell with HOME=/ (its own default), not root's home: a
-# login shell of root starts in /root, as after a real login.
+# login shell of root starts in /root, as after a real login. It also says TERM=vt102 for a serial
+# console; the page's terminal on it is xterm.js, which does what xterm-256color describes
+# (colours, the mouse, the alternate screen; the description is in /usr/share/terminfo).
 PROFILE = r"""export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 [ "${HOME:-/}" = / ] && [ "$(id -u)" = 0 ] && HOME=/root
 export HOME
+case "${TERM:-}" in ""|vt102|linux) TERM=xterm-256color;; esac
+export TERM
 cd "$HOME" 2>/dev/null
 export PS1='\u@\h:\w\$ '
 export PAGER=less
@@ -123,6 +127,12 @@ EXTRAS = {
     "/lib/ld-linux.so.2": "lib/ld-linux.so.2",
     "/lib/i386-linux-gnu/ld-linux.so.2": "lib/i386-linux-gnu/ld-linux.so.2",
     "/lib/i386-linux-gnu/libc.so.6": "lib/i386-linux-gnu/libc.so.6",
+    # Terminal descriptions (Debian's ncurses-base) for programs that read terminfo: the page's
+    # terminal is xterm.js, TERM=xterm-256color (PROFILE).
+    **{
+        f"/usr/share/terminfo/{name[0]}/{name}": f"lib/terminfo/{name[0]}/{name}"
+        for name in ("xterm-256color", "xterm", "vt100", "vt102", "linux", "dumb")
+    },
 }
 
 

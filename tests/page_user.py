@@ -29,18 +29,33 @@ def screen(page) -> str:
     return page.evaluate("window.pyninep.screenText()")
 
 
+# The screen's text from line `n - 1` (the prompt the command was typed at, `n` counted before).
+# Once the scrollback is full, xterm.js drops the oldest lines as new ones come and the count is
+# no mark: then from the last line that shows `head` (the start of the command, echoed).
+AFTER = """([n, head]) => {
+    const t = window.pyninep.terminal, lines = window.pyninep.screenText().split('\\n');
+    let from = Math.max(n - 1, 0);
+    if (t.buffer.active.length >= t.options.scrollback + t.rows) {
+        from = lines.length - 1;
+        while (from > 0 && !lines[from].includes(head)) from--;
+    }
+    return lines.slice(from).join('\\n');
+}"""
+
+
 def run(page, command: str, until: str, timeout: float = 30_000) -> str:
     """Type a command on the keyboard and return what the terminal shows after it, once `until`
     (a regex) matches there."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     before = len(screen(page).splitlines())
+    head = command.split("\n")[0][:20]
     page.keyboard.type(command + "\n")
     try:
         page.wait_for_function(
-            "([n, re]) => new RegExp(re).test(window.pyninep.screenText().split('\\n').slice(Math.max(n - 1, 0)).join('\\n'))",
-            arg=[before, until], timeout=timeout)
+            f"([n, head, re]) => new RegExp(re).test(({AFTER})([n, head]))",
+            arg=[before, head, until], timeout=timeout)
     except PlaywrightTimeout:
-        tail = "\n".join(screen(page).splitlines()[max(before - 1, 0):])[-1500:]
+        tail = page.evaluate(AFTER, [before, head])[-1500:]
         raise AssertionError(f"no {until!r} on the screen after {command!r}; it shows:\n{tail}") from None
-    return "\n".join(screen(page).splitlines()[max(before - 1, 0):])
+    return page.evaluate(AFTER, [before, head])

@@ -474,14 +474,20 @@ def test_files_panel_refuses_to_delete_the_system_names_exports_and_says_what_it
     page.wait_for_selector("#files:not([hidden])")
     page.evaluate("window.pyninep.files.cd('/')")
     page.wait_for_selector("#file-list li[data-name='bin']")
-    # Deleting /bin from the panel is refused, in words, without even asking; /bin stays.
+    # Deleting /bin from the panel is refused, in words, in /bin's row, without even asking; /bin stays.
     page.focus("#file-list li[data-name='bin'] button.name")
     page.keyboard.press("Delete")
-    note = page.inner_text("#files-note")
+    note = page.inner_text("#file-list li[data-name='bin'] .row-note")
     assert "Not deleted" in note and "/bin" in note and "?delete=anywhere" in note, note
+    row, said = (page.locator(f"#file-list li[data-name='bin'] {s}").bounding_box() for s in ("button.name", ".row-note"))
+    assert 0 <= said["y"] - (row["y"] + row["height"]) < 12, (row, said)  # right under the row
     ux_shot(page, "files-delete-refused")
     page.click("#file-list li[data-name='etc'] button.del")
-    assert "Not deleted" in page.inner_text("#files-note")
+    assert "Not deleted: /etc" in page.inner_text("#file-list li[data-name='etc'] .row-note")
+    assert page.locator("#file-list .row-note").count() == 1  # the one about the last press
+    page.focus("#file-list li[data-name='etc'] button.name")
+    page.keyboard.press("ArrowDown")  # the rows are still one stop each, the note is no stop
+    assert page.evaluate("document.activeElement.closest('li')?.dataset.name") not in ("etc", None)
     assert not dialogs, dialogs
     assert page.locator("#file-list li[data-name='bin']").count() == 1
     # The kernel's folders are marked as such, not offered as empty folders to drop files in.
@@ -554,4 +560,65 @@ def test_status_line_says_in_words_when_the_session_was_saved(site, visitor_page
     # The boot log says where the machine came from, without a placeholder for what it does not know.
     log = page.evaluate("document.getElementById('log-text').textContent")
     assert "restored the" in log and "?" not in "".join(re.findall(r"restored the[^\n]*", log)), log[-2000:]
+    assert not watch.problems, watch.problems
+
+
+# The terminal's last lines as text (reading the whole scrollback on every poll would take the
+# page's one thread from the guest while it floods the screen).
+TAIL = """n => {
+    const b = window.pyninep.terminal.buffer.active, lines = [];
+    for (let i = Math.max(0, b.length - n); i < b.length; i++) {
+        lines.push(b.getLine(i).translateToString(true));
+    }
+    return lines.join('\\n');
+}"""
+
+
+def test_ctrl_c_stops_a_flood_of_output_at_once(site, visitor_page):
+    page = visitor_page
+    ready_visitor(page, site)
+    watch = Watch(page)
+    page.click("#terminal")
+    for k, (flood, shows) in enumerate((("yes 'a flood of lines'", r"(a flood of lines\n){5}"),
+                                        ("cat /dev/urandom | od -x", r"(\n[0-7]{7}( [0-9a-f]{4}){8}){5}"))):
+        page.keyboard.type(flood)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"re => new RegExp(re).test(({TAIL})(12))", arg=shows, timeout=15_000,
+                               polling=50)
+        page.wait_for_timeout(1000)  # well under way
+        started = time.monotonic()
+        page.keyboard.press("Control+c")
+        page.wait_for_function(f"() => /\\^C\\s*\\n\\S+# ?$/.test(({TAIL})(3))", timeout=10_000, polling=20)
+        took = time.monotonic() - started
+        print(f"\n{flood!r}: the prompt came back {took:.2f} s after Ctrl+C")
+        assert took < 3, (flood, took)
+        run(page, f"echo answers-{k}-$((6*7))", rf"answers-{k}-42")  # and it takes commands again
+    assert not watch.problems, watch.problems
+
+
+def test_terminal_is_xterm_256color_and_colours_reach_the_screen(site, visitor_page):
+    page = visitor_page
+    ready_visitor(page, site)
+    watch = Watch(page)
+    page.click("#terminal")
+    out = run(page, "echo term=$TERM; ls /usr/share/terminfo/x/", r"\nterm=\S+\n.*xterm-256color")
+    assert "term=xterm-256color" in out, out
+    run(page, "ls --color=always /; printf '\\033[38;5;208m%s\\033[0m\\n' orange-$((1+1))", r"\norange-2")
+    # What xterm.js holds for the cells of "bin" (a folder: busybox colours it blue) and "orange-2".
+    cells = page.evaluate("""() => {
+        const b = window.pyninep.terminal.buffer.active, found = {};
+        for (let i = b.length - 1; i >= 0 && Object.keys(found).length < 2; i--) {
+            const text = b.getLine(i).translateToString(true);
+            for (const word of ["bin", "orange-2"]) {
+                const at = text.search(new RegExp(`(^|\\\\s)${word}(\\\\s|$)`));
+                if (at < 0 || found[word]) continue;
+                const cell = b.getLine(i).getCell(at === 0 ? 0 : at + 1);
+                found[word] = {palette: cell.isFgPalette(), colour: cell.getFgColor(), bold: cell.isBold()};
+            }
+        }
+        return found;
+    }""")
+    assert cells.get("bin", {}).get("palette") and cells["bin"]["colour"] in (4, 12), cells
+    assert cells.get("orange-2") == {"palette": True, "colour": 208, "bold": 0}, cells
+    ux_shot(page, "terminal-colours")
     assert not watch.problems, watch.problems

@@ -45,6 +45,30 @@ def test_phone_first_visit_names_what_it_downloads(phone):
     assert page.evaluate("window.pyninep.source") == "shipped"
 
 
+def test_phone_header_is_one_row_with_every_control(phone):
+    page, watch, _ = phone
+    page.wait_for_function("/saved|ready/.test(document.getElementById('status').textContent)", timeout=30_000)
+
+    def one_row():
+        boxes = page.evaluate("""() => [...document.querySelectorAll('header > *')]
+            .filter((e) => e.getClientRects().length && e.getBoundingClientRect().width > 1)
+            .map((e) => ({id: e.id || e.tagName, ...e.getBoundingClientRect().toJSON()}))""")
+        header = page.eval_on_selector("header", "e => e.getBoundingClientRect().toJSON()")
+        assert {b["id"] for b in boxes} >= {"status", "files-toggle", "fresh", "reset", "help"}, boxes
+        middles = {round(b["top"] + b["height"] / 2) for b in boxes}
+        assert max(middles) - min(middles) <= 4 and header["height"] < 48, (header, boxes)  # one row
+        assert all(b["right"] <= 390 for b in boxes), boxes  # nothing pushed off the screen
+
+    one_row()
+    page.screenshot(path=str(ARTIFACTS / "phone-header.png"), clip={"x": 0, "y": 0, "width": 390, "height": 120})
+    # The longest things the status line says fit too (cut short, whole in its tooltip).
+    said = page.evaluate("""() => { const s = document.getElementById('status'), was = s.textContent;
+        s.textContent = 'session saved 55 min ago (offline)'; return was; }""")
+    one_row()
+    page.evaluate("was => { document.getElementById('status').textContent = was; }", said)
+    assert not watch.problems, watch.problems
+
+
 def test_phone_terminal_keeps_60_columns_and_the_key_row_reaches_the_guest(phone):
     page, watch, _ = phone
     assert page.is_visible("#keyrow")

@@ -7,6 +7,7 @@ the page runs the same script at start-up to re-attach the live files by name.
 
 import base64
 import io
+import os
 import re
 import tarfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from guest import Guest
 from pyninep_browser.__main__ import main
 
-CACHE_ROOT = Path.home() / ".cache/pyninep-browser/root"
+CACHE_ROOT = Path(os.environ.get("PYNINEP_CACHE", Path.home() / ".cache/pyninep-browser")) / "root"
 
 USER_SCRIPT = '''
 """A user's image: the default tree, another motd, and a live file of their own."""

@@ -30,6 +30,14 @@
  *             authors the whole tree (a site ships a .py file instead of an image; a database that
  *             already holds a tree keeps it). Default: the manifest's script (images/default.py:
  *             /py/run…), declarations only; null for none.
+ *   basefs, baseurl  boot a v86 fs2json base image (v86's own two options, same meanings):
+ *             basefs is the fs.json (a URL, or {url, size}), baseurl the directory of its content
+ *             files. The tree starts as basefs's (with IndexedDB: a new database only) and each
+ *             file's bytes are fetched on its first read, in HTTP ranges of at most 1 MiB (whole
+ *             where compressed or where the host ignores ranges), checked, and kept in the
+ *             storage: fetched at most once per database. Writes, renames, chmods and unlinks
+ *             change only our storage (copy on write). baseurl alone serves an image made by
+ *             `image import-fs2json` (its `image` option) from that content directory.
  *   server    "ws://HOST:PORT/" of a `python -m pyninep_browser serve --ws` server (docs/serve.md):
  *             server mode. The files live there; Python does not load; the result has the same
  *             file calls (readFile, writeFile, listDir, mkdir, remove), `handle9p` (a shim over our
@@ -70,6 +78,8 @@
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
  *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
  *             with IndexedDB their changes are committed write-behind, or by flush())
+ *   baseProgress()            {fetched, bytes, pending, failed, error}: base files fetched so far
+ *             (count, bytes), fetches under way, and failures with the last one's readable line
  *   changes() → Number        how many changes the files have seen: it grows with every change,
  *             the guest's (over 9P) or the page's (writeFile, mkdir, remove, importTar...), and
  *             never on a read. Cheap (one call into Python): poll it and look again (listDir)
@@ -117,6 +127,8 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
  * @property {string | URL} [wheelUrl]
  * @property {string | Uint8Array | null} [image]
  * @property {string | {source: string} | null} [script]
+ * @property {string | URL | {url: string | URL, size?: number}} [basefs]
+ * @property {string | URL} [baseurl]
  * @property {(error: any, requestType: number | string) => void} [onError]
  * @property {string} [server]  ws://HOST:PORT/ of a `serve --ws` server: server mode (pyninep-remote.js)
  * @property {string} [session]  server mode: the session id to resume (default: a new random one)
@@ -127,6 +139,7 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
 
 const IS_NODE = typeof process !== "undefined" && !!process.versions?.node && typeof window === "undefined";
 const EIO = 5;
+const BASE_FETCH_TIMEOUT_MS = 120_000; // one base content file or range (at most 1 MiB unless whole)
 
 /** @param {URL} url */
 async function fetchBytes(url) {
@@ -139,6 +152,34 @@ async function fetchBytes(url) {
     const response = await fetch(u);
     if (!response.ok) throw new Error(`pyninep: cannot load ${u.href}: HTTP ${response.status}`);
     return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * Bytes start..end-1 of a base content file (end < 0: all of it), for Python's JsSource: calls
+ * back (error, bytes, whole) where whole is true when the bytes are the entire file (the host
+ * answered a range request with the whole file, as hosts without range support do).
+ * @param {string} url @param {number} start @param {number} end
+ * @param {(error: string | null, data: Uint8Array | null, whole: boolean) => void} done */
+function fetchBase(url, start, end, done) {
+    (async () => {
+        const u = new URL(url);
+        if (u.protocol === "file:" && IS_NODE) { // a local base directory (Node): read, then cut
+            const all = await fetchBytes(u);
+            return end < 0 ? done(null, all, true) : done(null, all.subarray(start, end), false);
+        }
+        const headers = end >= 0 ? { Range: `bytes=${start}-${end - 1}` } : undefined;
+        // A stalled host must not hold the guest's read for ever: it gets EIO, and a later read
+        // tries again.
+        const signal = typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(BASE_FETCH_TIMEOUT_MS) : undefined;
+        const response = await fetch(u, { headers, signal });
+        if (response.status === 206 && end >= 0) {
+            const range = /bytes (\d+)-/.exec(response.headers.get("Content-Range") ?? "");
+            if (range && Number(range[1]) !== start) return done(`${u.href}: the host answered another range`, null, false);
+            return done(null, new Uint8Array(await response.arrayBuffer()), false);
+        }
+        if (response.status === 200) return done(null, new Uint8Array(await response.arrayBuffer()), true);
+        done(`${u.href}: HTTP ${response.status}`, null, false);
+    })().catch((error) => done(`${url}: ${error?.message ?? error}`, null, false));
 }
 
 /** @param {URL} url */
@@ -231,11 +272,17 @@ async function startServer(options, storage, db) {
             ? decodeURIComponent(indexURL.pathname) : indexURL.href;
         pyodide = await loadPyodide({ indexURL: index });
     }
+    const pageUrl = IS_NODE ? `file://${process?.cwd()}/` : location.href;
+    const basefs = options.basefs == null ? null
+        : new URL(typeof options.basefs === "object" && "url" in options.basefs ? options.basefs.url : options.basefs, pageUrl);
+    if (basefs && !options.baseurl) throw new Error("pyninep: basefs needs baseurl (the directory of its content files)");
+    const baseurl = options.baseurl ? dirUrl(options.baseurl, pageUrl) : null;
     const scriptOption = options.script !== undefined ? options.script : manifest.script ?? null;
     const buildFromScript = options.image === null && options.script != null;
-    const [wheel, image, script] = await Promise.all([
+    const heldDb = !!db && db.meta.length > 0;
+    const [wheel, image, script, baseTree] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
-        options.image === null ? null
+        options.image === null || basefs ? null
             // A database that already holds a filesystem starts from it: the image seeds a new one.
             : db && db.meta.length > 0 ? null
             : options.image instanceof Uint8Array ? options.image
@@ -243,6 +290,8 @@ async function startServer(options, storage, db) {
         scriptOption === null ? null
             : typeof scriptOption === "object" && "source" in scriptOption ? scriptOption.source
             : fetchBytes(new URL(scriptOption, baseUrl)).then((b) => new TextDecoder().decode(b)),
+        // A database that already holds a tree keeps it: the fs.json seeds a new one only.
+        basefs && !heldDb ? fetchBytes(basefs) : null,
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
@@ -284,9 +333,11 @@ async function startServer(options, storage, db) {
         chunk_cache_bytes: options.chunkCacheBytes ?? null,
     });
     // undefined, not null: Python's None
+    const source = baseurl ? glue.base_source(fetchBase, baseurl.href) : undefined;
     const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config,
-                                 script ?? undefined, buildFromScript);
+                                 script ?? undefined, buildFromScript, baseTree ?? undefined, source);
     config.destroy();
+    source?.destroy();
     glue.destroy();
     const handle = page.handle;
     const changesProxy = page.changes;
@@ -487,6 +538,8 @@ async function startServer(options, storage, db) {
         remove: (path) => page.remove_tree(path),
         /** How many changes the files have seen, the guest's and the page's (see above). */
         changes: () => Number(changesProxy()),
+        /** @type {() => {fetched: number, bytes: number, pending: number, failed: number, error: string}} */
+        baseProgress: () => JSON.parse(page.base_progress()),
         close() {
             if (closed) return closed;
             clearInterval(ticker);

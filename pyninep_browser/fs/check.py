@@ -197,7 +197,14 @@ class StoreCheck:
         if listed is not None:
             known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks for ci in inode.chunks}
             gone = self._extra_chunk_delete  # chunks of removed orphans are already counted
-            stray = [k for k in listed if k not in known and k not in gone]
+            # Fetched base pieces are kept while some file still reads them (fs/base.py).
+            refs = {i.base for i in inodes.values() if i.base is not None}
+            pieces = {f"b:{r.name}:{p}" for r in refs for p in range(r.piece_count)}
+            stray = [k for k in listed if k not in known and k not in gone and k not in pieces]
+            unused = [k for k in stray if k.startswith("b:")]
+            if unused:
+                stray = [k for k in stray if not k.startswith("b:")]
+                self._extra_chunk_delete.update(unused)  # a cache: no repair to report
             if stray:
                 repairs.append(f"removed {len(stray)} orphan chunks")
                 self._extra_chunk_delete.update(stray)

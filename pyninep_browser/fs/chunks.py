@@ -41,6 +41,7 @@ class ChunkCache:
     cache_bytes: int
     _lru: OrderedDict[tuple[int, int], None]
     _inflight_chunks: set[tuple[int, int]]
+    load_base: Callable[[list[str], Callable[[int], None]], None]
 
     def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
         """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
@@ -85,6 +86,11 @@ class ChunkCache:
     def load_chunks(self, keys: list[str], done: Callable[[int], None]) -> None:
         """Load ``keys`` from the store into memory; ``done(0)`` or ``done(errno)`` when all
         have answered (inline for a synchronous store)."""
+        base = [k for k in keys if k.startswith("b:")]
+        if base:  # base pieces (fs/base.py), then the file's own chunks
+            own = [k for k in keys if not k.startswith("b:")]
+            self.load_base(base, lambda err: done(err) if err else self.load_chunks(own, done))
+            return
         if not keys:
             done(0)
             return

@@ -41,6 +41,12 @@ class FileData:
         def _check_open(self, inode: Inode, flags: int, cred: Cred) -> None: ...
         def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None: ...
         def _charge(self, inode: Inode, delta: int) -> None: ...
+        def _ensure_base(self, inode: Inode, cis: Iterable[int]) -> None: ...
+        def _base_bytes(self, inode: Inode, pos: int, take: int) -> memoryview | bytes: ...
+        def _base_chunk(self, inode: Inode, ci: int) -> bytearray: ...
+        def _drop_base_after(self, inode: Inode, size: int) -> None: ...
+        @staticmethod
+        def _base_len(inode: Inode, ci: int) -> int: ...
         @staticmethod
         def _kill_priv(inode: Inode, in_group: bool = True) -> None: ...
 
@@ -79,12 +85,18 @@ class FileData:
         chunks = cast("dict[int, bytearray]", inode.chunks)
         if self.store is not None and pos < end:
             self._ensure_chunks(inode, range(pos // CHUNK, (end - 1) // CHUNK + 1))
+        base = inode.base is not None and pos < inode.base_end
+        if base and pos < end:
+            self._ensure_base(inode, range(pos // CHUNK, (end - 1) // CHUNK + 1))
         while pos < end:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
             chunk = chunks.get(ci)
             if chunk is None:
-                parts.append(bytes(take))
+                if base and pos < inode.base_end:
+                    parts.append(self._base_bytes(inode, pos, take))
+                else:
+                    parts.append(bytes(take))
             else:
                 have = len(chunk) - co
                 if have >= take:
@@ -141,13 +153,25 @@ class FileData:
                     and ((ci == first and offset % CHUNK) or end - ci * CHUNK < c)
                 ],
             )
+        # Copy on write: a base chunk the write covers only in part is copied in first.
+        copied: dict[int, bytearray] = {}
+        if inode.base is not None and offset - offset % CHUNK < inode.base_end:
+            first, last = offset // CHUNK, (end - 1) // CHUNK
+            partial = []
+            for ci in {first, last}:
+                from_base = self._base_len(inode, ci)
+                if from_base and ((ci == first and offset % CHUNK) or end - ci * CHUNK < from_base):
+                    partial.append(ci)
+            if partial:
+                self._ensure_base(inode, partial)
+                copied = {ci: self._base_chunk(inode, ci) for ci in partial}
         # Charge first so a full disk fails before anything changes.
-        grow = 0
+        grow = sum(len(c) for c in copied.values())
         pos = offset
         while pos < end:
             ci, co = divmod(pos, CHUNK)
             take = min(CHUNK - co, end - pos)
-            chunk = chunks.get(ci)
+            chunk = copied.get(ci, chunks.get(ci))
             have = 0 if chunk is None else chunk if isinstance(chunk, int) else len(chunk)
             if co + take > have:
                 grow += co + take - have
@@ -155,6 +179,7 @@ class FileData:
         if grow:
             self._charge(inode, grow)
             inode.data_bytes += grow
+        chunks.update(copied)
         pos = offset
         src = 0
         while pos < end:
@@ -201,6 +226,7 @@ class FileData:
             raise _fail(errno.EINVAL)
         if size > self.max_file_size:
             raise _fail(errno.EFBIG)
+        self._drop_base_after(inode, size)
         if size < inode.size:
             last, rem = divmod(size, CHUNK)
             chunk = inode.chunks.get(last)

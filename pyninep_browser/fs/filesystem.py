@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .base import BaseContent
 from .constants import (
     _NODE_TYPES,
     LINK_MAX,
@@ -43,7 +44,7 @@ from .persist import DEFAULT_CACHE_BYTES, DEFAULT_WRITEBACK_MS, Persistence
 from .xattrs import Xattrs
 
 
-class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules, Persistence):
+class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules, Persistence, BaseContent):
     """A POSIX filesystem in memory, optionally kept in a store.
 
     ``quota_bytes``/``quota_inodes`` bound the whole filesystem (ENOSPC past them and what statfs
@@ -94,6 +95,7 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         root.entries = DirEntries()
         root.parent = root
         self.root = root
+        self._init_base()
         self._init_persistence(store, cache_bytes, writeback_ms)
         if store is not None:
             self._open_store()
@@ -141,6 +143,8 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
                 self._extra_meta_delete.update(f"e:{ino}:{seq}" for seq in inode.entries.changed)
                 inode.entries.changed = None
         inode.chunks = None
+        inode.base = None
+        inode.base_end = 0
         inode.data_bytes = 0
         inode.target = None
         inode.xattrs = None

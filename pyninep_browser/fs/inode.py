@@ -186,6 +186,8 @@ class Inode:
     data_bytes: int = 0  # sum of the chunks' lengths, kept up to date (getattr reads it often)
     refs: int = 0  # fids (or other holders) keeping the inode alive after its last unlink
     backend: Backend | None = None  # a live file's or directory's Python object
+    base: Any = None  # a base file's BaseRef (fs/base.py): where the bytes it has not copied are
+    base_end: int = 0  # the base shows bytes below this (a truncate lowers it)
 
     @property
     def type(self) -> int:
@@ -211,8 +213,8 @@ class Inode:
 
     @property
     def blocks(self) -> int:
-        """Allocated size in 512-byte units, as stat(2) reports it."""
-        return (self.allocated + 511) // 512
+        """Allocated size in 512-byte units, as stat(2) reports it (base bytes included)."""
+        return (self.allocated + self.base_end + 511) // 512
 
 
 @dataclass

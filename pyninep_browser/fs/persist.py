@@ -34,6 +34,7 @@ class Persistence(StoreCheck, Commits, ChunkCache):
     inodes: dict[int, Inode]
     dirty: set[int]
     root: Inode
+    base_keys: Callable[[], set[str]]  # fs/base.py's
 
     def _init_persistence(self, store, cache_bytes: int, writeback_ms: int) -> None:
         self.store = store
@@ -86,6 +87,7 @@ class Persistence(StoreCheck, Commits, ChunkCache):
             for ci, c in inode.chunks.items()
             if type(c) is int
         }
+        kept.update(self.base_keys())  # fetched base pieces the new tree still reads
         self._extra_chunk_delete = set(listed) - kept
         for ino, inode in self.inodes.items():
             self.dirty.add(ino)

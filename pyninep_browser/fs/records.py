@@ -7,10 +7,12 @@ that writes and reads them. Record format (``FORMAT`` 1):
 - meta ``i:<ino>``: JSON inode ``{m, u, g, n, r, s, G, v, t: [atime, mtime, ctime, btime]}`` plus
   ``c`` (regular files: chunk runs ``[first index, count, length of the last]``, all others in a
   run are full), ``l`` (symlink target, base64), ``x`` (xattrs, base64 values), ``d`` (directories:
-  ``[next readdir sequence number, parent ino]``)
+  ``[next readdir sequence number, parent ino]``), ``b`` (a base file: ``[base_end, name, size,
+  sha256 hex?, [piece sha256 hex…]?]``, see ``fs/base.py``)
 - meta ``e:<dir ino>:<seq>``: JSON ``[name, child ino]``; keyed by the entry's readdir sequence
   number, so keys are ASCII whatever the name and readdir cookies stay valid across a reopen
 - chunk ``<ino>:<index>``: the file's bytes from ``index * CHUNK``, at most ``CHUNK`` of them
+- chunk ``b:<content name>:<piece>``: a base file's fetched bytes from ``piece * PIECE``
 
 An inode's chunk map in memory holds either the chunk (a ``bytearray``) or, while it is not
 loaded, its length (an ``int``).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 
+from .base import BaseRef
 from .constants import CHUNK
 from .inode import DirEntries, Inode
 
@@ -62,6 +65,8 @@ def encode_inode(inode: Inode) -> bytes:
             else:
                 runs.append([ci, 1, n])
         rec["c"] = runs
+    if inode.base is not None:
+        rec["b"] = [inode.base_end, *inode.base.record()]
     if inode.target is not None:
         rec["l"] = _b64(inode.target)
     if inode.xattrs:
@@ -110,6 +115,11 @@ def decode_inode(ino: int, raw: bytes) -> tuple[Inode, int]:
             total += (count - 1) * CHUNK + last
         inode.chunks = chunks
         inode.data_bytes = total
+    if "b" in r:
+        inode.base_end = _int(r["b"][0])
+        inode.base = BaseRef.from_record(r["b"][1:])
+        if not 0 <= inode.base_end <= inode.base.size:
+            raise ValueError("bad base end")
     if "l" in r:
         inode.target = base64.b64decode(r["l"])
     if "x" in r:

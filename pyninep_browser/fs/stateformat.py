@@ -27,6 +27,7 @@ import struct
 import zlib
 from typing import Any
 
+from .base import BaseRef
 from .constants import CHUNK
 from .filesystem import Filesystem
 from .inode import DirEntries, Inode
@@ -157,6 +158,8 @@ def inode_record(inode: Inode, blob: Blob, stored: set | None = None) -> dict[st
                 else [ci, *blob.put(c)]
                 for ci, c in sorted(inode.chunks.items())
             ]
+    if inode.base is not None:
+        rec["base"] = [inode.base_end, *inode.base.record()]
     if inode.target is not None:
         rec["target"] = blob.put(inode.target)
     if inode.xattrs:
@@ -284,6 +287,9 @@ def build_filesystem(h: dict[str, Any], blob: memoryview) -> Filesystem:
                 else:
                     inode.chunks[int(ci)] = bytearray(take(blob, [off, n]))
                 inode.data_bytes += int(n)
+        if "base" in r:
+            inode.base_end = int(r["base"][0])
+            inode.base = BaseRef.from_record(r["base"][1:])
         if "target" in r:
             inode.target = bytes(take(blob, r["target"]))
         if "xattrs" in r:

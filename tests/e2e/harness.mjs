@@ -28,6 +28,8 @@
 // Usage: node harness.mjs DIST_DIR [--builtin | --proxy WS_URL | --server WS_URL] [--mount OPTS] [--root none]
 //        (--server: createServer({server}), the page's server mode: our shim forwards v86's handle9p)
 //        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
+//        [--basefs URL --baseurl URL]   (boot a v86 fs2json base image: through our server, or
+//                                        with --builtin through v86's own 9p, paths then local)
 import path from "node:path";
 import readline from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -67,6 +69,7 @@ if (!builtin && !proxy) {
         options.image = new Uint8Array(await readFile(opt("--image")));
         options.script = opt("--script") ? { source: await readFile(opt("--script"), "utf8") } : null;
     }
+    if (opt("--basefs")) Object.assign(options, { basefs: opt("--basefs"), baseurl: opt("--baseurl") });
     server = await createServer(options);
     pyodideMs = Date.now() - t0;
 }
@@ -93,7 +96,8 @@ const makeEmulator = (autostart) => new V86({
     bios: file(g.bios), vga_bios: file(g.vgabios), bzimage: file(g.kernel), initrd: file(g.initrd),
     cmdline, memory_size: g.memory,
     // The server is looked up per request: restoreMachine swaps in a new one.
-    filesystem: builtin ? {} : proxy ? { proxy_url: proxy } : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
+    filesystem: builtin ? (opt("--basefs") ? { basefs: opt("--basefs"), baseurl: opt("--baseurl") } : {})
+        : proxy ? { proxy_url: proxy } : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
     autostart, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
 let emulator = makeEmulator(true);

@@ -42,7 +42,7 @@
 /**
  * @typedef {object} PageContext
  * @property {number} t0  performance.now() when the page's script started
- * @property {URLSearchParams} params  ?fresh, ?memory, ?nosnap, ?nofiles, ?nosw, ?delete
+ * @property {URLSearchParams} params  ?fresh, ?memory, ?nosnap, ?nofiles, ?nosw, ?delete, ?flushms, ?basefs, ?baseurl
  * @property {Manifest | null} manifest
  * @property {string} storage  the server's storage option: "memory" or "indexeddb:NAME"
  * @property {Emulator | null} emulator

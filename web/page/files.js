@@ -49,6 +49,9 @@ export function createFiles(ctx, { terminal }) {
     let noteIsMessage = false;
     /** @type {ReturnType<typeof setInterval> | null} */
     let watching = null;
+    /** A refusal shown in the row it is about (the note at the panel's foot is far from a row at
+     *  the top of a long list); the watch's own looks keep it, anything the user does clears it. */
+    let rowNote = /** @type {{dir: string, name: string, text: string} | null} */ (null);
 
     const files = {
         dir: "/root",
@@ -110,6 +113,8 @@ export function createFiles(ctx, { terminal }) {
                 li.append(name, size, del);
                 return li;
             }));
+            if (!looked) rowNote = null;
+            showRowNote();
             if (focused) refocus(focused);
             if (looked && noteIsMessage) return;
             noteIsMessage = false;
@@ -167,7 +172,8 @@ export function createFiles(ctx, { terminal }) {
         async remove(/** @type {string} */ name, /** @type {boolean} */ isDir) {
             const path = this.join(this.dir, name);
             if (!this.mayDelete(path)) {
-                this.problem(`Not deleted: ${path} is outside your own folders (${this.deletable.join(", ")}), and Linux may need it; to allow this, open the page with ?delete=anywhere.`);
+                rowNote = { dir: this.dir, name, text: `Not deleted: ${path} is outside your own folders (${this.deletable.join(", ")}), and Linux may need it; to allow this, open the page with ?delete=anywhere.` };
+                showRowNote();
                 return false;
             }
             if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
@@ -224,6 +230,27 @@ export function createFiles(ctx, { terminal }) {
             const now = changes();
             if (now !== null && now !== shownAt) files.refresh({ looked: true });
         }, WATCH_MS);
+    }
+
+    /** rowNote, in its row (if that row is shown), and nowhere else. */
+    function showRowNote() {
+        for (const old of list.querySelectorAll(".row-note")) old.remove();
+        if (!rowNote || rowNote.dir !== files.dir) return;
+        for (const li of list.children) {
+            if (!(li instanceof HTMLElement) || li.dataset.name !== rowNote.name) continue;
+            const note = document.createElement("div");
+            note.className = "row-note";
+            note.setAttribute("role", "alert");
+            // (A URL parameter in it stays whole on one line.)
+            for (const part of rowNote.text.split(/(\?\S+=\S+?)(?=[.,;]?(?:\s|$))/)) {
+                if (!/^\?\S+=/.test(part)) { note.append(part); continue; }
+                const code = document.createElement("code");
+                code.textContent = part;
+                note.append(code);
+            }
+            li.append(note);
+            note.scrollIntoView({ block: "nearest" });
+        }
     }
 
     /** Which button of which row has the focus, to give it back after the rows are made anew. */

@@ -165,7 +165,9 @@ export function createSaving(ctx, { messages, terminal }) {
         ctx.api.resetting = true;
         ctx.emulator?.stop();
         await ctx.server?.close?.(); // lets go of the files' database
-        for (const name of [LOCAL_DB, STORE_DB]) {
+        // The files' database is the one this page opened (a base image has its own).
+        const files = ctx.storage.startsWith("indexeddb:") ? ctx.storage.slice(10) : STORE_DB;
+        for (const name of files === STORE_DB ? [LOCAL_DB, STORE_DB] : [files]) {
             await new Promise((resolve) => {
                 const request = indexedDB.deleteDatabase(name);
                 request.onsuccess = request.onerror = request.onblocked = () => resolve(undefined);

@@ -81,8 +81,13 @@ export async function start(ctx, parts) {
     // the shipped one) brings back the guest's memory and its 9P session, which re-binds to the
     // store's files as they are now; only a new visitor's empty store is seeded with the shipped
     // machine's files. ?fresh boots the kernel (with the stored files).
-    const storage = ctx.storage = api.storage = db && !params.has("memory") ? `indexeddb:${STORE_DB}` : "memory";
-    const shippedMachine = params.has("fresh") ? undefined : manifest.machine;
+    // ?basefs=URL (v86's fs2json, with ?baseurl=URL: its content directory, default base/ beside
+    // it): the guest boots that tree, its files fetched as they are read and kept in a database of
+    // their own; the shipped machine (made from the default tree) does not apply.
+    const base = baseImage(params);
+    const storeDb = base ? `${STORE_DB}-base-${shortHash(base.basefs)}` : STORE_DB;
+    const storage = ctx.storage = api.storage = db && !params.has("memory") ? `indexeddb:${storeDb}` : "memory";
+    const shippedMachine = params.has("fresh") || base ? undefined : manifest.machine;
     const forceBoot = !shippedMachine;
     /** @type {import("./saving.js").SavedMachine | null | undefined} */
     let saved = null;
@@ -109,7 +114,7 @@ export async function start(ctx, parts) {
     const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
         manifest.guest.vgabios, ...["pyodide.asm.wasm", "pyodide.asm.mjs", "python_stdlib.zip"].map((f) => manifest.pyodide + f)];
     if (manifest.pyodideSnapshot && !params.has("nosnap")) expect.push(manifest.pyodideSnapshot);
-    if (!shippedMachine) expect.push(manifest.image, manifest.guest.kernel, manifest.guest.initrd);
+    if (!shippedMachine) expect.push(...(base ? [] : [manifest.image]), manifest.guest.kernel, manifest.guest.initrd);
     else if (!saved) expect.push(shippedMachine.url);
     for (const rel of expect) {
         const c = progress.classify(rel);
@@ -128,7 +133,7 @@ export async function start(ctx, parts) {
     };
     setStatus(forceBoot ? "loading Python and Linux…" : saved ? "loading your session…" : "loading Linux…");
     // A restore starts from no image: a new visitor's store gets the machine's files instead.
-    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null }).then(async (s) => {
+    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null, base }).then(async (s) => {
         if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
         if (s.openReport?.dataLoss) messages.reportDataLoss(s.openReport.dataLoss.message);
         timing.python_ms = since(ctx);
@@ -202,6 +207,10 @@ export async function start(ctx, parts) {
         terminal.wake(restored.screen, token);
     } else {
         setStatus("booting Linux…");
+        if (base) {
+            note(`booting the base image ${base.basefs} (files from ${base.baseurl})`);
+            watchBase(server, messages);
+        }
         note("booting (the kernel's messages are in this log)");
         await waitForLog(ctx, messages, /[#$] $/, 180_000); // the boot's first prompt
         await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
@@ -222,7 +231,12 @@ export async function start(ctx, parts) {
     }
     terminal.focus();
     files.open(innerWidth > 760 && !params.has("nofiles"));
-    if (db) saving.keepSaving(db);
+    if (db && !base) saving.keepSaving(db);
+    else if (base) { // no machine to save (a base boots): the files are committed as they change, and on leaving
+        const flush = () => { server.flush().catch(() => {}); };
+        document.addEventListener("visibilitychange", () => { if (document.visibilityState === "hidden") flush(); });
+        addEventListener("pagehide", flush);
+    }
     registerServiceWorker(ctx, messages);
 }
 
@@ -344,14 +358,56 @@ function guestDropped(ctx, messages, token) {
     });
 }
 
+/** ?basefs and ?baseurl, resolved against the page, or null.
+ * @param {URLSearchParams} params */
+function baseImage(params) {
+    const fs = params.get("basefs");
+    if (!fs) return null;
+    const basefs = new URL(fs, location.href).href;
+    return { basefs, baseurl: new URL(params.get("baseurl") ?? "base/", params.get("baseurl") ? location.href : basefs).href };
+}
+
+/** A short name for a URL (a database per base image). @param {string} text */
+function shortHash(text) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return (h >>> 0).toString(36);
+}
+
+/** While base files load, the status line says how many (and how much); a file the base could
+ * not give is said once, in the error banner (the guest got an I/O error for it).
+ * @param {PyninepServer} server
+ * @param {import("./errors.js").Messages} messages */
+function watchBase(server, messages) {
+    let failed = 0, loading = false;
+    const timer = setInterval(() => {
+        let p;
+        try { p = server.baseProgress(); } catch { clearInterval(timer); return; }
+        if (p.failed > failed) {
+            failed = p.failed;
+            messages.showError(`A file of the base image could not be loaded, so Linux got an I/O error reading it (${p.error}).`);
+        }
+        if (p.pending > 0) {
+            loading = true;
+            messages.setStatus(`loading files from the base image: ${p.fetched} so far (${(p.bytes / 1048576).toFixed(1)} MB)`, "busy",
+                `${p.fetched} files, ${p.bytes} bytes fetched; ${p.pending} under way`);
+        } else if (loading) {
+            loading = false;
+            messages.setStatus(`ready: ${p.fetched} files loaded from the base image${navigator.onLine ? "" : " (offline)"}`, "ok");
+        }
+    }, 250);
+}
+
 /** The 9P server over the storage start() chose, with the page's sentences for its failures.
  * @param {import("./context.js").PageContext} ctx
  * @param {StartParts} parts
- * @param {{image: null | undefined}} options  null: start from no image (a restore follows) */
-async function createServer(ctx, parts, { image }) {
+ * @param {{image: null | undefined, base: {basefs: string, baseurl: string} | null}} options
+ *   image null: start from no image (a restore follows); base: boot a v86 fs2json base image */
+async function createServer(ctx, parts, { image, base }) {
     const pyodide = await loadPython(ctx, parts);
     try {
-        return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide, ...(image === null ? { image: null } : {}) });
+        return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide,
+            ...(image === null ? { image: null } : {}), ...(base ?? {}) });
     } catch (/** @type {any} */ error) {
         if (/another tab|already being served/i.test(error.message)) throw new PageError(ANOTHER_TAB, { cause: error });
         if (isQuotaError(error)) {

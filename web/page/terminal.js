@@ -14,6 +14,15 @@ import { $ } from "./context.js";
 
 /** @typedef {ReturnType<typeof createTerminal>} PageTerminal */
 
+/** During a flood of output the page writes to xterm.js at most this often (ms; ?flushms=N to
+ * change it, 0 writes once per macrotask as before: bench/terminal.py compares the two) … */
+const BULK_MS = 100;
+/** … a flood being output that has kept coming for this long (ms): longer than a full-screen
+ * program's redraw or a command's short answer, which go at once, … */
+const FLOOD_MS = 150;
+/** … with no pause longer than this (ms). */
+const PAUSE_MS = 50;
+
 /**
  * @param {import("./context.js").PageContext} ctx
  * @param {{messages: import("./errors.js").Messages}} parts
@@ -92,14 +101,36 @@ export function createTerminal(ctx, { messages }) {
         }
     });
 
-    /** @type {number[]} */
-    let outBytes = [];
+    // The guest's output, gathered between writes to xterm.js. A write makes xterm.js draw on its
+    // next animation frame, and drawing (layout and paint of the rows) took more of the page's one
+    // thread than the emulator making the output (docs/measurements.md): during a flood the page
+    // writes at most every BULK_MS, so the screen is drawn that often and the rest of the time
+    // goes to the guest. Anything shorter (an echoed key, a prompt, an editor's redraw) is written
+    // at the next macrotask, whole.
+    let out = new Uint8Array(4096);
+    let outLength = 0;
     let outPending = false;
+    let lastFlush = 0;
+    let lastOutput = -Infinity; // when output last came (or was last written out)
+    let floodFrom = 0; // when the output that keeps coming began
+    const bulkMs = Number(ctx.params.get("flushms") ?? BULK_MS);
     let afterWake = "";
     /** @type {(() => void) | null} */
     let readyResolve = null;
     /** @type {Promise<void>} */
     const ready = new Promise((resolve) => { readyResolve = resolve; });
+
+    function flush() {
+        const now = performance.now();
+        if (now - floodFrom > FLOOD_MS && now - lastFlush < bulkMs) {
+            setTimeout(flush, lastFlush + bulkMs - now);
+            return;
+        }
+        outPending = false;
+        lastFlush = lastOutput = now;
+        term().write(out.slice(0, outLength));
+        outLength = 0;
+    }
 
     /** A byte of the guest's console: to the log until the console is live, then to the terminal. */
     function onSerial(/** @type {number} */ byte) {
@@ -109,7 +140,12 @@ export function createTerminal(ctx, { messages }) {
             messages.log(String.fromCharCode(byte));
             return;
         }
-        outBytes.push(byte);
+        if (outLength === out.length) {
+            const bigger = new Uint8Array(out.length * 2);
+            bigger.set(out);
+            out = bigger;
+        }
+        out[outLength++] = byte;
         if (readyResolve) {
             afterWake = (afterWake + String.fromCharCode(byte)).slice(-64);
             if (/[#$] $/.test(afterWake)) {
@@ -119,13 +155,12 @@ export function createTerminal(ctx, { messages }) {
             }
         }
         if (!outPending) {
+            // The first byte since the last write: a pause before it ends a flood.
+            const now = performance.now();
+            if (now - lastOutput > PAUSE_MS) floodFrom = now;
+            lastOutput = now;
             outPending = true;
-            queueMicrotask(() => setTimeout(() => {
-                outPending = false;
-                const chunk = Uint8Array.from(outBytes);
-                outBytes = [];
-                term().write(chunk);
-            }, 0));
+            setTimeout(flush, 0);
         }
     }
 
