@@ -174,6 +174,16 @@ export function wakeOnProxyReplies(emulator) {
     return true;
 }
 
+/** Close a v86 emulator's own proxy_url socket for good. v86's destroy() leaves it open, and its
+ * device reopens it when it closes: an emulator replaced by a restored one would then take its
+ * session back from the new one (the server gives a session id to its latest connection). Call
+ * it before destroy() when an emulator on proxy_url is replaced.
+ * @param {Emulator} emulator */
+export function closeProxy(emulator) {
+    const device = /** @type {any} */ (emulator.v86)?.cpu?.devices?.virtio_9p;
+    if (device && typeof device.destroy === "function" && "socket" in device) device.destroy();
+}
+
 /**
  * @param {{server: string, session?: string}} options
  */

@@ -105,7 +105,7 @@ const loaded = new Promise((resolve) => emulator.add_listener("emulator-loaded",
 server?.attachEmulator?.(emulator); // server mode: the shim's replies wake a halted guest
 // --proxy: v86's own socket, its replies waking the guest as the page's server mode does
 // (--proxy-plain: v86's proxy_url exactly as it comes)
-const { wakeOnProxyReplies } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
+const { wakeOnProxyReplies, closeProxy } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
 if (proxy && !args.includes("--proxy-plain")) {
     await loaded;
     wakeOnProxyReplies(emulator);
@@ -242,6 +242,7 @@ for await (const line of rl) {
             const emu = makeEmulator(false);
             await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
             if (!args.includes("--proxy-plain")) wakeOnProxyReplies(emu);
+            closeProxy(old); // v86's destroy() leaves the old socket open, reconnecting
             old.destroy?.();
             emulator = emu;
             listen(emu);
