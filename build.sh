@@ -5,7 +5,7 @@
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, check the Python (ruff lint and format, mypy) and the
 #          page's JavaScript (tsc), run the whole suite (pytest)
-#   bench  build, then run the benchmarks (dispatcher, JS<->Python crossing, replayed guest
+#   bench  build, then run the benchmarks (dispatcher, serve over TCP/WebSocket, JS<->Python crossing, replayed guest
 #          requests, guest workloads, the page's time to a prompt, IndexedDB persistence,
 #          machine blobs, the crash test)
 #   clean  remove dist/ (downloads stay cached in $PYNINEP_CACHE)
@@ -161,7 +161,7 @@ build_site() {
     cp -u "$nm/@xterm/xterm/lib/xterm.mjs" "$nm/@xterm/xterm/lib/xterm.mjs.map" \
           "$nm/@xterm/xterm/css/xterm.css" "$nm/@xterm/addon-fit/lib/addon-fit.mjs" \
           "$nm/@xterm/addon-fit/lib/addon-fit.mjs.map" "$DIST/xterm/"
-    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/machine.js web/app.js web/index.html "$DIST/"
+    cp web/pyninep.js web/pyninep-idb.js web/pyninep-machine.js web/pyninep-remote.js web/machine.js web/app.js web/index.html "$DIST/"
     # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
     # write_manifest lists them (and the service worker caches them) like every file of dist/.
     rm -rf "$DIST/page"; cp -r web/page "$DIST/page"
@@ -349,6 +349,7 @@ case "$verb" in
         build
         shift || true
         "$PY" bench/dispatch.py
+        "$PY" bench/serve.py  # serve over TCP and WebSocket, 1 and 50 clients, vs in-process
         "$PY" bench/store.py
         node bench/crossing.mjs dist
         trace="${TMPDIR:-/tmp}/pyninep-trace.bin"  # the guest's requests, replayed without it

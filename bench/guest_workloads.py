@@ -1,6 +1,9 @@
 """Guest workloads on v86's built-in JavaScript 9p and on ours, same guest, same run (not a test).
 
-    .venv/bin/python bench/guest_workloads.py [--rounds N] [--variants builtin,none,loose]
+    .venv/bin/python bench/guest_workloads.py [--rounds N] [--variants builtin,none,loose,proxy,shim]
+
+``proxy`` and ``shim``: the files on a ``serve --ws`` server (memory) in another process, over
+v86's own ``proxy_url`` and over the page's shim (``createServer({server})``'s handle9p).
 
 Each variant boots the same kernel and initramfs with ``pyninep.root=none``: host9p is mounted on
 /mnt and the shell stays in the initramfs, so the workload binaries are identical everywhere; the
@@ -85,16 +88,30 @@ def main() -> int:
             r = run_variant(["--root", "none", "--mount", MOUNT.format(cache=cache)],
                             ["/mnt/bench"], opts.rounds)
             columns[f"ours cache={cache}"] = r["/mnt/bench"]
+    served = [v for v in ("proxy", "shim") if v in variants]
+    if served:
+        from serving import Serve
+
+        serve = Serve("--ws", "127.0.0.1:0")
+        try:
+            for v in served:
+                flag = "--proxy" if v == "proxy" else "--server"
+                assert serve.ws is not None
+                r = run_variant([flag, serve.ws, "--root", "none", "--mount", MOUNT.format(cache="none")],
+                                ["/mnt/bench"], opts.rounds)
+                columns[f"serve {v}"] = r["/mnt/bench"]
+        finally:
+            serve.stop()
     names = [n for n, _ in WORKLOADS]
     heads = list(columns)
     print(f"guest workloads, best of {opts.rounds}, ms (10 ms resolution); ratio = ours / v86 9p")
     print(f"{'workload':<17}" + "".join(f"{h:>18}" for h in heads) + "".join(
-        f"{'ratio ' + h.split()[-1]:>15}" for h in heads if h.startswith("ours")))
+        f"{'ratio ' + h.split()[-1]:>15}" for h in heads if h.startswith(("ours", "serve"))))
     for n in names:
         row = f"{n:<17}" + "".join(f"{columns[h].get(n, -1):>18}" for h in heads)
         base = columns.get("v86 9p", {}).get(n)
         for h in heads:
-            if h.startswith("ours"):
+            if h.startswith(("ours", "serve")):
                 mine = columns[h].get(n)
                 row += f"{(mine / base if base else float('nan')):>15.2f}" if mine is not None else f"{'-':>15}"
         print(row)

@@ -1,4 +1,5 @@
-"""Command line: ``python -m pyninep_browser image|initramfs|site …`` (build.sh uses them).
+"""Command line: ``python -m pyninep_browser image|initramfs|site|serve …`` (build.sh uses the
+first three; ``serve`` is :mod:`.serve.cli`: the filesystem over WebSocket, TCP and Unix sockets).
 
 ``image build|ls|extract|import-tar|export-tar`` work on image files (:mod:`.fs.image`); the older
 ``image --busybox PATH [--extra G=H] --out FILE`` still builds the default image.
@@ -238,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "image" and argv[1] in IMAGE_VERBS:
         return image_main(argv[1:])
+    if argv and argv[0] == "serve":
+        from .serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m pyninep_browser", description="pyninep-browser: build guest images."
     )
@@ -262,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ird.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
     ird.add_argument("--out", required=True, type=Path, help="where to write the cpio archive")
+    sub.add_parser(
+        "serve", help="serve a filesystem over 9P: WebSocket (v86 proxy_url), TCP, Unix; see 'serve -h'"
+    )
     site = sub.add_parser("site", help="serve a built dist/ directory over HTTP (static files)")
     site.add_argument("directory", type=Path, nargs="?", default=Path("dist"))
     site.add_argument("--host", default="127.0.0.1")

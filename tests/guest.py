@@ -14,6 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
 
 
+def _node_major(node: str) -> int:
+    out = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    return int(out.strip().lstrip("v").split(".")[0] or 0)
+
+
 class GuestError(RuntimeError):
     pass
 
@@ -27,8 +32,11 @@ class Guest:
         node = shutil.which("node")
         if node is None:
             raise GuestError("node is not installed")
+        flags = []
+        if ("--proxy" in extra_args or "--server" in extra_args) and _node_major(node) < 22:
+            flags.append("--experimental-websocket")  # v86's proxy_url needs a global WebSocket
         self.proc = subprocess.Popen(
-            [node, str(ROOT / "tests/e2e/harness.mjs"), str(DIST), *extra_args],
+            [node, *flags, str(ROOT / "tests/e2e/harness.mjs"), str(DIST), *extra_args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             bufsize=1, env={**os.environ, "NODE_NO_WARNINGS": "1"})
         self._stderr: list[str] = []

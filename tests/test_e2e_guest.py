@@ -4,6 +4,7 @@ the guest would run. The scenarios of v86's own 9p device tests come first, then
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 
@@ -14,9 +15,26 @@ from guest import ROOT, Guest
 
 @pytest.fixture(scope="module")
 def guest():
+    # PYNINEP_E2E_SERVE=1: the same scenarios with the files on `serve --ws` (the page's server
+    # mode, pyninep-remote.js); the scenarios that save the page's server state are skipped.
+    if os.environ.get("PYNINEP_E2E_SERVE"):
+        from serving import Serve
+
+        served = Serve("--ws", "127.0.0.1:0", "--image", str(ROOT / "dist/images/default.img"))
+        g = Guest("--server", served.ws)
+        g.served = served
+        yield g
+        g.close()
+        served.stop()
+        return
     g = Guest()
     yield g
     g.close()
+
+
+def page_server_only(guest) -> None:
+    if getattr(guest, "served", None):
+        pytest.skip("the page's own Python (live files, its saved state): not in server mode")
 
 
 def test_boots_to_a_shell_with_root_on_host9p(guest):
@@ -207,12 +225,14 @@ def test_non_root_user_permissions(guest):
 
 
 def test_default_image_runs_python_written_to_py_run(guest):
+    page_server_only(guest)
     # The default image's live files, re-attached from dist/images/default.py at start-up.
     assert guest.sh("echo 'print(6*7)' > /py/run; cat /py/run") == "42\n"
     assert "emscripten" in guest.sh("cat /py/version")
 
 
 def test_saved_machine_restores_guest_and_files_together(guest):
+    page_server_only(guest)
     guest.sh("echo before-save > /root/state; exec 4>/root/held; echo keep >&4")
     info = guest.request("save", wait=180)
     assert info["fs_bytes"] > 0 and info["v86_bytes"] > 0
@@ -354,6 +374,7 @@ def test_truncate_times_match_the_guests_tmpfs(guest, credo):
 
 
 def test_machine_blob_restores_into_new_objects_with_a_descriptor_still_open(guest):
+    page_server_only(guest)
     # fd 3 is opened in the guest's top shell (via the serial line), so it outlives the script;
     # the file's name is then removed, so only the open fid can still read it.
     guest.sh("echo held-open-across-restore > /root/fd3file")

@@ -85,8 +85,9 @@ export function resizeLine({ rows, cols, clock = false, drop = "", now = Date.no
 
 /** v86 constructor options for our guest; `boot` false leaves out the kernel (a restore follows).
  * @param {Manifest} manifest
- * @param {{baseUrl: string | URL, handle9p: Handle9p, boot?: boolean, cmdline?: string}} how */
-export function v86Options(manifest, { baseUrl, handle9p, boot = true, cmdline = "" }) {
+ * @param {{baseUrl: string | URL, handle9p: Handle9p, boot?: boolean, cmdline?: string, proxyUrl?: string}} how
+ * (proxyUrl: the files are on a `serve --ws` server, over v86's own socket instead of handle9p) */
+export function v86Options(manifest, { baseUrl, handle9p, boot = true, cmdline = "", proxyUrl }) {
     const g = manifest.guest;
     const url = (/** @type {string} */ p) => ({ url: new URL(p, baseUrl).href.replace(/^file:\/\//, "") });
     /** @type {Record<string, unknown>} */
@@ -95,7 +96,7 @@ export function v86Options(manifest, { baseUrl, handle9p, boot = true, cmdline =
         bios: url(g.bios),
         vga_bios: url(g.vgabios),
         memory_size: g.memory,
-        filesystem: { handle9p },
+        filesystem: proxyUrl ? { proxy_url: proxyUrl } : { handle9p },
         uart1: true, // the resize channel (see CONSOLE_SCRIPT)
         autostart: boot,
         disable_keyboard: true,

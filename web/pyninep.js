@@ -38,6 +38,12 @@
  *             storage: fetched at most once per database. Writes, renames, chmods and unlinks
  *             change only our storage (copy on write). baseurl alone serves an image made by
  *             `image import-fs2json` (its `image` option) from that content directory.
+ *   server    "ws://HOST:PORT/" of a `python -m pyninep_browser serve --ws` server (docs/serve.md):
+ *             server mode. The files live there; Python does not load; the result has the same
+ *             file calls (readFile, writeFile, listDir, mkdir, remove), `handle9p` (a shim over our
+ *             own socket) and `proxyUrl` (for v86's filesystem.proxy_url), both with a session id
+ *             the server resumes after a dropped socket (pyninep-remote.js). `session`: resume
+ *             that one instead of a new random id.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
  *
@@ -124,6 +130,8 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
  * @property {string | URL | {url: string | URL, size?: number}} [basefs]
  * @property {string | URL} [baseurl]
  * @property {(error: any, requestType: number | string) => void} [onError]
+ * @property {string} [server]  ws://HOST:PORT/ of a `serve --ws` server: server mode (pyninep-remote.js)
+ * @property {string} [session]  server mode: the session id to resume (default: a new random one)
  */
 /** @typedef {Awaited<ReturnType<typeof startServer>>} PyninepServer */
 /** @typedef {{name: string, kind: "d" | "f" | "l" | "o", size: number, mtime: number}} DirEntry */
@@ -225,6 +233,11 @@ function directCall(pyodide, proxy) {
 
 /** @param {ServerOptions} [options] */
 export async function createServer(options = {}) {
+    if (options.server) {
+        // Server mode: the files live on `python -m pyninep_browser serve`; Python does not load.
+        const { createRemoteServer } = await import("./pyninep-remote.js");
+        return /** @type {PyninepServer} */ (/** @type {unknown} */ (await createRemoteServer({ server: options.server, session: options.session })));
+    }
     const storage = options.storage ?? "memory";
     const dbName = typeof storage === "string" && storage.startsWith("indexeddb:") ? storage.slice(10) : null;
     if (storage !== "memory" && !dbName) {

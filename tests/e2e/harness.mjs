@@ -18,8 +18,15 @@
 //        which must refuse it: ← {"id": 10, "refused": "<error message>"}
 //   → {"id": 11, "op": "exportTar", "path": "/etc"}   ← {"id": 11, "data": "<base64 tar>"}
 //   → {"id": 12, "op": "importTar", "data": "<base64>", "dir": "/"}   ← {"id": 12, "entries": N}
-// Scripts are handed to the guest as files written through writeFile, so any length works.
-// Usage: node harness.mjs DIST_DIR [--builtin] [--mount OPTS] [--root none]
+//   → {"id": 14, "op": "restoreV86"}  ← {"id": 14, "ok": true, "bytes": N, "restore_ms": N}  (--proxy:
+//        save the machine, restore it into a new emulator on the same proxy_url)
+//   → {"id": 13, "op": "dropSocket"}  ← {"id": 13, "ok": true, "sockets": N}  (--proxy: close the
+//        9P WebSocket under the guest, as a network drop would; v86 opens a new one itself)
+// Scripts are handed to the guest as files written through writeFile, so any length works; with
+// --proxy (v86's own proxy_url: the files live on a `serve --ws` server) they go through the serial
+// line, and readFile/writeFile are not available.
+// Usage: node harness.mjs DIST_DIR [--builtin | --proxy WS_URL | --server WS_URL] [--mount OPTS] [--root none]
+//        (--server: createServer({server}), the page's server mode: our shim forwards v86's handle9p)
 //        [--image FILE.img [--script SCRIPT.py]]   (boot a user image, its live files from SCRIPT)
 //        [--basefs URL --baseurl URL]   (boot a v86 fs2json base image: through our server, or
 //                                        with --builtin through v86's own 9p, paths then local)
@@ -30,6 +37,19 @@ import { pathToFileURL } from "node:url";
 const args = process.argv.slice(2);
 const dist = path.resolve(args[0] || "dist");
 const builtin = args.includes("--builtin");
+const proxy = args.includes("--proxy") ? args[args.indexOf("--proxy") + 1] : undefined;
+// Every WebSocket v86 opens (proxy_url), so a test can drop the current one.
+const sockets = [];
+if (proxy) {
+    if (typeof globalThis.WebSocket === "undefined") {
+        process.stdout.write(JSON.stringify({ fatal: "no WebSocket in this Node: run it with --experimental-websocket (Node 20) or Node 22+" }) + "\n");
+        process.exit(1);
+    }
+    const Base = globalThis.WebSocket;
+    globalThis.WebSocket = class extends Base {
+        constructor(...a) { super(...a); sockets.push(this); }
+    };
+}
 const opt = (name) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
 const send = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const fail = (message) => { send({ fatal: message }); process.exit(1); };
@@ -41,8 +61,9 @@ const { createServer, saveMachine, restoreMachine } = await import(pathToFileURL
 const t0 = Date.now();
 let server = null;
 let pyodideMs = 0;
-if (!builtin) {
+if (!builtin && !proxy) {
     const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/") };
+    if (opt("--server")) options.server = opt("--server"); // server mode: pyninep-remote.js's shim
     if (opt("--image")) {
         const { readFile } = await import("node:fs/promises");
         options.image = new Uint8Array(await readFile(opt("--image")));
@@ -75,10 +96,20 @@ const makeEmulator = (autostart) => new V86({
     bios: file(g.bios), vga_bios: file(g.vgabios), bzimage: file(g.kernel), initrd: file(g.initrd),
     cmdline, memory_size: g.memory,
     // The server is looked up per request: restoreMachine swaps in a new one.
-    filesystem: builtin ? (opt("--basefs") ? { basefs: opt("--basefs"), baseurl: opt("--baseurl") } : {}) : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
+    filesystem: builtin ? (opt("--basefs") ? { basefs: opt("--basefs"), baseurl: opt("--baseurl") } : {})
+        : proxy ? { proxy_url: proxy } : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
     autostart, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
 let emulator = makeEmulator(true);
+const loaded = new Promise((resolve) => emulator.add_listener("emulator-loaded", resolve));
+server?.attachEmulator?.(emulator); // server mode: the shim's replies wake a halted guest
+// --proxy: v86's own socket, its replies waking the guest as the page's server mode does
+// (--proxy-plain: v86's proxy_url exactly as it comes)
+const { wakeOnProxyReplies, closeProxy } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
+if (proxy && !args.includes("--proxy-plain")) {
+    await loaded;
+    wakeOnProxyReplies(emulator);
+}
 
 let buffer = "";
 let waiter = null; // { pattern, resolve, timer }
@@ -201,6 +232,32 @@ for await (const line of rl) {
             emulator.serial0_send("echo __RESTORED__\n");
             await waitFor(/__RESTORED__\r?\n/, 30000);
             send({ id: req.id, ok: true, restore_ms: Date.now() - t });
+        } else if (req.op === "restoreV86") {
+            // --proxy: the running machine saved and restored into a NEW emulator on the same
+            // proxy_url (so the same session id), as a page restores a saved machine.
+            const t = Date.now();
+            await emulator.stop();
+            const state = await emulator.save_state();
+            const old = emulator;
+            const emu = makeEmulator(false);
+            await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
+            if (!args.includes("--proxy-plain")) wakeOnProxyReplies(emu);
+            closeProxy(old); // v86's destroy() leaves the old socket open, reconnecting
+            old.destroy?.();
+            emulator = emu;
+            listen(emu);
+            buffer = "";
+            await emu.restore_state(state);
+            emu.run();
+            emulator.serial0_send("echo __RESTORED__\n");
+            await waitFor(/__RESTORED__\r?\n/, 60000);
+            send({ id: req.id, ok: true, bytes: state.byteLength, restore_ms: Date.now() - t });
+        } else if (req.op === "dropSocket") {
+            const ws = sockets.at(-1);
+            ws?.close();
+            send({ id: req.id, ok: Boolean(ws), sockets: sockets.length });
+        } else if (req.op === "sockets") {
+            send({ id: req.id, sockets: sockets.length, state: sockets.at(-1)?.readyState });
         } else if (req.op === "stats") {
             const out = {};
             for (const [type, [count, ms, bytes]] of stats) out[type] = { count, ms: +ms.toFixed(2), bytes };

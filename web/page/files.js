@@ -77,7 +77,7 @@ export function createFiles(ctx, { terminal }) {
             shownAt = changes();
             let entries;
             try {
-                entries = server().listDir(this.dir);
+                entries = await server().listDir(this.dir); // (a Promise in server mode)
             } catch (error) {
                 this.problem(`Cannot list ${this.dir}: ${pyMessage(error)}`);
                 return;
@@ -158,7 +158,7 @@ export function createFiles(ctx, { terminal }) {
             if (!name) return;
             if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
             try {
-                server().mkdir(this.join(this.dir, name));
+                await server().mkdir(this.join(this.dir, name));
                 await server().flush?.(); // done once it would survive a crash, like an upload
                 await this.refresh();
             } catch (error) {
@@ -178,7 +178,7 @@ export function createFiles(ctx, { terminal }) {
             }
             if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
             try {
-                server().remove(this.join(this.dir, name));
+                await server().remove(this.join(this.dir, name));
                 await server().flush?.(); // gone for good before the row goes
                 await this.refresh();
                 this.problem(`Deleted ${path}.`);

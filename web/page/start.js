@@ -13,6 +13,7 @@
 import * as pyninep from "../pyninep.js";
 import * as machine from "../machine.js";
 import { takeWebLock } from "../pyninep-idb.js";
+import { wakeOnProxyReplies } from "../pyninep-remote.js";
 import { $, since } from "./context.js";
 import { PageError, isQuotaError, STORAGE_FULL } from "./errors.js";
 import { checkQuota, openLocalDb, readLastSave, STORE_DB } from "./saving.js";
@@ -60,6 +61,7 @@ export async function start(ctx, parts) {
     const terminalReady = terminal.start();
     /** @type {import("./context.js").Timing} */
     const timing = (api.timing = {});
+    if (params.get("server")) return startOnServer(ctx, parts, /** @type {string} */ (params.get("server")), terminalReady);
 
     /** @type {IDBDatabase | null} */
     let db = null;
@@ -238,18 +240,87 @@ export async function start(ctx, parts) {
     registerServiceWorker(ctx, messages);
 }
 
+/**
+ * Server mode (?server=ws://HOST:PORT/): the guest's files live on `python -m pyninep_browser
+ * serve --ws` (docs/serve.md), so Python does not load and nothing is kept in this browser; the
+ * kernel boots (a saved machine's 9P session is on no server) with its root on the server, over
+ * v86's own proxy_url (?via=shim: our shim's handle9p; bench/serve.py compares them). Several tabs
+ * and browsers may share one server: no tab lock.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts
+ * @param {string} url
+ * @param {Promise<unknown>} terminalReady
+ */
+async function startOnServer(ctx, parts, url, terminalReady) {
+    const { messages, progress, terminal, files } = parts;
+    const { setStatus, note } = messages;
+    const { params, api } = ctx;
+    const timing = api.timing;
+    ctx.manifest = api.manifest = await (await progress.plainFetch("manifest.json", { cache: "no-cache" })).json();
+    const where = url.replace(/token=[^&]*/, "token=…");
+    ctx.storage = api.storage = "server";
+    api.source = "boot";
+    progress.bar("linux", "Linux (the kernel and the PC it runs on)");
+    setStatus(`connecting to the file server at ${where}…`);
+    /** @type {PyninepServer} */
+    let server;
+    try {
+        server = await pyninep.createServer({ server: url });
+    } catch (/** @type {any} */ error) {
+        throw new PageError(`The file server at ${where} cannot be reached (${error.message}): start it with "python -m pyninep_browser serve --ws HOST:PORT", or check the address.`, { cause: error });
+    }
+    const remote = /** @type {any} */ (server);
+    const shim = params.get("via") === "shim";
+    /** @type {Handle9p} */
+    const handle9p = (req, reply) => { ctx.activity.requests += 1; server.handle9p(req, reply); };
+    const emulator = await loadV86(ctx, parts, true, handle9p, shim ? undefined : remote.proxyUrl);
+    if (shim) remote.attachEmulator(emulator);
+    else wakeOnProxyReplies(emulator);
+    progress.complete("linux");
+    await terminalReady;
+    ctx.server = server;
+    ctx.emulator = emulator;
+    Object.assign(api, { server, emulator });
+    emulator.add_listener("serial0-output-byte", terminal.onSerial);
+    setStatus(`booting Linux; its files live on ${where}…`);
+    note(`server mode: files on ${where}, session ${remote.session}, 9P over ${shim ? "the page's shim" : "v86's proxy_url"}`);
+    await waitForLog(ctx, messages, /[#$] $/, 180_000);
+    await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+    emulator.serial0_send(machine.CONSOLE_COMMAND);
+    await waitForLog(ctx, messages, machine.READY_MARKER);
+    terminal.wake(null);
+    await terminal.ready;
+    timing.prompt_ms = since(ctx);
+    progress.hide();
+    setStatus(`ready: files live on ${where}`, "ok");
+    // A socket away longer than the server's grace period loses the guest's open files: say so.
+    const watch = setInterval(async () => {
+        const state = await remote.sessionState().catch(() => null);
+        if (state === "expired" || state === "unknown") {
+            clearInterval(watch);
+            messages.showError(state === "expired"
+                ? `The connection to the file server at ${where} was lost for longer than it waits, so Linux's open files there were closed: reload the page to start again.`
+                : `The file server at ${where} no longer knows this page's session (it was restarted), so Linux's open files there are gone: reload the page to start again.`);
+            setStatus(`disconnected from ${where}`, "bad");
+        }
+    }, 10_000);
+    terminal.focus();
+    files.open(innerWidth > 760 && !params.has("nofiles"));
+}
+
 /** The emulator, loaded (its files fetched, its wasm compiled); `boot`: with the kernel, running.
  * @param {import("./context.js").PageContext} ctx
  * @param {StartParts} parts
  * @param {boolean} boot
  * @param {Handle9p} handle9p
+ * @param {string} [proxyUrl]  server mode: v86's own proxy_url instead of handle9p
  * @returns {Promise<Emulator>} */
-async function loadV86(ctx, { progress }, boot, handle9p) {
+async function loadV86(ctx, { progress }, boot, handle9p, proxyUrl = undefined) {
     const manifest = /** @type {Manifest} */ (ctx.manifest);
     const base = new URL(".", location.href);
     /** @type {{V86: new (options: object) => Emulator}} */
     const { V86 } = await import(new URL(`${manifest.v86}libv86.mjs`, base).href);
-    const em = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p, boot }));
+    const em = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p, boot, proxyUrl }));
     em.add_listener("download-progress", (/** @type {{file_name: string, loaded: number, total: number}} */ e) => {
         const c = progress.classify(e.file_name);
         if (c) progress.progress("linux", c.rel, e.loaded, e.total || c.size);
