@@ -393,3 +393,47 @@ def test_a_second_connection_with_a_live_session_id_takes_it_over(server):
     with pytest.raises(Exception):  # noqa: B017 - the first socket was closed (4000)
         first.handle(struct.pack("<IBHI", 11, 120, 1, f))
     second.close()
+
+
+def test_a_base_image_is_served_lazily_and_copied_on_write(tmp_path):
+    """``serve --base FS.JSON BASEDIR --db``: clients read base files (each fetched once, from
+    the directory), write over them, and after a restart with the base gone what was read or
+    written is in the store; the base directory is never written."""
+    from pyninep_browser.authoring import Tree
+    from pyninep_browser.fs2json import export_fs2json
+
+    tree = Tree()
+    tree.path("/etc").mkdir()
+    tree.path("/etc/motd").write_bytes(b"from the base\n")
+    tree.path("/etc/other").write_bytes(b"never read\n")
+    export_fs2json(tree.fs, tmp_path / "b")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "b" / "base").iterdir()}
+    db = tmp_path / "fs.sqlite"
+    s = Serve("--tcp", "127.0.0.1:0", "--db", str(db), "--base", str(tmp_path / "b" / "fs.json"),
+              str(tmp_path / "b" / "base"))
+    try:
+        c = s.client()
+        assert c.read(opened(c, "etc/motd", O_RDONLY), 0, 100) == b"from the base\n"
+        f = opened(c, "etc/motd")
+        c.write(f, 5, b"THE")
+        c.fsync(f)
+    finally:
+        assert s.stop() == 0, s.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b" / "base").iterdir()} == before
+    s = Serve("--tcp", "127.0.0.1:0", "--db", str(db), "--base", str(tmp_path / "b" / "fs.json"),
+              str(tmp_path / "nowhere"), wait=False)
+    assert s.proc.wait(20) == 2 and "does not exist" in s.stderr  # a base directory that is not there
+    (tmp_path / "empty").mkdir()
+    s = Serve("--tcp", "127.0.0.1:0", "--db", str(db), "--base", str(tmp_path / "b" / "fs.json"),
+              str(tmp_path / "empty"))
+    try:
+        c = s.client()
+        assert c.read(opened(c, "etc/motd", O_RDONLY), 0, 100) == b"from THE base\n"
+        with pytest.raises(NinePError) as err:  # never read, and the base is empty now
+            c.read(opened(c, "etc/other", O_RDONLY), 0, 100)
+        assert err.value.errno == 5
+    finally:
+        assert s.stop() == 0, s.stderr
+    s = Serve("--tcp", "127.0.0.1:0", "--base", str(tmp_path / "nope.json"), str(tmp_path / "b" / "base"),
+              wait=False)
+    assert s.proc.wait(20) == 2 and "nope.json" in s.stderr and "Traceback" not in s.stderr

@@ -1,11 +1,11 @@
 """``python -m pyninep_browser serve``: one asyncio process serving one filesystem to many clients.
 
-    serve [--ws HOST:PORT] [--tcp HOST:PORT] [--unix PATH] [--db FILE.sqlite] [--image FILE.img]
+    serve [--ws HOST:PORT] [--tcp HOST:PORT] [--unix PATH] [--db FILE.sqlite] [--image FILE.img | --base FS.JSON BASEDIR]
           [--read-only] [--site DIR] [--token T | --token-file F] [--allow-origin O]… [--insecure]
           [--grace SECONDS] [--idle-timeout SECONDS] [--max-msize N] [--max-fids N] [-v]
 
 Where the files live is decided by a *filesystem factory* (:data:`FilesystemFactory`): the default,
-:func:`open_filesystem`, reads ``--db`` and ``--image``; a caller (or a new source such as base
+:func:`open_filesystem`, reads ``--db``, ``--image`` and ``--base``; a caller (or a new source such as base
 images) passes its own to :func:`main`. A user's mistake (a bad flag, a busy port, a database that
 is not ours or is newer) is one line on stderr and exit status 2. SIGINT or SIGTERM stops
 accepting, closes the connections, commits the store durably and exits 0; a second one exits at
@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.img",
         help="start from this image (without --db: a copy in memory)",
     )
+    ap.add_argument(
+        "--base",
+        nargs=2,
+        metavar=("FS.JSON", "BASEDIR"),
+        help="serve a v86 fs2json base image (or an image made by `image import-fs2json`) whose "
+        "files are read from BASEDIR (a directory or an http(s) URL) on first use; with --db its "
+        "tree seeds a new store, and what was read is kept there (docs/base-images.md)",
+    )
     ap.add_argument("--read-only", action="store_true", help="refuse every change (EROFS)")
     ap.add_argument(
         "--site", type=Path, metavar="DIR", help="also serve a built dist/ over HTTP on the --ws port"
@@ -121,6 +129,8 @@ def open_filesystem(args: argparse.Namespace) -> Filesystem:
     from ..fs.image import ImageError, load_image
     from ..store.base import StoreError
 
+    if getattr(args, "base", None):
+        return _open_base(args)
     data = None
     if args.image is not None:
         try:
@@ -144,6 +154,47 @@ def open_filesystem(args: argparse.Namespace) -> Filesystem:
         return fs
     except (StoreError, ImageError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def _open_base(args: argparse.Namespace) -> Filesystem:
+    """``--base FS.JSON BASEDIR``: the base's tree (a new store's first content, or in memory),
+    its files read from BASEDIR as clients read them. An existing store opens as it is."""
+    from ..fs.image import MAGIC, ImageError, load_image
+    from ..fs2json import Fs2jsonError, load_fs2json, source_for
+    from ..store.base import StoreError
+
+    if args.image is not None:
+        raise UsageError(
+            "--base and --image do not go together: --base takes an image made by import-fs2json too"
+        )
+    tree_path, location = Path(args.base[0]), args.base[1]
+    try:
+        source = source_for(location)
+    except OSError as exc:
+        raise UsageError(f"--base {location}: {exc.strerror}") from None
+    try:
+        store = None
+        if args.db is not None:
+            from ..store.sqlite import SQLiteStore
+
+            _check_foreign(args.db)
+            store = SQLiteStore(args.db)
+            if store.load_meta():
+                fs = Filesystem(store=store)
+                fs.base_source = source
+                return fs
+        try:
+            data = tree_path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--base {tree_path}: {exc.strerror}") from None
+        fs = load_image(data) if data.startswith(MAGIC) else load_fs2json(data)
+        fs.base_source = source
+        if store is not None:
+            fs.adopt_store(store)
+            fs.persist(True)
+        return fs
+    except (StoreError, ImageError, Fs2jsonError) as exc:
+        raise UsageError(f"--base {tree_path}: {exc}") from None
 
 
 def _check_foreign(path: Path) -> None:
