@@ -1,6 +1,7 @@
 """``python -m pyninep_browser serve``: one asyncio process serving one filesystem to many clients.
 
-    serve [--ws HOST:PORT] [--tcp HOST:PORT] [--unix PATH] [--db FILE.sqlite] [--image FILE.img | --base FS.JSON BASEDIR]
+    serve [--ws HOST:PORT] [--tcp HOST:PORT] [--unix PATH] [--db FILE.sqlite]
+          [--image FILE.img | --base FS.JSON BASEDIR]
           [--read-only] [--site DIR] [--token T | --token-file F] [--allow-origin O]… [--insecure]
           [--grace SECONDS] [--idle-timeout SECONDS] [--max-msize N] [--max-fids N] [-v]
 
