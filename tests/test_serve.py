@@ -437,3 +437,21 @@ def test_a_base_image_is_served_lazily_and_copied_on_write(tmp_path):
     s = Serve("--tcp", "127.0.0.1:0", "--base", str(tmp_path / "nope.json"), str(tmp_path / "b" / "base"),
               wait=False)
     assert s.proc.wait(20) == 2 and "nope.json" in s.stderr and "Traceback" not in s.stderr
+
+
+def test_a_session_holds_at_most_max_locks_ranges():
+    s = Serve("--tcp", "127.0.0.1:0", "--max-locks", "3")
+    try:
+        c, other = s.client(), s.client()
+        f = create(c, "locked", b"x" * 100)
+        for i in range(3):
+            assert c.lock(f, WRLCK, i * 10, 1, 1, "c") == SUCCESS
+        with pytest.raises(NinePError) as err:  # a fourth range: ENOLCK for this session only
+            c.lock(f, WRLCK, 50, 1, 1, "c")
+        assert err.value.errno == 37
+        g = opened(other, "locked")
+        assert other.lock(g, WRLCK, 60, 1, 2, "o") == SUCCESS  # the other session is not capped
+        assert c.lock(f, UNLCK, 0, 1, 1, "c") == SUCCESS  # releasing always works
+        assert c.lock(f, WRLCK, 50, 1, 1, "c") == SUCCESS
+    finally:
+        s.stop()

@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-msize", type=int, default=1 << 20, metavar="BYTES", help="largest 9P frame (msize)"
     )
     ap.add_argument("--max-fids", type=int, default=4096, metavar="N", help="fids per session")
+    ap.add_argument(
+        "--max-locks",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="lock ranges one session may hold (ENOLCK past it)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="log connections and sessions")
     return ap
 
@@ -255,8 +262,10 @@ class App:
                 raise UsageError("--site is served on the --ws port: give --ws too")
             if not (a.site / "index.html").is_file():
                 raise UsageError(f"--site {a.site}: no index.html there (run ./build.sh)")
-        if a.max_msize < 4096 or a.max_fids < 1 or a.grace < 0 or a.idle_timeout < 0:
-            raise UsageError("--max-msize is at least 4096, --max-fids at least 1, times not negative")
+        if a.max_msize < 4096 or a.max_fids < 1 or a.max_locks < 1 or a.grace < 0 or a.idle_timeout < 0:
+            raise UsageError(
+                "--max-msize is at least 4096, --max-fids and --max-locks at least 1, times not negative"
+            )
         token = _token(a)
         hosts = [parse_address(x, f)[0] for x, f in ((a.ws, "--ws"), (a.tcp, "--tcp")) if x]
         exposed = [h for h in hosts if not is_loopback(h)]
@@ -283,7 +292,7 @@ class App:
     async def run(self, token: str | None) -> int:
         a = self.args
         fs = self.factory(a)
-        limits = Limits(max_msize=a.max_msize, max_fids=a.max_fids, grace=a.grace)
+        limits = Limits(max_msize=a.max_msize, max_fids=a.max_fids, max_locks=a.max_locks, grace=a.grace)
         hub = self.hub = Hub(fs, limits=limits, token=token, read_only=a.read_only)
         streams = StreamTransport(hub, idle_timeout=a.idle_timeout)
         ws = None

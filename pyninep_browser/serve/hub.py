@@ -79,6 +79,7 @@ class Limits:
 
     max_msize: int = 1 << 20
     max_fids: int = 4096
+    max_locks: int = 1024  # lock ranges one session may hold (ENOLCK past it)
     max_pending: int = 64  # deferred replies a session may have outstanding before it is not read
     max_outbox: int = 256  # replies kept for a detached session (more: it cannot be resumed)
     grace: float = 300.0  # seconds a detached session with an id waits for its client
@@ -105,6 +106,7 @@ class Session:
             self.hub.fs,
             max_msize=lim.max_msize,
             max_fids=lim.max_fids,
+            max_locks=lim.max_locks,
             permissions=self.hub.permissions,
             on_reply=self._deliver,
         )

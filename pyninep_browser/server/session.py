@@ -103,6 +103,7 @@ class Server(FidTable, Deferrals, FastPaths):
         *,
         max_msize: int = DEFAULT_MAX_MSIZE,
         max_fids: int = DEFAULT_MAX_FIDS,
+        max_locks: int | None = None,
         permissions: str = "client",
         on_reply: Callable[[bytes], None] | None = None,
     ) -> None:
@@ -112,6 +113,9 @@ class Server(FidTable, Deferrals, FastPaths):
         self.fs = fs if fs is not None else Filesystem()
         self.max_msize = max_msize
         self.max_fids = max_fids
+        # Lock ranges this session may hold at once (None: no cap of its own; the filesystem
+        # still caps ranges per file). A server shared by many clients sets it: ENOLCK past it.
+        self.max_locks = max_locks
         self.msize = max_msize
         self.version: str | None = None  # set by a Tversion that negotiated 9P2000.L
         self.fids: dict[int, Fid] = {}
@@ -659,6 +663,8 @@ class Server(FidTable, Deferrals, FastPaths):
             raise fail(errno.EBADF, "fid not open")
         lo, hi = self._range(start, length)
         owner = (self.session_id, client_id, proc_id)
+        if type != F_UNLCK and self.max_locks is not None and self._locks_held() >= self.max_locks:
+            raise fail(errno.ENOLCK, f"this session holds {self.max_locks} locks")
         ok = self.fs.lock(f.inode, owner, type, lo, hi)
         if ok and type != F_UNLCK:
             if f.lock_owners is None:
@@ -666,6 +672,15 @@ class Server(FidTable, Deferrals, FastPaths):
             f.lock_owners.add(owner)
         status = p.LockStatus.SUCCESS if ok else p.LockStatus.BLOCKED
         return p.encode(T.Rlock, tag, status)
+
+    def _locks_held(self) -> int:
+        sid = self.session_id
+        return sum(
+            1
+            for locks in self.fs.locks.values()
+            for lk in locks
+            if isinstance(lk.owner, tuple) and lk.owner[0] == sid
+        )
 
     def getlock(
         self, tag: int, fid: int, type: int, start: int, length: int, proc_id: int, client_id: str
