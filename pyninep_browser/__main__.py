@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .initramfs import build_initramfs
+from .sitefiles import SITE_TYPES
 
 IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar", "import-fs2json", "export-fs2json")
 
@@ -43,15 +44,7 @@ def make_site_server(directory: Path, host: str = "127.0.0.1", port: int = 8000)
 
     class Handler(http.server.SimpleHTTPRequestHandler):
         # The stdlib's handler looks MIME types up in this class attribute: extend it.
-        extensions_map = {  # noqa: RUF012
-            **http.server.SimpleHTTPRequestHandler.extensions_map,
-            ".mjs": "text/javascript",
-            ".js": "text/javascript",
-            ".wasm": "application/wasm",
-            ".json": "application/json",
-            ".whl": "application/zip",
-            ".img": "application/octet-stream",
-        }
+        extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **SITE_TYPES}  # noqa: RUF012
 
         def log_message(self, format: str, *args) -> None:  # "format": the stdlib's name
             pass

@@ -64,20 +64,6 @@ def entries(fs: Filesystem, top: str = "/") -> Iterator[tuple[str, Inode]]:
         yield from walk(start, "")
 
 
-def _data(fs: Filesystem, inode: Inode) -> bytes:
-    """The stored bytes, not a live function's output (a tar, like an image, records live files
-    by name only), and read without touching atime: exporting is not the guest reading. A stored
-    filesystem raises its ChunksNeeded for data not loaded yet (the page loads it and retries)."""
-    if inode.size == 0:
-        return b""
-    backend, atime = inode.backend, inode.atime
-    inode.backend = None
-    try:
-        return fs.read_bytes(inode, 0, inode.size)
-    finally:
-        inode.backend, inode.atime = backend, atime
-
-
 def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> int:
     """Write a filesystem (or a Tree's) under ``top`` as a pax tar to a path or binary file;
     returns entries written."""
@@ -109,7 +95,7 @@ def export_tar(tree: Any, target: str | os.PathLike | Any, top: str = "/") -> in
                 elif kind == stat.S_IFDIR:
                     info.type = tarfile.DIRTYPE
                 elif kind == stat.S_IFREG:
-                    data = _data(fs, inode)
+                    data = fs.stored_bytes(inode)
                     info.size = len(data)
                 elif kind == stat.S_IFLNK:
                     info.type = tarfile.SYMTYPE
@@ -285,7 +271,7 @@ def extract(fs: Filesystem, directory: str | os.PathLike, top: str = "/") -> lis
                 dirs.append((out, inode))
                 continue
             if kind == stat.S_IFREG:
-                out.write_bytes(_data(fs, inode))
+                out.write_bytes(fs.stored_bytes(inode))
             elif kind == stat.S_IFLNK:
                 os.symlink((inode.target or b"").decode("utf-8", "surrogateescape"), out)
             elif kind == stat.S_IFIFO:

@@ -362,10 +362,6 @@ class JsSource:
         self._fetch(self.url + name, start, -1 if end is None else end, self._once(answered))
 
 
-def base_source(fetch: Any, url: str) -> JsSource:
-    return JsSource(fetch, str(url))
-
-
 def _bytes(value: Any) -> bytes:
     if isinstance(value, JsProxy):
         return value.to_bytes()

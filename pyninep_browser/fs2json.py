@@ -196,17 +196,8 @@ def import_fs2json(json_path: str | os.PathLike, basedir: str | os.PathLike, **o
 
 def _content(fs: Filesystem, inode: Inode) -> bytes:
     """A regular file's bytes (a live file's current snapshot), without touching its atime."""
-    if inode.size == 0:
-        return b""
-    backend, atime = inode.backend, inode.atime
-    snapshot = getattr(backend, "snapshot", None)
-    if snapshot is not None:
-        return bytes(snapshot())
-    inode.backend = None
-    try:
-        return fs.read_bytes(inode, 0, inode.size)
-    finally:
-        inode.backend, inode.atime = backend, atime
+    snapshot = getattr(inode.backend, "snapshot", None)
+    return bytes(snapshot()) if snapshot is not None else fs.stored_bytes(inode)
 
 
 def export_fs2json(fs: Filesystem, out: str | os.PathLike, *, zstd: bool = False) -> dict[str, int]:

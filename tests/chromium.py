@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from pyninep_browser.sitefiles import SITE_TYPES
+
 ROOT = Path(__file__).resolve().parent.parent
 DIST = ROOT / "dist"
 TESTS = ROOT / "tests"
@@ -37,10 +39,7 @@ class SiteServer:
             raise RuntimeError("dist/ is not built: run ./build.sh")
 
         class Handler(http.server.SimpleHTTPRequestHandler):
-            extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
-                              ".mjs": "text/javascript", ".js": "text/javascript",
-                              ".wasm": "application/wasm", ".json": "application/json",
-                              ".whl": "application/zip", ".img": "application/octet-stream"}
+            extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **SITE_TYPES}
 
             def translate_path(self, path: str) -> str:
                 clean = path.split("?", 1)[0].split("#", 1)[0]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pyninep_browser.__main__ import main
-from pyninep_browser.archive import _data, entries, import_tar
+from pyninep_browser.archive import entries, import_tar
 from pyninep_browser.authoring import Tree, major, minor
 from pyninep_browser.imagefile import FORMAT, HEADER_SIZE, ImageError, dump_image, load_image
 
@@ -54,7 +54,7 @@ def _tree_rows(fs, top="/"):
             "mode": inode.mode, "uid": inode.uid, "gid": inode.gid,
             "mtime": inode.mtime, "atime": inode.atime if kind != stat.S_IFDIR else None,
             "xattrs": dict(inode.xattrs or {}), "nlink": inode.nlink if kind != stat.S_IFDIR else None,
-            "data": hashlib.sha256(_data(fs, inode)).hexdigest()
+            "data": hashlib.sha256(fs.stored_bytes(inode)).hexdigest()
             if kind == stat.S_IFREG and inode.chunks is not None else None,
             "target": inode.target, "rdev": inode.rdev, "ino_group": None,
         }
@@ -104,7 +104,7 @@ def test_build_then_extract_gives_the_same_tree_on_the_host(built, tmp_path):
         if am_root:
             assert (st.st_uid, st.st_gid) == (inode.uid, inode.gid), rel
         if stat.S_ISREG(inode.mode):
-            assert host.read_bytes() == _data(fs, inode), rel
+            assert host.read_bytes() == fs.stored_bytes(inode), rel
             assert st.st_nlink == inode.nlink, rel
         if stat.S_ISLNK(inode.mode):
             assert os.readlink(host).encode() == inode.target

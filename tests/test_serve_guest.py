@@ -61,12 +61,18 @@ HOLD = (
 RELEASE = "kill $(cat /root/holder); wait 2>/dev/null; true"
 
 
-def test_locks_between_the_guest_and_another_client(guest, served):
-    guest.sh("echo lockme > /root/locked; " + HOLD.format(path="/root/locked"))
+def blocked_by_the_guest(served, path: str) -> tuple:
+    """Another client opens ``path`` and finds the guest's lock on it: (that client, its fid)."""
     c = served.client()
-    f = c.walk_new("root/locked")
+    f = c.walk_new(path)
     c.lopen(f, 2)
     assert c.lock(f, WRLCK, 0, 0) == BLOCKED
+    return c, f
+
+
+def test_locks_between_the_guest_and_another_client(guest, served):
+    guest.sh("echo lockme > /root/locked; " + HOLD.format(path="/root/locked"))
+    c, f = blocked_by_the_guest(served, "root/locked")
     guest.sh(RELEASE)
     wait_for(lambda: c.lock(f, WRLCK, 0, 0) == SUCCESS)
     status, _ = guest.run("flock -n -x /root/locked true")
@@ -76,10 +82,7 @@ def test_locks_between_the_guest_and_another_client(guest, served):
 
 def test_a_dropped_socket_resumes_with_the_open_fd_and_the_lock(guest, served):
     guest.sh("printf 'first\\n' > /root/held; exec 3<>/root/held; " + HOLD.format(path="/root/held"))
-    c = served.client()
-    f = c.walk_new("root/held")
-    c.lopen(f, 2)
-    assert c.lock(f, WRLCK, 0, 0) == BLOCKED
+    c, f = blocked_by_the_guest(served, "root/held")
     before = guest.request("sockets")["sockets"]
     assert guest.request("dropSocket")["ok"]
     # the guest's next request finds the socket gone; v86 opens a new one with the same URL

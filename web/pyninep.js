@@ -333,7 +333,7 @@ async function startServer(options, storage, db) {
         chunk_cache_bytes: options.chunkCacheBytes ?? null,
     });
     // undefined, not null: Python's None
-    const source = baseurl ? glue.base_source(fetchBase, baseurl.href) : undefined;
+    const source = baseurl ? glue.JsSource(fetchBase, baseurl.href) : undefined;
     const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config,
                                  script ?? undefined, buildFromScript, baseTree ?? undefined, source);
     config.destroy();

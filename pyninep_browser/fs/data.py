@@ -113,6 +113,20 @@ class FileData:
     def read_bytes(self, inode: Inode, offset: int, count: int) -> bytes:
         return b"".join(self.read(inode, offset, count))
 
+    def stored_bytes(self, inode: Inode) -> bytes:
+        """A regular file's whole stored content, for exports: a live file's stored bytes, not its
+        function's output (a tar or an image records live files by name), read without touching
+        atime (exporting is not the guest reading). A stored filesystem raises ChunksNeeded for
+        data not loaded yet (the page loads it and retries)."""
+        if inode.size == 0:
+            return b""
+        backend, atime = inode.backend, inode.atime
+        inode.backend = None
+        try:
+            return self.read_bytes(inode, 0, inode.size)
+        finally:
+            inode.backend, inode.atime = backend, atime
+
     def _note_access(self, inode: Inode) -> None:
         # relatime, as Linux mounts by default: cheap, and what `ls -lu` users expect.
         at = inode.atime

@@ -36,22 +36,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import protocol as p
+from ..sitefiles import SITE_TYPES
 from .hub import FrameError, Hub, SessionRefused
 
 log = logging.getLogger("pyninep_browser.serve")
 _TVERSION = 100
 _ESTALE = 116
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
-_TYPES = {
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".wasm": "application/wasm",
-    ".json": "application/json",
-    ".whl": "application/zip",
-    ".img": "application/octet-stream",
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css",
-}
+_TYPES = {**SITE_TYPES, ".html": "text/html; charset=utf-8", ".css": "text/css"}
 
 
 def _query(path: str) -> tuple[str, dict[str, str]]:
