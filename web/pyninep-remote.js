@@ -174,6 +174,25 @@ export function wakeOnProxyReplies(emulator) {
     return true;
 }
 
+/** Wait, with the emulator stopped, until every 9P request v86's proxy_url device has sent is
+ * answered. v86's save_state() cannot save a request still in flight (its device keeps them in a
+ * Map of buffer chains that have no saved form: it throws "get_state is not a function"), so a
+ * page saving a machine on proxy_url calls this between stop() and save_state(). Replies still
+ * arrive while the emulator is stopped. Resolves true when none is in flight (at once if the
+ * device is not v86's proxy), false after `timeoutMs`.
+ * @param {Emulator} emulator
+ * @param {number} [timeoutMs] */
+export async function quiesceProxy(emulator, timeoutMs = 30000) {
+    const device = /** @type {any} */ (emulator.v86)?.cpu?.devices?.virtio_9p;
+    const inFlight = () => (device && "socket" in device && device.tag_bufchain instanceof Map ? device.tag_bufchain.size : 0);
+    const until = Date.now() + timeoutMs;
+    while (inFlight() > 0) {
+        if (Date.now() > until) return false;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return true;
+}
+
 /** Close a v86 emulator's own proxy_url socket for good. v86's destroy() leaves it open, and its
  * device reopens it when it closes: an emulator replaced by a restored one would then take its
  * session back from the new one (the server gives a session id to its latest connection). Call

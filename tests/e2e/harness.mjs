@@ -105,7 +105,7 @@ const loaded = new Promise((resolve) => emulator.add_listener("emulator-loaded",
 server?.attachEmulator?.(emulator); // server mode: the shim's replies wake a halted guest
 // --proxy: v86's own socket, its replies waking the guest as the page's server mode does
 // (--proxy-plain: v86's proxy_url exactly as it comes)
-const { wakeOnProxyReplies, closeProxy } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
+const { wakeOnProxyReplies, closeProxy, quiesceProxy } = await import(pathToFileURL(path.join(dist, "pyninep-remote.js")).href);
 if (proxy && !args.includes("--proxy-plain")) {
     await loaded;
     wakeOnProxyReplies(emulator);
@@ -237,7 +237,15 @@ for await (const line of rl) {
             // proxy_url (so the same session id), as a page restores a saved machine.
             const t = Date.now();
             await emulator.stop();
-            const state = await emulator.save_state();
+            // a request the guest sent just before the stop is still in flight: v86 cannot save it
+            let state;
+            try {
+                if (!(await quiesceProxy(emulator, 30000))) throw new Error("9P requests still unanswered after 30 s");
+                state = await emulator.save_state();
+            } catch (e) {
+                emulator.run(); // the guest goes on, so one failure does not take the next tests with it
+                throw e;
+            }
             const old = emulator;
             const emu = makeEmulator(false);
             await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
