@@ -326,7 +326,7 @@ build() {
     build_guest
     build_wheel
     build_site
-    build_machine
+    [ -n "${NOMACHINE:-}" ] || build_machine
     say "dist/ ready ($(du -sh --exclude=debian "$DIST" | cut -f1))"
 }
 

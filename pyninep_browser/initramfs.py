@@ -113,13 +113,38 @@ class CpioWriter:
 
 
 def find_modules(kernel_root: Path) -> dict[str, Path]:
-    """The .ko files of :data:`MODULES` under an extracted kernel package (``lib/modules/…``)."""
+    """The .ko files of :data:`MODULES` under an extracted kernel package (``lib/modules/…``), in
+    an order insmod can load them: each after the modules its ``depends=`` record names (a stable
+    update may move a symbol between modules: 6.1.192 moved virtio's own needs into virtio_ring)."""
     found: dict[str, Path] = {}
     for path in sorted((kernel_root / "lib" / "modules").rglob("*.ko*")):
         name = path.name.split(".ko")[0]
         if name in MODULES:
             found.setdefault(name, path)
-    return {name: found[name] for name in MODULES if name in found}  # load order matters
+    deps = {name: [d for d in module_depends(_module_bytes(path)) if d in found] for name, path in found.items()}
+    order: list[str] = []
+
+    def visit(name: str, seen: tuple[str, ...] = ()) -> None:
+        if name in order or name in seen:  # a cycle cannot load anyway: keep the listed order
+            return
+        for dep in deps[name]:
+            visit(dep, (*seen, name))
+        order.append(name)
+
+    for name in MODULES:
+        if name in found:
+            visit(name)
+    return {name: found[name] for name in order}
+
+
+def module_depends(data: bytes) -> list[str]:
+    """The modules a kernel module needs, from its ``.modinfo`` strings (``depends=a,b``): the
+    record modprobe and depmod read, found without parsing the ELF file around it."""
+    at = data.find(b"\0depends=")
+    if at < 0:
+        return []
+    value = data[at + 9 : data.index(b"\0", at + 1)].decode("ascii", "replace")
+    return [d.replace("-", "_") for d in value.split(",") if d]
 
 
 def _module_bytes(path: Path) -> bytes:

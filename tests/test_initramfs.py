@@ -1,0 +1,39 @@
+"""The initramfs loads the 9p modules in an order the kernel accepts, whatever the kernel package's
+own layout: Debian's 6.1.192 moved symbols virtio.ko needs into virtio_ring.ko, and the fixed order
+of earlier builds then left the guest without its root."""
+
+from __future__ import annotations
+
+import lzma
+from pathlib import Path
+
+from pyninep_browser.initramfs import MODULES, find_modules, module_depends
+
+
+def ko(depends: str) -> bytes:
+    """Enough of a module for its .modinfo strings: what modinfo and depmod read."""
+    return b"\x7fELF" + b"\0" * 60 + b"license=GPL\0depends=" + depends.encode() + b"\0retpoline=Y\0name=x\0"
+
+
+def test_depends_are_read_from_modinfo():
+    assert module_depends(ko("virtio,9pnet,virtio_ring")) == ["virtio", "9pnet", "virtio_ring"]
+    assert module_depends(ko("")) == []
+    assert module_depends(b"no modinfo at all") == []
+
+
+def test_modules_load_after_what_they_need(tmp_path: Path):
+    mods = tmp_path / "lib/modules/6.1.0-99-686/kernel"
+    mods.mkdir(parents=True)
+    needs = {"virtio": "virtio_ring", "virtio_pci": "virtio_ring,virtio_pci_modern_dev,virtio",
+             "9pnet_virtio": "virtio,9pnet,virtio_ring", "fscache": "netfs", "9p": "9pnet,fscache,netfs"}
+    for name in MODULES:
+        data = ko(needs.get(name, ""))
+        if name == "9p":  # compressed modules are read too
+            (mods / f"{name}.ko.xz").write_bytes(lzma.compress(data))
+        else:
+            (mods / f"{name}.ko").write_bytes(data)
+    order = list(find_modules(tmp_path))
+    assert sorted(order) == sorted(MODULES)
+    for name, wanted in needs.items():
+        for dep in wanted.split(","):
+            assert order.index(dep) < order.index(name), (dep, name, order)
