@@ -124,6 +124,14 @@ def image_main(argv: list[str]) -> int:
         metavar="NAME=VALUE",
         help="passed to build(tree, NAME=VALUE); repeatable",
     )
+    b.add_argument(
+        "--base",
+        nargs=2,
+        type=Path,
+        metavar=("FS.JSON", "BASEDIR"),
+        help="start the tree from v86's fs2json base (its files stay references into BASEDIR: the "
+        "image is small, and a page serves it with baseurl pointing at BASEDIR)",
+    )
     ls = sub.add_parser("ls", help="list an image's entries (ls -l style)")
     ls.add_argument("image", type=Path)
     ls.add_argument("path", nargs="?", default="/")
@@ -161,8 +169,21 @@ def image_main(argv: list[str]) -> int:
             if not args.script.is_file():
                 raise FileNotFoundError(f"{args.script}: no such script")
             started = time.monotonic()
+            start = None
+            if args.base is not None:
+                from .fs2json import import_fs2json
+
+                fs_json, basedir = args.base
+                if not fs_json.is_file():
+                    raise FileNotFoundError(f"{fs_json}: no such file")
+                if not basedir.is_dir():
+                    raise FileNotFoundError(f"{basedir}: no such directory")
+                from .fs2json import DirSource
+
+                start = Tree(import_fs2json(fs_json, basedir))
+                start.fs.base_source = DirSource(basedir)  # the script may read the base's files
             try:
-                tree = build_from_script(args.script, **_script_args(args.arg))
+                tree = build_from_script(args.script, tree=start, **_script_args(args.arg))
             except (OSError, ValueError, TypeError) as exc:
                 # The script's own mistake: show where in the script, briefly.
                 frames = [

@@ -143,7 +143,12 @@ def build(
     extras: dict[str, str] | None = None,
 ) -> None:
     """The tree: ``guest_root`` is an unpacked Debian i386 root (busybox and EXTRAS come from
-    it); ``busybox`` and ``extras`` (guest path -> host path) name the files instead."""
+    it); ``busybox`` and ``extras`` (guest path -> host path) name the files instead. On a tree
+    that already holds a system (``image build --base``: the Debian userland), with neither
+    given, only the live files under /py are added."""
+    if busybox is None and guest_root is None and extras is None and any(tree.root.iterdir()):
+        add_live_files(tree)
+        return
     if busybox is None:
         if guest_root is None:
             raise ValueError("build needs guest_root=DIR or busybox=PATH")
@@ -202,7 +207,11 @@ def build(
     )
     (tree / "home/user").mkdir(0o755, uid=1000, gid=1000)
     (tree / "root/.profile").write_text("cd /root\n")
-    # Live files: root may run code in the page (0o600); anyone may read the rest.
+    add_live_files(tree)
+
+
+def add_live_files(tree: Tree) -> None:
+    """/py: root may run code in the page (0o600); anyone may read the rest."""
     py = (tree / "py").mkdir(0o755)
     (py / "run").live(run, mode=0o600)
     (py / "version").live(version)
