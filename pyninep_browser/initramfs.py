@@ -121,7 +121,9 @@ def find_modules(kernel_root: Path) -> dict[str, Path]:
         name = path.name.split(".ko")[0]
         if name in MODULES:
             found.setdefault(name, path)
-    deps = {name: [d for d in module_depends(_module_bytes(path)) if d in found] for name, path in found.items()}
+    deps = {
+        name: [d for d in module_depends(_module_bytes(path)) if d in found] for name, path in found.items()
+    }
     order: list[str] = []
 
     def visit(name: str, seen: tuple[str, ...] = ()) -> None:
