@@ -91,6 +91,17 @@ def _script_args(specs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _taken(build: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The ``arguments`` a script's ``build()`` accepts (all of them if it takes ``**kwargs``)."""
+    import inspect
+
+    params = inspect.signature(build).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return arguments
+    names = {p.name for p in params}
+    return {k: v for k, v in arguments.items() if k in names}
+
+
 def _load(path: Path, base: str | None = None, content: bool = False):
     """An image's filesystem; its live files stay unattached (listed by name, never run).
     ``base``: where its base files' content is (a directory or an http(s) URL)."""
@@ -114,15 +125,19 @@ def image_main(argv: list[str]) -> int:
         prog="python -m pyninep_browser image", description="Build, inspect and convert image files."
     )
     sub = parser.add_subparsers(dest="verb", required=True)
-    b = sub.add_parser("build", help="run an authoring script's build(tree) and write the image")
-    b.add_argument("script", type=Path)
+    b = sub.add_parser(
+        "build",
+        help="run authoring scripts' build(tree), in order on one tree, and write the image",
+    )
+    b.add_argument("script", type=Path, nargs="+")
     b.add_argument("-o", "--out", required=True, type=Path)
     b.add_argument(
         "--arg",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="passed to build(tree, NAME=VALUE); repeatable",
+        help="passed to build(tree, NAME=VALUE) (with several scripts: to each whose build() takes "
+        "NAME); repeatable",
     )
     b.add_argument(
         "--base",
@@ -161,13 +176,14 @@ def image_main(argv: list[str]) -> int:
         p.add_argument("--base", metavar="DIR_OR_URL", help="content of an image made by import-fs2json")
     args = parser.parse_args(argv)
     from .archive import export_tar, extract, import_tar, listing
-    from .authoring import Tree, build_from_script
+    from .authoring import Tree, load_script
     from .fs.image import dump_image
 
     try:
         if args.verb == "build":
-            if not args.script.is_file():
-                raise FileNotFoundError(f"{args.script}: no such script")
+            for script in args.script:
+                if not script.is_file():
+                    raise FileNotFoundError(f"{script}: no such script")
             started = time.monotonic()
             start = None
             if args.base is not None:
@@ -182,15 +198,20 @@ def image_main(argv: list[str]) -> int:
 
                 start = Tree(import_fs2json(fs_json, basedir))
                 start.fs.base_source = DirSource(basedir)  # the script may read the base's files
-            try:
-                tree = build_from_script(args.script, tree=start, **_script_args(args.arg))
-            except (OSError, ValueError, TypeError) as exc:
-                # The script's own mistake: show where in the script, briefly.
-                frames = [
-                    f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(args.script)
-                ]
-                where = f" (line {frames[-1].lineno})" if frames else ""
-                raise ValueError(f"{args.script}{where}: {type(exc).__name__}: {exc}") from None
+            tree = start if start is not None else Tree()
+            arguments = _script_args(args.arg)
+            for i, script in enumerate(args.script):
+                try:
+                    module = load_script(script, name=f"pyninep_script_{i}" if i else "pyninep_script")
+                    build = getattr(module, "build", None)
+                    if not callable(build):
+                        raise ValueError("the script defines no build(tree) function")
+                    build(tree, **(arguments if len(args.script) == 1 else _taken(build, arguments)))
+                except (OSError, ValueError, TypeError) as exc:
+                    # The script's own mistake: show where in the script, briefly.
+                    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(script)]
+                    where = f" (line {frames[-1].lineno})" if frames else ""
+                    raise ValueError(f"{script}{where}: {type(exc).__name__}: {exc}") from None
             data = dump_image(tree.fs)
             _write(args.out, data)
             live = len(tree.live_files())
