@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# pyninep-browser build: ./build.sh [build] | debian | serve | test | bench | clean
+# pyninep-browser build: ./build.sh [build [OPTIONS]] | debian | serve | test | bench | clean
 #   build  make dist/: a self-contained static site (v86, Pyodide, our wheel, the guest, the image)
-#   debian build, then the Debian userland as a base image in dist/debian/ (docs/debian.md)
+#          OPTIONS (docs/your-site.md):
+#            --image SCRIPT.py    your authoring script's build(tree), added to the base
+#            --base debian|busybox  the userland under it (default debian: docs/debian.md)
+#            --arg NAME=VALUE     passed to build(tree, NAME=VALUE); repeatable
+#            --out DIR            where the site goes (default dist/)
+#   debian the same as build (the Debian userland is the default base)
 #   serve  build, then serve dist/ on http://127.0.0.1:8000/ (PORT=… to change)
 #   test   install what is missing, build, check the Python (ruff lint and format, mypy) and the
 #          page's JavaScript (tsc), run the whole suite (pytest)
@@ -17,6 +22,9 @@ CACHE=${PYNINEP_CACHE:-$HOME/.cache/pyninep-browser}
 VENV=$ROOT/.venv
 PY=$VENV/bin/python
 DIST=$ROOT/dist
+SITE_BASE=debian   # the userland under the site's image: debian or busybox (--base)
+SITE_SCRIPT=""     # the user's authoring script (--image), run after pyninep_browser/default_image.py
+SITE_ARGS=()       # --arg NAME=VALUE, passed on to image build
 KERNEL_SERIES=6.1.0
 CMDLINE="console=ttyS0 quiet tsc=reliable mitigations=off random.trust_cpu=on"
 
@@ -125,18 +133,38 @@ build_guest() {
     cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
     cp -u "$kernel" "$g/vmlinuz"
-    local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS")
-    if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ] || [ ! -f "$DIST/images/default.img" ] \
-            || [ ! -f "$DIST/images/default.py" ]; then
-        say "writing the initramfs and the default image"
+    local src; src=$(hash_of pyninep_browser/initramfs.py "$CACHE/debs/SHA256SUMS")
+    if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ]; then
+        say "writing the initramfs"
         "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
             --out "$g/initramfs.img" >/dev/null
-        # The default root is an authoring script (copy it to make your own image); the page
-        # runs the same script at start-up to re-attach its live files (/py/run…).
-        "$PY" -m pyninep_browser image build pyninep_browser/default_image.py \
-            -o "$DIST/images/default.img" --arg guest_root="$r" >/dev/null
-        cp pyninep_browser/default_image.py "$DIST/images/default.py"
         echo "$src" > "$g/.stamp"
+    fi
+}
+
+# The site's image: pyninep_browser/default_image.py (/py's live files, and with --base busybox
+# the whole busybox root), then the user's script (--image), on the chosen base. On Debian the
+# image holds the tree and references into dist/debian/base/, which the page fetches on first read.
+build_image() {
+    local r=$CACHE/root img=$DIST/images
+    mkdir -p "$img"
+    local scripts=(pyninep_browser/default_image.py) base_args=()
+    [ -n "$SITE_SCRIPT" ] && scripts+=("$SITE_SCRIPT")
+    if [ "$SITE_BASE" = debian ]; then
+        base_args=(--base "$DIST/debian/fs.json" "$DIST/debian/base")
+    else
+        base_args=(--arg "guest_root=$r")
+    fi
+    local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS" "${scripts[@]}" \
+        <(echo "$SITE_BASE ${SITE_ARGS[*]-}") "$DIST/debian/.stamp")
+    if ! stamp_ok "$img/.stamp" "$src" || [ ! -f "$img/default.img" ] || [ ! -f "$img/default.py" ]; then
+        say "authoring the image: ${scripts[*]} on $SITE_BASE"
+        "$PY" -m pyninep_browser image build "${scripts[@]}" -o "$img/default.img" "${base_args[@]}" \
+            ${SITE_ARGS[@]+"${SITE_ARGS[@]}"} >/dev/null || die "building the image failed (the line above says why)"
+        # The page runs this script at start-up to re-attach its live files (/py's are always
+        # declared: pyninep_browser/default_image.py is in the wheel).
+        cp "${SITE_SCRIPT:-pyninep_browser/default_image.py}" "$img/default.py"
+        echo "$src" > "$img/.stamp"
     fi
 }
 
@@ -172,6 +200,9 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
     local machine="" m=${1:-} snap=""
     [ -n "${2:-}" ] && snap="\"pyodideSnapshot\": \"$2\","
+    local baseurl=""  # the Debian base: the image's files' content, fetched on first read
+    [ "$SITE_BASE" = debian ] && baseurl='"baseurl": "debian/base/",'
+
     if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
         machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
         machine="\"machine\": $machine,"
@@ -190,6 +221,7 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
   "script": "images/default.py",
   "pyodide": "pyodide/",
   "v86": "v86/",
+  $baseurl
   $snap
   $machine
   "guest": {
@@ -286,7 +318,7 @@ build_debian() {
 build_machine() {
     local n=web/node_modules/v86/build
     local h; h=$(hash_of "$DIST/guest/vmlinuz" "$DIST/guest/initramfs.img" "$DIST/guest/bios.bin" \
-        "$DIST/guest/vgabios.bin" "$DIST/images/default.img" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
+        "$DIST/guest/vgabios.bin" "$DIST/images/default.img" "$DIST/images/.stamp" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
         web/pyninep.js web/pyninep-machine.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
         <(echo "$CMDLINE"))
     local m="machine/${h:0:16}.machine"
@@ -318,12 +350,29 @@ check_js() {
     fi
 }
 
+build_args() { # build_args OPTION…: --image, --base, --arg, --out (see the top of this file)
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --image) [ $# -ge 2 ] || die "--image needs a script"; SITE_SCRIPT=$2; shift 2
+                [ -f "$SITE_SCRIPT" ] || die "$SITE_SCRIPT: no such script"
+                SITE_SCRIPT=$(cd "$(dirname "$SITE_SCRIPT")" && pwd)/$(basename "$SITE_SCRIPT") ;;
+            --base) [ $# -ge 2 ] || die "--base needs debian or busybox"; SITE_BASE=$2; shift 2
+                case "$SITE_BASE" in debian|busybox) ;; *) die "--base $SITE_BASE: use debian or busybox" ;; esac ;;
+            --arg) [ $# -ge 2 ] || die "--arg needs NAME=VALUE"; SITE_ARGS+=(--arg "$2"); shift 2 ;;
+            --out) [ $# -ge 2 ] || die "--out needs a directory"; mkdir -p "$2"; DIST=$(cd "$2" && pwd); shift 2 ;;
+            *) die "unknown build option '$1': use --image SCRIPT.py, --base debian|busybox, --arg NAME=VALUE, --out DIR" ;;
+        esac
+    done
+}
+
 build() {
     setup_venv
     setup_npm
     fetch_guest
     extract_guest
     build_guest
+    [ "$SITE_BASE" = debian ] && build_debian
+    build_image
     build_wheel
     build_site
     [ -n "${NOMACHINE:-}" ] || build_machine
@@ -332,15 +381,16 @@ build() {
 
 verb=${1:-build}
 case "$verb" in
-    build) build ;;
-    debian) build; build_debian ;;
+    build|debian) shift || true; build_args "$@"; build ;;
     serve) build; exec "$PY" -m pyninep_browser site "$DIST" --port "${PORT:-8000}" ;;
     test)
         apt_install chromium gcc-multilib  # gcc -m32: the guest tests build tests/guest_tools/credo.c
-        build
-        # The Debian base (tests/test_e2e_debian.py): about a minute the first time (35 MB from
-        # Debian's archive), seconds once cached. DEBIAN=0 leaves it out (that module then skips).
-        if [ "${DEBIAN:-1}" != 0 ]; then build_debian; fi
+        # Most tests run on a busybox site (dist-busybox/: it boots in seconds, and the guest tests
+        # are written for its tools); the shipped Debian site (dist/) has its own tests. Its base
+        # takes about a minute the first time (35 MB from Debian's archive), seconds once cached.
+        # DEBIAN=0 leaves it out (those modules then skip).
+        (SITE_BASE=busybox; DIST=$ROOT/dist-busybox; build)
+        if [ "${DEBIAN:-1}" != 0 ]; then build; fi
         check_py  # ruff (lint and format) and mypy over pyninep_browser/
         check_js  # tsc --checkJs over the page's modules
         shift || true

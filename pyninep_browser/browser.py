@@ -79,6 +79,11 @@ class PageServer:
             fs = load_fs2json(doc)
         else:
             fs = load_image(_bytes(image)) if image is not None else Filesystem()
+        # The site's own live files under /py (pyninep_browser/default_image.py) are declared
+        # whatever the script: a site built from a user's script keeps them (image build runs
+        # default_image first), and the script's own declarations, registered next, win a name.
+        import pyninep_browser.default_image  # noqa: F401
+
         if script is not None:
             # An authoring script: its module-level live declarations register (attached below,
             # and again after a restore); asked to, its build(tree) authors a new tree (a

@@ -20,10 +20,11 @@ import threading
 import time
 from pathlib import Path
 
+from guest import DEBIAN_DIST, DIST  # noqa: F401 (the sites the tests serve)
+
 from pyninep_browser.sitefiles import SITE_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "dist"
 TESTS = ROOT / "tests"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -11,7 +11,8 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "dist"
+DIST = ROOT / "dist-busybox"  # the tests' site (./build.sh test builds it); dist/ is the Debian one
+DEBIAN_DIST = ROOT / "dist"
 
 
 def _node_major(node: str) -> int:

@@ -22,7 +22,7 @@ from page_user import READY, run, screen, visit
 from pyninep_browser.__main__ import make_site_server
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "dist"
+from guest import DEBIAN_DIST, DIST  # noqa: E402,F401
 ARTIFACTS = ROOT / "test-artifacts" / "page"
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from chromium import Browser, SiteServer
+from chromium import DIST, Browser, SiteServer
 from page_user import run, screen, visit, wait_ready
 
 WRITE_BEHIND_S = 1.0  # the page's bound (createServer's writeBehindMs default)
@@ -210,7 +210,7 @@ def test_files_from_an_older_build_are_kept_and_booted_with_then_restored(pw, tm
     from pyninep_browser.__main__ import make_site_server
     from pyninep_browser.imagefile import dump_image, load_image
 
-    dist = Path(__file__).resolve().parent.parent / "dist"
+    dist = DIST
     www = tmp_path / "www"
     (www / "old" / "images").mkdir(parents=True)
     (www / "new").symlink_to(dist, target_is_directory=True)

@@ -16,9 +16,9 @@ import re
 import pytest
 
 from base_http import BaseHost
-from guest import DIST, Guest, GuestError
+from guest import DEBIAN_DIST, Guest, GuestError
 
-BASE = DIST / "debian"
+BASE = DEBIAN_DIST / "debian"
 
 
 def content_files() -> dict[str, int]:
@@ -29,7 +29,7 @@ def content_files() -> dict[str, int]:
 def host():
     if not (BASE / "fs.json").is_file():
         pytest.skip("the Debian base is not built: run ./build.sh debian (docs/debian.md)")
-    served = BaseHost(DIST)
+    served = BaseHost(DEBIAN_DIST)
     yield served
     served.close()
 

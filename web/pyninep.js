@@ -37,7 +37,8 @@
  *             where compressed or where the host ignores ranges), checked, and kept in the
  *             storage: fetched at most once per database. Writes, renames, chmods and unlinks
  *             change only our storage (copy on write). baseurl alone serves an image made by
- *             `image import-fs2json` (its `image` option) from that content directory.
+ *             `image import-fs2json` (its `image` option) from that content directory. Default:
+ *             the manifest's baseurl (a site built on the Debian base: debian/base/).
  *   server    "ws://HOST:PORT/" of a `python -m pyninep_browser serve --ws` server (docs/serve.md):
  *             server mode. The files live there; Python does not load; the result has the same
  *             file calls (readFile, writeFile, listDir, mkdir, remove), `handle9p` (a shim over our
@@ -276,7 +277,10 @@ async function startServer(options, storage, db) {
     const basefs = options.basefs == null ? null
         : new URL(typeof options.basefs === "object" && "url" in options.basefs ? options.basefs.url : options.basefs, pageUrl);
     if (basefs && !options.baseurl) throw new Error("pyninep: basefs needs baseurl (the directory of its content files)");
-    const baseurl = options.baseurl ? dirUrl(options.baseurl, pageUrl) : null;
+    // The site's own base (manifest.baseurl: the Debian userland's content files, beside the
+    // site) serves its image and any state restored from it; a basefs brings its own.
+    const baseurl = options.baseurl ? dirUrl(options.baseurl, pageUrl)
+        : !basefs && manifest.baseurl ? dirUrl(manifest.baseurl, baseUrl.href) : null;
     const scriptOption = options.script !== undefined ? options.script : manifest.script ?? null;
     const buildFromScript = options.image === null && options.script != null;
     const heldDb = !!db && db.meta.length > 0;

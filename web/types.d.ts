@@ -35,6 +35,8 @@ interface Manifest {
     script?: string | null;
     pyodide: string;
     v86: string;
+    /** the content files of the image's base (a site on the Debian userland: "debian/base/") */
+    baseurl?: string;
     pyodideSnapshot?: string;
     machine?: MachineInfo;
     guest: { bios: string; vgabios: string; kernel: string; initrd: string; cmdline: string; memory: number };

@@ -1,0 +1,95 @@
+"""The shipped page (dist/, ``./build.sh``): the Debian userland, as a visitor meets it in Chromium.
+
+A first visit restores the saved Debian machine (no boot); bash, the guest's own python3 with json
+and sqlite3, coreutils' ls with colours, nano and man work; /py/run (the page's Python) answers;
+the files the guest read come from debian/base/ and stay in IndexedDB; a file written in /root
+survives a reload, and the return is a restore of the visitor's own machine. One browser for the
+module. Skipped when dist/ was built without the Debian base (``DEBIAN=0``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from chromium import DEBIAN_DIST, Browser, SiteServer
+from page_user import run, visit
+
+PROMPT = r"root@pyninep:~# $"
+
+
+@pytest.fixture(scope="module")
+def site():
+    manifest = DEBIAN_DIST / "manifest.json"
+    if not manifest.is_file() or not json.loads(manifest.read_text()).get("baseurl"):
+        pytest.skip("dist/ is not the Debian site: run ./build.sh (DEBIAN=0 leaves it out)")
+    server = SiteServer(DEBIAN_DIST)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def page(site, tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = Browser(pw, tmp_path_factory.mktemp("profile"))
+        try:
+            p = browser.page()
+            wall, timing, source = visit(p, site.url)
+            print(f"first visit: {source}, prompt in {timing['prompt_ms']} ms (wall {wall:.2f} s)")
+            assert source == "shipped"  # the saved Debian machine, not a boot
+            yield p
+        finally:
+            browser.close()
+
+
+def sh(page, command: str, timeout: float = 60_000) -> str:
+    """Type ``command`` at the prompt; its output (the echoed command line and the next prompt
+    left out)."""
+    out = run(page, command + "; echo __done__", r"\n__done__\s*\n[^\n]*#\s*$", timeout)
+    body = out.split("\n", 1)[1] if "\n" in out else ""
+    return body.rsplit("__done__", 1)[0].replace("\r", "")
+
+
+def test_the_first_visit_is_debian_at_a_bash_prompt(page):
+    out = sh(page, "bash --version | head -1; cat /etc/debian_version; echo $0")
+    assert re.search(r"GNU bash, version 5\.2", out), out
+    assert re.search(r"^12\.\d+", out, re.M), out
+    assert "bash" in out
+
+
+def test_the_guests_own_python3(page):
+    out = sh(page, "python3 -c 'import json, sqlite3; print(json.dumps([1]), sqlite3.sqlite_version)'", 120_000)
+    assert re.search(r"^\[1\] 3\.\d+\.\d+$", out, re.M), out
+
+
+def test_the_usual_tools(page):
+    out = sh(page, "ls --color=always / | cat -v | head -2; nano --version | head -1; man ls 2>/dev/null | head -4")
+    assert "^[[" in out, out  # colours: the escape shown by cat -v
+    assert "GNU nano" in out, out
+    assert "ls - list directory contents" in out, out
+
+
+def test_the_pages_python_answers_on_py_run(page):
+    out = sh(page, "echo 'import sys; print(6*7, sys.platform)' > /py/run; cat /py/run")
+    assert "42 emscripten" in out, out
+
+
+def test_a_file_in_root_survives_a_reload(page):
+    sh(page, "echo 'kept by debian' > /root/debian-note")
+    time.sleep(2)  # past the write-behind bound (1 s): a visitor who waits a moment and reloads
+    started = time.monotonic()
+    page.reload()
+    from page_user import wait_ready
+
+    timing, source = wait_ready(page)
+    print(f"return: {source}, prompt in {timing['prompt_ms']} ms (wall {time.monotonic() - started:.2f} s)")
+    assert source == "saved"  # the visitor's own machine, restored
+    assert "kept by debian" in sh(page, "cat /root/debian-note")
+    # what the guest read before the reload came from IndexedDB, not the host, and python3 works
+    out = sh(page, "python3 -c 'print(40+2)'", 120_000)
+    assert "42" in out
