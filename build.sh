@@ -148,15 +148,16 @@ build_guest() {
 build_image() {
     local r=$CACHE/root img=$DIST/images
     mkdir -p "$img"
-    local scripts=(pyninep_browser/default_image.py) base_args=()
+    local scripts=(pyninep_browser/default_image.py) base_args=() base_stamp=()
     [ -n "$SITE_SCRIPT" ] && scripts+=("$SITE_SCRIPT")
     if [ "$SITE_BASE" = debian ]; then
         base_args=(--base "$DIST/debian/fs.json" "$DIST/debian/base")
+        base_stamp=("$DIST/debian/.stamp")
     else
         base_args=(--arg "guest_root=$r")
     fi
     local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS" "${scripts[@]}" \
-        <(echo "$SITE_BASE ${SITE_ARGS[*]-}") "$DIST/debian/.stamp")
+        <(echo "$SITE_BASE ${SITE_ARGS[*]-}") ${base_stamp[@]+"${base_stamp[@]}"})
     if ! stamp_ok "$img/.stamp" "$src" || [ ! -f "$img/default.img" ] || [ ! -f "$img/default.py" ]; then
         say "authoring the image: ${scripts[*]} on $SITE_BASE"
         "$PY" -m pyninep_browser image build "${scripts[@]}" -o "$img/default.img" "${base_args[@]}" \
@@ -376,7 +377,7 @@ build() {
     build_wheel
     build_site
     [ -n "${NOMACHINE:-}" ] || build_machine
-    say "dist/ ready ($(du -sh --exclude=debian "$DIST" | cut -f1))"
+    say "${DIST#$ROOT/}/ ready ($(du -sh --exclude=debian "$DIST" | cut -f1))"
 }
 
 verb=${1:-build}
