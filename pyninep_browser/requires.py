@@ -226,8 +226,8 @@ def fetch_requires(
         micropip_sha = _sha256(got)
         if micropip_sha not in (lock_sha, PYPI_MICROPIP.get(micropip_file)):
             raise RequiresError(
-                f"{micropip_file} from the package index has sha256 {micropip_sha}, neither pyodide-lock.json's "
-                f"nor PyPI's known one (pyninep_browser/requires.py PYPI_MICROPIP)"
+                f"{micropip_file} from the package index has sha256 {micropip_sha}, neither "
+                "pyodide-lock.json's nor PyPI's known one (pyninep_browser/requires.py PYPI_MICROPIP)"
             )
         wheels_dir = work / "wheels"
         wheels_dir.mkdir()
