@@ -151,6 +151,25 @@ build_wheel() {
     fi
 }
 
+# The Python packages an authoring script's live files need (its module-level REQUIRES, read
+# without running it): pure-Python wheels and micropip into DIST/requires/ with index.json, which
+# write_manifest names as manifest.requires and the page installs from (docs/authoring.md). A
+# script that declares none leaves no DIST/requires/. Checked wheels already there are kept:
+# nothing is downloaded again.
+fetch_requires() { # fetch_requires SCRIPT DIST
+    local script=$1 dist=$2 declared
+    declared=$("$PY" -c 'import sys
+from pyninep_browser.requires import RequiresError, read_requires
+try:
+    print(len(read_requires(sys.argv[1])))
+except (RequiresError, OSError) as exc:
+    sys.exit(f"pyninep: {exc}")' "$script") || die "the REQUIRES of $script cannot be read (the line above says why)"
+    if [ "$declared" = 0 ]; then rm -rf "$dist/requires"; return 0; fi
+    "$PY" -m pyninep_browser image requires "$script" -o "$dist/requires" \
+        --pyodide-lock web/node_modules/pyodide/pyodide-lock.json >&2 \
+        || die "the packages $script REQUIRES cannot be fetched (the line above says why)"
+}
+
 build_site() {
     local nm=web/node_modules
     mkdir -p "$DIST/pyodide" "$DIST/v86" "$DIST/xterm"
@@ -165,6 +184,7 @@ build_site() {
     # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
     # write_manifest lists them (and the service worker caches them) like every file of dist/.
     rm -rf "$DIST/page"; cp -r web/page "$DIST/page"
+    fetch_requires pyninep_browser/default_image.py "$DIST"  # declares none today: no download
     write_manifest
 }
 
@@ -172,6 +192,8 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
     local wheel; wheel=$(cd "$DIST" && ls wheels/*.whl)
     local machine="" m=${1:-} snap=""
     [ -n "${2:-}" ] && snap="\"pyodideSnapshot\": \"$2\","
+    local requires=""  # fetch_requires's index: the page installs those wheels with micropip
+    [ -f "$DIST/requires/index.json" ] && requires='"requires": "requires/index.json",'
     if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
         machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
         machine="\"machine\": $machine,"
@@ -191,6 +213,7 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
   "pyodide": "pyodide/",
   "v86": "v86/",
   $snap
+  $requires
   $machine
   "guest": {
     "bios": "guest/bios.bin",
