@@ -36,6 +36,8 @@ interface Manifest {
     pyodide: string;
     v86: string;
     pyodideSnapshot?: string;
+    /** the index.json of the wheels the script REQUIRES (build.sh fetch_requires) */
+    requires?: string;
     machine?: MachineInfo;
     guest: { bios: string; vgabios: string; kernel: string; initrd: string; cmdline: string; memory: number };
     /** every file of the build, with its size in bytes */
