@@ -180,6 +180,25 @@ build_wheel() {
     fi
 }
 
+# The Python packages an authoring script's live files need (its module-level REQUIRES, read
+# without running it): pure-Python wheels and micropip into DIST/requires/ with index.json, which
+# write_manifest names as manifest.requires and the page installs from (docs/authoring.md). A
+# script that declares none leaves no DIST/requires/. Checked wheels already there are kept:
+# nothing is downloaded again.
+fetch_requires() { # fetch_requires SCRIPT DIST
+    local script=$1 dist=$2 declared
+    declared=$("$PY" -c 'import sys
+from pyninep_browser.requires import RequiresError, read_requires
+try:
+    print(len(read_requires(sys.argv[1])))
+except (RequiresError, OSError) as exc:
+    sys.exit(f"pyninep: {exc}")' "$script") || die "the REQUIRES of $script cannot be read (the line above says why)"
+    if [ "$declared" = 0 ]; then rm -rf "$dist/requires"; return 0; fi
+    "$PY" -m pyninep_browser image requires "$script" -o "$dist/requires" \
+        --pyodide-lock web/node_modules/pyodide/pyodide-lock.json >&2 \
+        || die "the packages $script REQUIRES cannot be fetched (the line above says why)"
+}
+
 build_site() {
     local nm=web/node_modules
     mkdir -p "$DIST/pyodide" "$DIST/v86" "$DIST/xterm"
@@ -194,6 +213,7 @@ build_site() {
     # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
     # write_manifest lists them (and the service worker caches them) like every file of dist/.
     rm -rf "$DIST/page"; cp -r web/page "$DIST/page"
+    fetch_requires "${SITE_SCRIPT:-pyninep_browser/default_image.py}" "$DIST"  # none declared: no download
     write_manifest
 }
 
@@ -204,6 +224,8 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
     local baseurl=""  # the Debian base: the image's files' content, fetched on first read
     [ "$SITE_BASE" = debian ] && baseurl='"baseurl": "debian/base/",'
 
+    local requires=""  # fetch_requires's index: the page installs those wheels with micropip
+    [ -f "$DIST/requires/index.json" ] && requires='"requires": "requires/index.json",'
     if [ -n "$m" ] && [ -f "$DIST/$m.json" ]; then
         machine=$(cd "$DIST" && "$PY" -c 'import json,sys; i=json.load(open(sys.argv[1]+".json")); print(json.dumps({"url": sys.argv[1], **i}))' "$m")
         machine="\"machine\": $machine,"
@@ -224,6 +246,7 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
   "v86": "v86/",
   $baseurl
   $snap
+  $requires
   $machine
   "guest": {
     "bios": "guest/bios.bin",

@@ -21,7 +21,16 @@ from typing import Any
 from .initramfs import build_initramfs
 from .sitefiles import SITE_TYPES
 
-IMAGE_VERBS = ("build", "ls", "extract", "import-tar", "export-tar", "import-fs2json", "export-fs2json")
+IMAGE_VERBS = (
+    "build",
+    "ls",
+    "extract",
+    "import-tar",
+    "export-tar",
+    "import-fs2json",
+    "export-fs2json",
+    "requires",
+)
 
 
 def _extras(specs: list[str]) -> dict[str, Path]:
@@ -174,12 +183,29 @@ def image_main(argv: list[str]) -> int:
     ej.add_argument("--zstd", action="store_true", help="compress content files (zstd level 19, .bin.zst)")
     for p in (ex, et, ej):
         p.add_argument("--base", metavar="DIR_OR_URL", help="content of an image made by import-fs2json")
+    rq = sub.add_parser(
+        "requires",
+        help="download the pure-Python wheels a script's REQUIRES names (and their dependencies, and "
+        "micropip) into a directory of the site, with index.json for createServer({requires})",
+    )
+    rq.add_argument("script", type=Path)
+    rq.add_argument("-o", "--out", required=True, type=Path, metavar="DIR", help="e.g. dist/requires")
+    rq.add_argument(
+        "--pyodide-lock",
+        required=True,
+        type=Path,
+        metavar="LOCK.json",
+        help="the site's pyodide-lock.json: the page's Python version and the micropip it names",
+    )
+    rq.add_argument("--python-version", metavar="X.Y", help="default: the lock file's")
     args = parser.parse_args(argv)
     from .archive import export_tar, extract, import_tar, listing
     from .authoring import Tree, load_script
     from .fs.image import dump_image
 
     try:
+        if args.verb == "requires":
+            return _requires(args.script, args.out, args.pyodide_lock, args.python_version)
         if args.verb == "build":
             for script in args.script:
                 if not script.is_file():
@@ -270,6 +296,32 @@ def image_main(argv: list[str]) -> int:
     return 0
 
 
+def _requires(script: Path, out: Path, lock_path: Path, python_version: str | None) -> int:
+    """``image requires``: the wheels of a script's REQUIRES into ``out`` (docs/authoring.md)."""
+    import json
+
+    from .requires import fetch_requires, read_requires
+
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: no such script")
+    if not lock_path.is_file():
+        raise FileNotFoundError(f"{lock_path}: no such file")
+    try:
+        lock = json.loads(lock_path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{lock_path}: not JSON ({exc})") from None
+    started = time.monotonic()
+    index = fetch_requires(read_requires(script), out, lock, python_version)
+    wheels = index["wheels"]
+    total = sum(w["size"] for w in [index["micropip"], *wheels])
+    names = ", ".join(f"{w['name']} {w['version']}" for w in wheels) or "no package"
+    print(
+        f"wrote {out}/index.json: {names} and micropip for Python {index['python']} "
+        f"({total:,} bytes) in {time.monotonic() - started:.2f} s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "image" and argv[1] in IMAGE_VERBS:
@@ -284,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     img = sub.add_parser(
         "image",
-        help="the default image (older form); image build|ls|extract|"
-        "import-tar|export-tar: see 'image build -h'",
+        help="the default image (older form); image build|ls|extract|import-tar|export-tar|"
+        "import-fs2json|export-fs2json|requires: see 'image build -h', 'image requires -h'",
     )
     img.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
     img.add_argument(

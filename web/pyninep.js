@@ -30,6 +30,15 @@
  *             authors the whole tree (a site ships a .py file instead of an image; a database that
  *             already holds a tree keeps it). Default: the manifest's script (images/default.py:
  *             /py/run…), declarations only; null for none.
+ *   requires  URL of the index.json of the Python packages the script needs (written by
+ *             `python -m pyninep_browser image requires` / build.sh's fetch_requires from the
+ *             script's REQUIRES), or null for none. Default: manifest.requires, when there is one.
+ *             After Python starts and before the script runs, micropip (from that directory: the
+ *             one wheel pyodide-lock.json names) installs the listed wheels from the site, with
+ *             deps=False: they were resolved at build time, and no package index is contacted, so
+ *             it works offline once the files are cached. Each file is checked against the
+ *             index's sha256 (where crypto.subtle exists: secure contexts and Node). A failure
+ *             rejects createServer with one line naming the file or the package.
  *   basefs, baseurl  boot a v86 fs2json base image (v86's own two options, same meanings):
  *             basefs is the fs.json (a URL, or {url, size}), baseurl the directory of its content
  *             files. The tree starts as basefs's (with IndexedDB: a new database only) and each
@@ -87,6 +96,8 @@
  *             only when it moved. Compare with !==: restoreState replaces the filesystem, whose
  *             count starts anew.
  *   pyodide                   the Pyodide instance
+ *   requires                  null, or what the requires option installed: {packages: ["NAME
+ *             VERSION", ...], bytes, ms} (ms: micropip's import and install, after the files arrived)
  *   crossing                  "direct" (CPython's C API, the fast path) or "pyproxy" (fallback)
  *   close() → Promise         commit what is left, release the database and the Python objects
  * (readFile and writeFile return Promises since IndexedDB storage: a file's data may have to load
@@ -128,6 +139,7 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
  * @property {string | URL} [wheelUrl]
  * @property {string | Uint8Array | null} [image]
  * @property {string | {source: string} | null} [script]
+ * @property {string | URL | null} [requires]
  * @property {string | URL | {url: string | URL, size?: number}} [basefs]
  * @property {string | URL} [baseurl]
  * @property {(error: any, requestType: number | string) => void} [onError]
@@ -186,6 +198,74 @@ function fetchBase(url, start, end, done) {
 /** @param {URL} url */
 async function fetchJson(url) {
     return JSON.parse(new TextDecoder().decode(await fetchBytes(url)));
+}
+
+/**
+ * The index written by `image requires` (pyninep_browser/requires.py) and the files it lists,
+ * fetched side by side and checked against its sha256.
+ * @typedef {{file: string, sha256: string, size?: number, name?: string, version?: string}} RequiresEntry
+ * @typedef {{format: number, python: string, requires: string[], micropip: RequiresEntry, wheels: RequiresEntry[]}} RequiresIndex
+ * @param {URL} indexUrl
+ * @returns {Promise<{index: RequiresIndex, micropip: Uint8Array, wheels: {entry: RequiresEntry, bytes: Uint8Array}[]}>}
+ */
+async function fetchRequires(indexUrl) {
+    /** @type {RequiresIndex} */
+    let index;
+    try {
+        index = await fetchJson(indexUrl);
+    } catch (/** @type {any} */ error) {
+        throw new Error(`pyninep: the script's packages cannot be installed: ${indexUrl.href}: ${error.message}`);
+    }
+    if (index?.format !== 1 || !index.micropip || !Array.isArray(index.wheels)) {
+        throw new Error(`pyninep: ${indexUrl.href} is not a requires index (format 1: image requires writes it)`);
+    }
+    const get = async (/** @type {RequiresEntry} */ entry) => {
+        const url = new URL(entry.file, indexUrl);
+        const bytes = await fetchBytes(url);
+        if (globalThis.crypto?.subtle && entry.sha256) {
+            const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+            const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+            if (hex !== entry.sha256) throw new Error(`pyninep: ${url.href} is damaged (its sha256 is not the index's)`);
+        }
+        return bytes;
+    };
+    const [micropip, ...wheels] = await Promise.all([index.micropip, ...index.wheels].map(get));
+    return { index, micropip, wheels: wheels.map((bytes, i) => ({ entry: index.wheels[i], bytes })) };
+}
+
+/**
+ * Install fetchRequires's wheels with micropip (itself unpacked from the site, like our wheel),
+ * deps=False, from Pyodide's in-memory filesystem: no package index is contacted.
+ * @param {Pyodide} pyodide @param {Awaited<ReturnType<typeof fetchRequires>>} fetched
+ * @param {string} sitePackages */
+async function installRequires(pyodide, fetched, sitePackages) {
+    const started = performance.now();
+    const { index, micropip, wheels } = fetched;
+    const packages = index.wheels.map((w) => `${w.name ?? w.file} ${w.version ?? ""}`.trim());
+    const bytes = [micropip, ...wheels.map((w) => w.bytes)].reduce((n, b) => n + b.length, 0);
+    if (wheels.length) {
+        const have = pyodide.runPython("import importlib.util; importlib.util.find_spec('micropip') is not None");
+        if (!have) pyodide.unpackArchive(micropip, "wheel", { extractDir: sitePackages });
+        const dir = "/tmp/pyninep-requires";
+        pyodide.FS.mkdirTree(dir);
+        const paths = wheels.map(({ entry, bytes }) => {
+            pyodide.FS.writeFile(`${dir}/${entry.file}`, bytes);
+            return `emfs:${dir}/${entry.file}`;
+        });
+        const mod = pyodide.pyimport("micropip");
+        const list = pyodide.toPy(paths);
+        try {
+            await mod.install.callKwargs(list, { deps: false });
+        } catch (/** @type {any} */ error) {
+            const lines = String(error?.message ?? error).trim().split("\n");
+            throw new Error(`pyninep: installing the script's packages (${packages.join(", ")}) failed: ${lines[lines.length - 1]}`);
+        } finally {
+            list.destroy();
+            mod.destroy();
+            for (const { entry } of wheels) pyodide.FS.unlink(`${dir}/${entry.file}`);
+        }
+    }
+    return { packages, bytes, ms: Math.round(performance.now() - started) };
 }
 
 /** @param {string | URL} url @param {string} base */
@@ -284,7 +364,8 @@ async function startServer(options, storage, db) {
     const scriptOption = options.script !== undefined ? options.script : manifest.script ?? null;
     const buildFromScript = options.image === null && options.script != null;
     const heldDb = !!db && db.meta.length > 0;
-    const [wheel, image, script, baseTree] = await Promise.all([
+    const requiresOption = options.requires !== undefined ? options.requires : manifest.requires ?? null;
+    const [wheel, image, script, baseTree, requires] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null || basefs ? null
             // A database that already holds a filesystem starts from it: the image seeds a new one.
@@ -296,10 +377,13 @@ async function startServer(options, storage, db) {
             : fetchBytes(new URL(scriptOption, baseUrl)).then((b) => new TextDecoder().decode(b)),
         // A database that already holds a tree keeps it: the fs.json seeds a new one only.
         basefs && !heldDb ? fetchBytes(basefs) : null,
+        requiresOption == null ? null : fetchRequires(new URL(requiresOption, baseUrl)),
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
     pyodide.unpackArchive(wheel, "wheel", { extractDir: sitePackages });
+    // The script's packages, before the script runs (PageServer runs it).
+    const installed = requires ? await installRequires(pyodide, requires, sitePackages) : null;
 
     /** @type {Map<number, (frame: Uint8Array) => void>} */
     const pending = new Map(); // tag -> v86's reply callback, for replies Python defers
@@ -460,6 +544,8 @@ async function startServer(options, storage, db) {
         handle9p,
         pyodide,
         storage,
+        /** What the requires option installed: {packages, bytes, ms}, or null. */
+        requires: installed,
         crossing: handleShared === handleSharedProxy ? "pyproxy" : "direct",
         /** What the open-time check found and repaired in a stored filesystem (null: nothing to
          *  check), and dataLoss: null, or {status, message} when the browser had discarded the

@@ -38,6 +38,8 @@ interface Manifest {
     /** the content files of the image's base (a site on the Debian userland: "debian/base/") */
     baseurl?: string;
     pyodideSnapshot?: string;
+    /** the index.json of the wheels the script REQUIRES (build.sh fetch_requires) */
+    requires?: string;
     machine?: MachineInfo;
     guest: { bios: string; vgabios: string; kernel: string; initrd: string; cmdline: string; memory: number };
     /** every file of the build, with its size in bytes */
