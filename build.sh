@@ -158,9 +158,13 @@ build_image() {
     fi
     local src; src=$(hash_of pyninep_browser/*.py pyninep_browser/*/*.py "$CACHE/debs/SHA256SUMS" "${scripts[@]}" \
         <(echo "$SITE_BASE ${SITE_ARGS[*]-}") ${base_stamp[@]+"${base_stamp[@]}"})
+    # The script's REQUIRES first: their wheels are importable while it runs (a pure-Python wheel
+    # imports from its zip), so a script may import them at module level as the page will.
+    fetch_requires "${SITE_SCRIPT:-pyninep_browser/default_image.py}" "$DIST"  # none declared: no download
+    local wheels; wheels=$(find "$DIST/requires" -name '*.whl' ! -name 'micropip-*' -printf '%p:' 2>/dev/null || true)
     if ! stamp_ok "$img/.stamp" "$src" || [ ! -f "$img/default.img" ] || [ ! -f "$img/default.py" ]; then
         say "authoring the image: ${scripts[*]} on $SITE_BASE"
-        "$PY" -m pyninep_browser image build "${scripts[@]}" -o "$img/default.img" "${base_args[@]}" \
+        PYTHONPATH="$wheels${PYTHONPATH:-}" "$PY" -m pyninep_browser image build "${scripts[@]}" -o "$img/default.img" "${base_args[@]}" \
             ${SITE_ARGS[@]+"${SITE_ARGS[@]}"} >/dev/null || die "building the image failed (the line above says why)"
         # The page runs this script at start-up to re-attach its live files (/py's are always
         # declared: pyninep_browser/default_image.py is in the wheel).
@@ -213,7 +217,9 @@ build_site() {
     # The page's parts (web/page/*.js): whole, so a part added there ships without a change here;
     # write_manifest lists them (and the service worker caches them) like every file of dist/.
     rm -rf "$DIST/page"; cp -r web/page "$DIST/page"
-    fetch_requires "${SITE_SCRIPT:-pyninep_browser/default_image.py}" "$DIST"  # none declared: no download
+    # What `python -m pyninep_browser site build` runs to save the machine again for a site built
+    # on this one (docs/your-site.md); not part of the page: write_manifest leaves tools/ out.
+    mkdir -p "$DIST/tools"; cp web/build-machine.mjs "$DIST/tools/"
     write_manifest
 }
 
@@ -234,7 +240,7 @@ write_manifest() { # write_manifest [MACHINE_FILE [PYODIDE_SNAPSHOT]]: manifest.
     # the service worker caches exactly this build.
     # Not dist/debian/ (a base image: the page fetches its files as the guest reads them, and
     # the service worker never caches a base).
-    local sizes; sizes=$(cd "$DIST" && find . -path './debian*' -prune -o -type f ! -name '.*' ! -name '*.tmp' \
+    local sizes; sizes=$(cd "$DIST" && find . \( -path './debian*' -o -path ./tools \) -prune -o -type f ! -name '.*' ! -name '*.tmp' \
         ! -name sw.js ! -name manifest.json -printf '%P\t%s\n' | sort \
         | "$PY" -c 'import json,sys; print(json.dumps(dict((p, int(n)) for p, n in (l.rstrip("\n").split("\t") for l in sys.stdin))))')
     cat > "$DIST/manifest.json.tmp" <<EOF

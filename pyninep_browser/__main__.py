@@ -1,5 +1,6 @@
 """Command line: ``python -m pyninep_browser image|initramfs|site|serve …`` (build.sh uses the
-first three; ``serve`` is :mod:`.serve.cli`: the filesystem over WebSocket, TCP and Unix sockets).
+first three; ``site build`` is :mod:`.sitebuild`, your own site made from a built one; ``serve``
+is :mod:`.serve.cli`: the filesystem over WebSocket, TCP and Unix sockets).
 
 ``image build|ls|extract|import-tar|export-tar`` work on image files (:mod:`.fs.image`); the older
 ``image --busybox PATH [--extra G=H] --out FILE`` still builds the default image.
@@ -322,10 +323,72 @@ def _requires(script: Path, out: Path, lock_path: Path, python_version: str | No
     return 0
 
 
+def site_build_main(argv: list[str]) -> int:
+    """``site build SCRIPT.py --from SITE --out OUT [--arg NAME=VALUE]… [--no-machine]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pyninep_browser site build",
+        description="Make your own sandbox site: a built site (--from) with your authoring script's "
+        "build(tree) added, its REQUIRES fetched, and its machine saved again (docs/your-site.md).",
+    )
+    parser.add_argument("script", type=Path, metavar="SCRIPT.py")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        type=Path,
+        metavar="SITE",
+        help="a built site: the dist/ of ./build.sh, or a published one",
+    )
+    parser.add_argument(
+        "-o", "--out", required=True, type=Path, metavar="OUT", help="the new site's directory"
+    )
+    parser.add_argument(
+        "--arg", action="append", default=[], metavar="NAME=VALUE", help="passed to build(tree, NAME=VALUE)"
+    )
+    parser.add_argument(
+        "--no-machine",
+        action="store_true",
+        help="do not save the booted machine (a first visit then boots the guest); without Node it is not",
+    )
+    args = parser.parse_args(argv)
+    from .sitebuild import build_site
+
+    def log(line: str) -> None:
+        print(f"pyninep: {line}", file=sys.stderr)
+
+    try:
+        made = build_site(
+            args.script, args.source, args.out, _script_args(args.arg), machine=not args.no_machine, log=log
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"pyninep: {exc}", file=sys.stderr)
+        return 2
+    packages = ", ".join(made["packages"]) or "none"
+    machine = "saved" if made["machine"] else "none (the first visit boots)"
+    print(
+        f"wrote {args.out}/: image {made['image_bytes']:,} bytes ({made['live']} live files), "
+        f"packages: {packages}, machine: {machine}, in {made['seconds']:.1f} s; "
+        f"try it: python -m pyninep_browser site {args.out}"
+    )
+    return 0
+
+
+def _is_site_build(argv: list[str]) -> bool:
+    """``site build …`` builds a site, except ``site build [--host H] [--port P]`` where ./build
+    is a built site (the older form serves a directory, and that one is named build)."""
+    if len(argv) < 2 or argv[0] != "site" or argv[1] != "build":
+        return False
+    rest = argv[2:]
+    serving = all(a in ("--host", "--port") or (not a.startswith("-") and not a.endswith(".py")) for a in rest)
+    return not (serving and len(rest) % 2 == 0 and Path("build/index.html").is_file())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) >= 2 and argv[0] == "image" and argv[1] in IMAGE_VERBS:
         return image_main(argv[1:])
+    if _is_site_build(argv):
+        return site_build_main(argv[2:])
     if argv and argv[0] == "serve":
         from .serve.cli import main as serve_main
 
@@ -357,7 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "serve", help="serve a filesystem over 9P: WebSocket (v86 proxy_url), TCP, Unix; see 'serve -h'"
     )
-    site = sub.add_parser("site", help="serve a built dist/ directory over HTTP (static files)")
+    site = sub.add_parser(
+        "site",
+        help="serve a built dist/ directory over HTTP (static files); 'site build SCRIPT.py --from SITE "
+        "--out OUT' makes your own site: see 'site build -h'",
+    )
     site.add_argument("directory", type=Path, nargs="?", default=Path("dist"))
     site.add_argument("--host", default="127.0.0.1")
     site.add_argument("--port", type=int, default=8000)
