@@ -379,7 +379,8 @@ def _is_site_build(argv: list[str]) -> bool:
     if len(argv) < 2 or argv[0] != "site" or argv[1] != "build":
         return False
     rest = argv[2:]
-    serving = all(a in ("--host", "--port") or (not a.startswith("-") and not a.endswith(".py")) for a in rest)
+    plain = [a for a in rest if a not in ("--host", "--port")]
+    serving = all(not a.startswith("-") and not a.endswith(".py") for a in plain)
     return not (serving and len(rest) % 2 == 0 and Path("build/index.html").is_file())
 
 
