@@ -439,6 +439,7 @@ case "$verb" in
         "$PY" bench/live_files.py
         "$PY" bench/guest_workloads.py "$@"
         "$PY" bench/page.py "$DIST"
+        "$PY" bench/visit.py "$DIST"  # a first visit with gzip, locally and at 20 Mbit/s: time, bytes by file
         "$PY" bench/terminal.py "$DIST"  # lines/s to the screen and piped, Ctrl+C
         "$PY" bench/base_images.py "$DIST"  # fs2json base images against today's image and v86's 9p
         node bench/zstd.mjs "$DIST"
