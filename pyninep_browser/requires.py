@@ -110,7 +110,8 @@ def _names(target: ast.expr, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(target))
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, hex, read a MiB at a time."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -211,7 +212,7 @@ def fetch_requires(
             and old.get("micropip", {}).get("file") == micropip_file
             and old["micropip"].get("sha256") in (lock_sha, PYPI_MICROPIP.get(micropip_file))
             and all(
-                (out / w["file"]).is_file() and _sha256(out / w["file"]) == w["sha256"]
+                (out / w["file"]).is_file() and file_sha256(out / w["file"]) == w["sha256"]
                 for w in [old["micropip"], *old["wheels"]]
             )
         ):
@@ -223,7 +224,7 @@ def fetch_requires(
         got = lockdir / micropip_file
         if not got.is_file():
             raise RequiresError(f"pip did not download {micropip_file}")
-        micropip_sha = _sha256(got)
+        micropip_sha = file_sha256(got)
         if micropip_sha not in (lock_sha, PYPI_MICROPIP.get(micropip_file)):
             raise RequiresError(
                 f"{micropip_file} from the package index has sha256 {micropip_sha}, neither "
@@ -252,7 +253,7 @@ def fetch_requires(
                 "file": p.name,
                 "name": name,
                 "version": _wheel_name(p.name)[1],
-                "sha256": _sha256(p),
+                "sha256": file_sha256(p),
                 "size": p.stat().st_size,
             }
             if name in direct:

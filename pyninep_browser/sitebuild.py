@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .requires import file_sha256
+
 # Made anew for OUT; everything else of SITE is carried over as it is.
 _REMADE = ("images", "machine", "requires", "manifest.json", "sw.js")
 _SW_BUILD = re.compile(r'^const BUILD = ".*";$', re.M)
@@ -80,14 +82,6 @@ def _site_files(site: Path) -> Iterator[Path]:
             if rel == Path(".") and name in ("sw.js", "manifest.json"):
                 continue
             yield rel / name
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextlib.contextmanager
@@ -152,7 +146,7 @@ def _write_service_worker(out: Path, template: str) -> None:
     files = ["./", "manifest.json", *manifest["sizes"]]
     h = hashlib.sha256()
     for rel in [Path("manifest.json"), *sorted(_site_files(out))]:
-        h.update(f"{rel}\0{_sha256(out / rel)}\n".encode())
+        h.update(f"{rel}\0{file_sha256(out / rel)}\n".encode())
     if not _SW_BUILD.search(template) or not _SW_FILES.search(template):
         raise SiteError("the site's sw.js is not one build.sh wrote (no BUILD and FILES lines)")
     text = _SW_BUILD.sub(f'const BUILD = "{h.hexdigest()[:16]}";', template, count=1)
@@ -242,7 +236,7 @@ def build_site(
         if machine:
             h = hashlib.sha256()
             for part in ("images/default.img", "images/default.py", manifest["wheel"]):
-                h.update(_sha256(work / part).encode())
+                h.update(file_sha256(work / part).encode())
             h.update(json.dumps(manifest.get("guest"), sort_keys=True).encode())
             saved = _save_machine(work, h.hexdigest(), log)
             if saved is not None:

@@ -9,6 +9,7 @@ and helpers such as ``js/frames.mjs``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -150,6 +151,25 @@ class Browser:
             self.cdp.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+@contextlib.contextmanager
+def first_visit(url: str, profile: Path):
+    """A Chromium of its own on a new ``profile``, its page opened at ``url`` and waited for to
+    the prompt: yields (page, where the machine came from). For a test module's one browser."""
+    from playwright.sync_api import sync_playwright
+
+    from page_user import visit
+
+    with sync_playwright() as pw:
+        browser = Browser(pw, profile)
+        try:
+            page = browser.page()
+            wall, timing, source = visit(page, url)
+            print(f"first visit: {source}, prompt in {timing['prompt_ms']} ms (wall {wall:.2f} s)")
+            yield page, source
+        finally:
+            browser.close()
 
 
 def _kill_strays(profile: Path) -> None:

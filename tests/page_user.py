@@ -59,3 +59,11 @@ def run(page, command: str, until: str, timeout: float = 30_000) -> str:
         tail = page.evaluate(AFTER, [before, head])[-1500:]
         raise AssertionError(f"no {until!r} on the screen after {command!r}; it shows:\n{tail}") from None
     return page.evaluate(AFTER, [before, head])
+
+
+def sh(page, command: str, timeout: float = 60_000) -> str:
+    """Type ``command`` at the prompt; its output (the echoed command line and the next prompt
+    left out)."""
+    out = run(page, command + "; echo __done__", r"\n__done__\s*\n[^\n]*[#$]\s*$", timeout)
+    body = out.split("\n", 1)[1] if "\n" in out else ""
+    return body.rsplit("__done__", 1)[0].replace("\r", "")

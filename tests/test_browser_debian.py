@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from chromium import DEBIAN_DIST, Browser, SiteServer
-from page_user import run, visit
+from chromium import DEBIAN_DIST, SiteServer, first_visit
+from page_user import sh
 
 PROMPT = r"root@pyninep:~# $"
 
@@ -33,26 +33,9 @@ def site():
 
 @pytest.fixture(scope="module")
 def page(site, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = Browser(pw, tmp_path_factory.mktemp("profile"))
-        try:
-            p = browser.page()
-            wall, timing, source = visit(p, site.url)
-            print(f"first visit: {source}, prompt in {timing['prompt_ms']} ms (wall {wall:.2f} s)")
-            assert source == "shipped"  # the saved Debian machine, not a boot
-            yield p
-        finally:
-            browser.close()
-
-
-def sh(page, command: str, timeout: float = 60_000) -> str:
-    """Type ``command`` at the prompt; its output (the echoed command line and the next prompt
-    left out)."""
-    out = run(page, command + "; echo __done__", r"\n__done__\s*\n[^\n]*#\s*$", timeout)
-    body = out.split("\n", 1)[1] if "\n" in out else ""
-    return body.rsplit("__done__", 1)[0].replace("\r", "")
+    with first_visit(site.url, tmp_path_factory.mktemp("profile")) as (p, source):
+        assert source == "shipped"  # the saved Debian machine, not a boot
+        yield p
 
 
 def test_the_first_visit_is_debian_at_a_bash_prompt(page):

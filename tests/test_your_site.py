@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from chromium import DIST, Browser, SiteServer
-from page_user import run, visit
+from chromium import DIST, SiteServer, first_visit
+from page_user import sh
 
 from pyninep_browser.requires import RequiresError, read_requires
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "tests" / "data" / "site_example.py"
-PROMPT = r"\n[^\n]*[#$]\s*$"
 
 
 def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -130,28 +129,13 @@ def test_the_site_lists_exactly_its_files(example_site):
 
 @pytest.fixture(scope="module")
 def page(example_site, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
     server = SiteServer(example_site)
     try:
-        with sync_playwright() as pw:
-            browser = Browser(pw, tmp_path_factory.mktemp("profile"))
-            try:
-                p = browser.page()
-                wall, timing, source = visit(p, server.url)
-                print(f"first visit: {source}, prompt in {timing['prompt_ms']} ms (wall {wall:.2f} s)")
-                assert source == "shipped"  # the site's own saved machine, not a boot
-                yield p
-            finally:
-                browser.close()
+        with first_visit(server.url, tmp_path_factory.mktemp("profile")) as (p, source):
+            assert source == "shipped"  # the site's own saved machine, not a boot
+            yield p
     finally:
         server.close()
-
-
-def sh(page, command: str, timeout: float = 60_000) -> str:
-    out = run(page, command + "; echo __done__", r"\n__done__\s*\n[^\n]*[#$]\s*$", timeout)
-    body = out.split("\n", 1)[1] if "\n" in out else ""
-    return body.rsplit("__done__", 1)[0].replace("\r", "")
 
 
 def test_the_scripts_file_is_in_the_guest(page):
