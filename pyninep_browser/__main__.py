@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +200,7 @@ def image_main(argv: list[str]) -> int:
     rq.add_argument("--python-version", metavar="X.Y", help="default: the lock file's")
     args = parser.parse_args(argv)
     from .archive import export_tar, extract, import_tar, listing
-    from .authoring import Tree, load_script
+    from .authoring import Tree, load_script, script_mistake
     from .fs.image import dump_image
 
     try:
@@ -235,10 +234,7 @@ def image_main(argv: list[str]) -> int:
                         raise ValueError("the script defines no build(tree) function")
                     build(tree, **(arguments if len(args.script) == 1 else _taken(build, arguments)))
                 except (OSError, ValueError, TypeError) as exc:
-                    # The script's own mistake: show where in the script, briefly.
-                    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(script)]
-                    where = f" (line {frames[-1].lineno})" if frames else ""
-                    raise ValueError(f"{script}{where}: {type(exc).__name__}: {exc}") from None
+                    raise ValueError(script_mistake(script, exc)) from None
             data = dump_image(tree.fs)
             _write(args.out, data)
             live = len(tree.live_files())
@@ -374,14 +370,11 @@ def site_build_main(argv: list[str]) -> int:
 
 
 def _is_site_build(argv: list[str]) -> bool:
-    """``site build …`` builds a site, except ``site build [--host H] [--port P]`` where ./build
-    is a built site (the older form serves a directory, and that one is named build)."""
+    """``site build …`` builds a site, except where ./build is a built site and no script is
+    named: the older form ``site [DIRECTORY]`` then serves that directory."""
     if len(argv) < 2 or argv[0] != "site" or argv[1] != "build":
         return False
-    rest = argv[2:]
-    plain = [a for a in rest if a not in ("--host", "--port")]
-    serving = all(not a.startswith("-") and not a.endswith(".py") for a in plain)
-    return not (serving and len(rest) % 2 == 0 and Path("build/index.html").is_file())
+    return any(a.endswith(".py") for a in argv[2:]) or not Path("build/index.html").is_file()
 
 
 def main(argv: list[str] | None = None) -> int:

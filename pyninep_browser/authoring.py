@@ -747,6 +747,16 @@ def load_script(
     return module
 
 
+def script_mistake(script: str | os.PathLike, exc: BaseException) -> str:
+    """An authoring script's own mistake as one line that says where in the script it happened:
+    ``SCRIPT (line N): TypeError: …`` (the last frame in that file; no line when there is none)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == os.fspath(script)]
+    where = f" (line {frames[-1].lineno})" if frames else ""
+    return f"{os.fspath(script)}{where}: {type(exc).__name__}: {exc}"
+
+
 def build_from_script(
     path: str | os.PathLike | None = None,
     *,
@@ -784,4 +794,5 @@ __all__ = [
     "major",
     "makedev",
     "minor",
+    "script_mistake",
 ]

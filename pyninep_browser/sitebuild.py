@@ -33,12 +33,11 @@ import shutil
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .requires import file_sha256
+from .requires import fetch_requires, file_sha256, read_requires
 
 # Made anew for OUT; everything else of SITE is carried over as it is.
 _REMADE = ("images", "machine", "requires", "manifest.json", "sw.js")
@@ -50,23 +49,24 @@ class SiteError(ValueError):
     """A site cannot be built as asked: one readable line."""
 
 
-def _link_tree(src: Path, dst: Path) -> int:
-    """Hard-link (or, across filesystems, copy) every file of ``src`` into ``dst``; the count."""
-    n = 0
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel = Path(dirpath).relative_to(src)
-        if rel == Path("."):
-            dirnames[:] = [d for d in dirnames if d not in _REMADE]
-            filenames = [f for f in filenames if f not in _REMADE]
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in filenames:
-            a, b = Path(dirpath) / name, dst / rel / name
-            try:
-                os.link(a, b)
-            except OSError:
-                shutil.copy2(a, b)
-            n += 1
-    return n
+def _link_or_copy(src: str, dst: str) -> None:
+    """copytree's copy: a hard link, or across filesystems a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Every file of ``src`` into ``dst`` (linked where it can be), but what is made anew."""
+    top = os.fspath(src)
+    shutil.copytree(
+        src,
+        dst,
+        ignore=lambda d, names: [n for n in names if n in _REMADE] if d == top else [],
+        copy_function=_link_or_copy,
+        dirs_exist_ok=True,
+    )
 
 
 def _site_files(site: Path) -> Iterator[Path]:
@@ -99,7 +99,7 @@ def _importable(wheels: list[Path]) -> Iterator[None]:
 
 
 def _run_script(script: Path, tree: Any, arguments: dict[str, Any]) -> None:
-    from .authoring import load_script
+    from .authoring import load_script, script_mistake
 
     try:
         module = load_script(script, name="pyninep_site_script")
@@ -108,9 +108,7 @@ def _run_script(script: Path, tree: Any, arguments: dict[str, Any]) -> None:
             raise ValueError("the script defines no build(tree) function")
         build(tree, **arguments)
     except (OSError, ValueError, TypeError, ImportError) as exc:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(script)]
-        where = f" (line {frames[-1].lineno})" if frames else ""
-        raise SiteError(f"{script}{where}: {type(exc).__name__}: {exc}") from None
+        raise SiteError(script_mistake(script, exc)) from None
 
 
 def _save_machine(out: Path, stamp: str, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -140,12 +138,11 @@ def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-def _write_service_worker(out: Path, template: str) -> None:
+def _write_service_worker(out: Path, manifest: dict[str, Any], template: str) -> None:
     """SITE's sw.js with this build's id and file list (web/sw.js's two generated lines)."""
-    manifest = json.loads((out / "manifest.json").read_text())
     files = ["./", "manifest.json", *manifest["sizes"]]
     h = hashlib.sha256()
-    for rel in [Path("manifest.json"), *sorted(_site_files(out))]:
+    for rel in ["manifest.json", *manifest["sizes"]]:
         h.update(f"{rel}\0{file_sha256(out / rel)}\n".encode())
     if not _SW_BUILD.search(template) or not _SW_FILES.search(template):
         raise SiteError("the site's sw.js is not one build.sh wrote (no BUILD and FILES lines)")
@@ -164,10 +161,9 @@ def build_site(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Make the site OUT: SITE with ``script``'s ``build(tree, **arguments)`` added (see the
-    module's text). Returns what was made: files, image bytes, packages, machine, seconds."""
+    module's text). Returns what was made: image bytes, live files, packages, machine, seconds."""
     from . import __version__
     from .fs.image import ImageError, dump_image, load_image
-    from .requires import fetch_requires, read_requires
 
     started = time.monotonic()
     script, source, out = Path(script), Path(source), Path(out)
@@ -196,7 +192,7 @@ def build_site(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        n = _link_tree(source, work)
+        _link_tree(source, work)
         # The script's packages: before it runs, so it may import them
         requires = read_requires(script)
         wheels: list[Path] = []
@@ -234,15 +230,15 @@ def build_site(
         _write_manifest(work, manifest)
         saved = None
         if machine:
-            h = hashlib.sha256()
-            for part in ("images/default.img", "images/default.py", manifest["wheel"]):
+            h = hashlib.sha256(hashlib.sha256(image).hexdigest().encode())
+            for part in ("images/default.py", manifest["wheel"]):
                 h.update(file_sha256(work / part).encode())
             h.update(json.dumps(manifest.get("guest"), sort_keys=True).encode())
             saved = _save_machine(work, h.hexdigest(), log)
             if saved is not None:
                 manifest["machine"] = saved
                 _write_manifest(work, manifest)
-        _write_service_worker(work, (source / "sw.js").read_text())
+        _write_service_worker(work, manifest, (source / "sw.js").read_text())
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -255,7 +251,6 @@ def build_site(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return {
-        "files": n + 2,
         "image_bytes": len(image),
         "live": len(tree.live_files()),
         "packages": packages,
