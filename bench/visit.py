@@ -141,6 +141,8 @@ def one_visit(pw, profile: Path, site: GzipSite, throttle: dict | None, query: s
         return {
             "source": source,
             "prompt_s": timing["prompt_ms"] / 1000,
+            "timing": timing,
+            "rtiming": rtiming,
             "wall_s": wall,
             "before": before,
             "after": after,
@@ -166,6 +168,10 @@ def report(label: str, results: list[dict]) -> None:
     print(f"  python3 -c 'print(6*7)' then       {med(r['python_s'] for r in results):6.2f} s")
     print(f"return visit (reload), prompt        {med(r['return_s'] for r in results):6.2f} s   "
           f"(from {results[0]['return_source']}; the file kept: {all(r['kept'] for r in results)})")
+    for key, what in (("timing", "first"), ("rtiming", "return")):
+        steps = sorted({k for r in results for k in r[key]}, key=lambda k: med(r[key].get(k, 0) for r in results))
+        print(f"  {what} visit, the page's clock at each step (ms, median): "
+              + ", ".join(f"{k.removesuffix('_ms')} {med(r[key].get(k, 0) for r in results):.0f}" for k in steps))
     last = results[-1]
     for name, key in (("before the prompt", "before"), ("the whole visit", "after")):
         by: dict[str, list[int]] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from .server import Server
 # bytes; a reply size of 0 means the reply is deferred.
 SLACK = 64 * 1024  # transports may hand over a little more than the 9P size field
 _DEFERRED = bytes(4)
+LATER_COMMIT_MS = 10_000  # restore_state(later=True): the store commit waits at most this for flush()
 
 
 class PageServer:
@@ -48,6 +50,8 @@ class PageServer:
         config = dict(config or {})
         self.store = None
         self.open_report = None
+        # restore_state(later=True): write-behind waits (Date.now() ms) for the page's flush()
+        self._hold_writeback_until = 0.0
         # A base image (v86's fs2json): ``base`` is its fs.json, the tree a new filesystem
         # starts as; ``base_source`` (a JsSource) fetches content files from the baseurl.
         self.base_source = base_source
@@ -155,16 +159,25 @@ class PageServer:
         else:
             take(0)
 
-    def restore_state(self, data: Any, done: Any = None) -> None:
+    def restore_state(self, data: Any, later: bool = False, done: Any = None) -> None:
         """Replace the server with the saved one. A stored filesystem's database is replaced
-        too, in one durable commit; done(None, 0) once it is. A refused state raises
-        SnapshotError and changes nothing."""
+        too, in one durable commit; done(None, 0) once it is. With ``later``, done(None, 0) as
+        soon as the server is replaced; that commit comes at the page's next flush() (or a
+        guest's fsync), else by write-behind once LATER_COMMIT_MS have passed: a new visitor's
+        store is seeded after the prompt instead of before it (until then a reload finds the
+        store empty, as before the restore). A refused state raises SnapshotError and changes
+        nothing."""
         server = snapshot.restore(
             _bytes(data), store=self.store, **(self._store_options if self.store is not None else {})
         )
         self.server = self._attach(server)
         server.resume()  # requests deferred at save time get their answers now
-        if done is not None:
+        if done is None:
+            return
+        if later:
+            self._hold_writeback_until = time.time() * 1000 + LATER_COMMIT_MS
+            done(None, 0)
+        else:
             self.flush(done)
 
     def save_session_async(self, done: Any) -> None:
@@ -261,15 +274,40 @@ class PageServer:
         self._committed(lambda: self.write_file(str(path), data), done)
 
     def flush(self, done: Any) -> None:
-        """done(None, 0) once everything changed so far is durably committed."""
+        """done(None, 0) once everything changed so far is durably committed (warm base pieces
+        a restored machine brought are stored after it)."""
+        self._hold_writeback_until = 0.0
         flush_store = getattr(self.server, "flush_store", None)
         if flush_store is None:
             done(None, 0)
             return
-        flush_store(lambda err: done(None, linux_errno(err) if err else 0))
+
+        def flushed(err: int) -> None:
+            if not err:
+                self.server.fs.store_warm_pieces()
+            done(None, linux_errno(err) if err else 0)
+
+        flush_store(flushed)
+
+    def base_pieces_held(self) -> str:
+        """JSON: the keys of the base pieces in memory (what the guest has read of the base)."""
+        return json.dumps(self.server.fs.base_pieces_held())
+
+    def export_base_pieces(self, keys: str) -> bytes:
+        """The pieces ``keys`` (JSON list) names, as one blob for :meth:`warm_base`."""
+        return self.server.fs.export_base_pieces(json.loads(keys))
+
+    def warm_base(self, data: Any) -> int:
+        """Base pieces shipped with a saved machine (export_base_pieces), into memory: the
+        restored guest's first reads need no fetch. Stored at the next flush()."""
+        return self.server.fs.warm_base_pieces(_bytes(data))
 
     def tick(self, now_ms: float) -> None:
         """The page's timer: commit write-behind changes older than the bound."""
+        if now_ms < self._hold_writeback_until:
+            if getattr(self.server, "resume_frames", None):
+                self.server.resume()
+            return
         tick = getattr(self.server, "tick", None)
         if tick is not None:
             tick(now_ms)

@@ -2,7 +2,7 @@
  * pyninep-machine.js — a v86 emulator and its pyninep server saved together as one blob.
  * (Re-exported by pyninep.js: saveMachine, restoreMachine, readMachine, MACHINE_FORMAT.)
  *
- * Blob layout (little-endian), format version 1:
+ * Blob layout (little-endian), format version 2 (version 1 had no warm part; both are read):
  *   0   8  magic "PYN9MACH"
  *   8   4  format version (1)
  *   12  4  flags: bit 0 = the body is gzip-compressed (CompressionStream "gzip")
@@ -10,20 +10,22 @@
  *   24  8  body length once decompressed
  *   32  4  CRC-32 (IEEE) of the stored body
  *   36  4  CRC-32 of the header's first 36 bytes
- *   40     body: [u32 n][n bytes of JSON: {v86: bytes, server: bytes, created, storage}]
- *               [v86 save_state bytes][server saveState bytes]
+ *   40     body: [u32 n][n bytes of JSON: {v86: bytes, server: bytes, warm?: bytes, created,
+ *               storage}][v86 save_state bytes][server saveState bytes][warm base pieces, if any:
+ *               server.exportBasePieces's blob, the base bytes the restored guest reads first]
  * A blob that is truncated, damaged, foreign or from a newer version is refused with an Error
  * before anything is touched.
  */
 
 /**
- * readMachine's checked parts of a blob. info: the body's JSON (v86, server: part sizes; created,
- * storage, session, and a saver's meta fields such as stamp) with version, compressed and bytes.
- * @typedef {{v86State: ArrayBuffer, serverState: Uint8Array, info: Record<string, any>}} MachineParts
+ * readMachine's checked parts of a blob. info: the body's JSON (v86, server, warm: part sizes;
+ * created, storage, session, and a saver's meta fields such as stamp) with version, compressed and
+ * bytes. warm: the base pieces shipped with the machine, or null.
+ * @typedef {{v86State: ArrayBuffer, serverState: Uint8Array, warm?: Uint8Array | null, info: Record<string, any>}} MachineParts
  */
 
 const MAGIC = "PYN9MACH";
-export const MACHINE_FORMAT = 1;
+export const MACHINE_FORMAT = 2;
 const HEADER = 40;
 const FLAG_GZIP = 1;
 
@@ -79,9 +81,10 @@ async function quiesce(server, timeoutMs) {
  * flight in the saved state. options: compress (default false: see docs/page.md for why),
  * timeout (ms to wait for in-flight requests, default 30000), session (the server part is only
  * the 9P session: server.saveSession()), meta (more JSON fields for info), plus anything
- * server.saveState takes.
+ * server.saveState takes, and warm (a server.exportBasePieces blob: base pieces the restored guest
+ * will read first, shipped so that it need not fetch them; restoreMachine hands them to warmBase).
  * @param {Emulator} emulator @param {PyninepServer} server
- * @param {{compress?: boolean, timeout?: number, session?: boolean, stored?: boolean, meta?: object}} [options]
+ * @param {{compress?: boolean, timeout?: number, session?: boolean, stored?: boolean, meta?: object, warm?: Uint8Array}} [options]
  * @returns {Promise<Uint8Array<ArrayBuffer>>}
  */
 export async function saveMachine(emulator, server, options = {}) {
@@ -96,15 +99,18 @@ export async function saveMachine(emulator, server, options = {}) {
     } finally {
         if (wasRunning) emulator.run();
     }
+    const warm = options.warm ?? new Uint8Array(0);
     const meta = new TextEncoder().encode(JSON.stringify({
-        v86: v86State.length, server: serverState.length, created: new Date().toISOString(),
-        storage: server.storage ?? null, session: !!options.session, ...(options.meta ?? {}),
+        v86: v86State.length, server: serverState.length, ...(warm.length ? { warm: warm.length } : {}),
+        created: new Date().toISOString(), storage: server.storage ?? null, session: !!options.session,
+        ...(options.meta ?? {}),
     }));
-    const raw = new Uint8Array(4 + meta.length + v86State.length + serverState.length);
+    const raw = new Uint8Array(4 + meta.length + v86State.length + serverState.length + warm.length);
     new DataView(raw.buffer).setUint32(0, meta.length, true);
     raw.set(meta, 4);
     raw.set(v86State, 4 + meta.length);
     raw.set(serverState, 4 + meta.length + v86State.length);
+    raw.set(warm, 4 + meta.length + v86State.length + serverState.length);
     const compress = (options.compress ?? false) && canGzip();
     const body = compress ? await streamThrough(raw, new CompressionStream("gzip")) : raw;
     const out = new Uint8Array(HEADER + body.length);
@@ -165,13 +171,15 @@ export async function readMachine(blob) {
     } catch {
         refuse("bad body header");
     }
-    if (!Number.isSafeInteger(info?.v86) || !Number.isSafeInteger(info?.server)
-        || 4 + metaLength + info.v86 + info.server !== raw.length) refuse("part sizes do not add up");
+    const warmLength = info?.warm ?? 0;
+    if (!Number.isSafeInteger(info?.v86) || !Number.isSafeInteger(info?.server) || !Number.isSafeInteger(warmLength)
+        || 4 + metaLength + info.v86 + info.server + warmLength !== raw.length) refuse("part sizes do not add up");
     const start = 4 + metaLength;
     // v86 wants an ArrayBuffer of exactly its state.
     const v86State = raw.slice(start, start + info.v86).buffer;
-    const serverState = raw.subarray(start + info.v86);
-    return { v86State, serverState, info: { ...info, version, compressed: !!(flags & FLAG_GZIP), bytes: bytes.length } };
+    const serverState = raw.subarray(start + info.v86, start + info.v86 + info.server);
+    const warm = warmLength ? raw.subarray(start + info.v86 + info.server) : null;
+    return { v86State, serverState, warm, info: { ...info, version, compressed: !!(flags & FLAG_GZIP), bytes: bytes.length } };
 }
 
 /**
@@ -182,9 +190,12 @@ export async function readMachine(blob) {
  * emulator afterwards. options.files: "state" (the blob's files replace the server's) or
  * "server" (the server's files stay; the blob's 9P session is re-bound over them); default
  * "server" for a blob saved with {session: true}, else "state". Resolves to
- * {emulator, server, info, report} (report: restoreSession's {fids, stale}, or null).
+ * {emulator, server, info, report, took} (report: restoreSession's {fids, stale}, or null; took:
+ * {server_ms, v86_ms}). options.commit (files "state" with a store): "now" (default) resolves
+ * after the store holds the blob's files; "later" resolves sooner and commits at the next
+ * server.flush() (or fsync), else 10 s later: for a page that wants its prompt first.
  * @param {Uint8Array | ArrayBuffer | MachineParts} blob
- * @param {{emulator?: Emulator | null, server?: PyninepServer | null, run?: boolean, files?: "server" | "state"}} options
+ * @param {{emulator?: Emulator | null, server?: PyninepServer | null, run?: boolean, files?: "server" | "state", commit?: "now" | "later"}} options
  */
 export async function restoreMachine(blob, options = {}) {
     const { emulator, server } = options;
@@ -192,7 +203,7 @@ export async function restoreMachine(blob, options = {}) {
     // (Parts readMachine already checked are taken as they are: a page unpacks while Python starts.)
     const given = /** @type {any} */ (blob);
     /** @type {MachineParts} */
-    const { v86State, serverState, info } = given?.v86State && given?.serverState ? given : await readMachine(given);
+    const { v86State, serverState, warm, info } = given?.v86State && given?.serverState ? given : await readMachine(given);
     const files = options.files ?? (info.session ? "server" : "state");
     if (files !== "server" && files !== "state") throw new Error(`pyninep: restoreMachine: files must be "server" or "state", not ${JSON.stringify(files)}`);
     if (files === "state" && info.session) throw new Error("pyninep: restoreMachine: this machine holds no files (saved with {session: true}): restore it with files: \"server\"");
@@ -201,15 +212,23 @@ export async function restoreMachine(blob, options = {}) {
     await emulator.stop();
     /** @type {{fids: number, stale: number[]} | null} */
     let report = null;
+    const t0 = performance.now();
     try {
         // Both parse and check everything before they replace anything.
         if (files === "server") report = await server.restoreSession(serverState);
-        else await server.restoreState(serverState);
+        else await server.restoreState(serverState, { commit: options.commit ?? "now" });
     } catch (error) {
         if (wasRunning) emulator.run();
         throw error;
     }
+    try {
+        if (warm) server.warmBase(warm); // pieces of no file here, or that do not check, are left out
+    } catch (/** @type {any} */ error) { // only a speed-up: the guest fetches what it reads
+        console.warn(`pyninep: the machine's warm base pieces were not used: ${error?.message ?? error}`);
+    }
+    const t1 = performance.now();
     await emulator.restore_state(v86State);
     if (options.run ?? true) emulator.run();
-    return { emulator, server, info, report };
+    const took = { server_ms: Math.round(t1 - t0), v86_ms: Math.round(performance.now() - t1) };
+    return { emulator, server, info, report, took };
 }

@@ -66,8 +66,10 @@
  *             v86's save_state, or use saveMachine). Complete and portable by default; with
  *             IndexedDB, {stored: true} is small: it builds on the database after a durable
  *             commit of everything, and restores only on that database, unchanged since.
- *   restoreState(bytes) → Promise  the inverse (with IndexedDB: the database is replaced by the
- *             state's filesystem in one durable commit; a refused state changes nothing)
+ *   restoreState(bytes, {commit}) → Promise  the inverse (with IndexedDB: the database is
+ *             replaced by the state's filesystem in one durable commit; a refused state changes
+ *             nothing). commit "later": resolve once the server is replaced, the commit following
+ *             at flush() (or a guest's fsync), else write-behind after 10 s
  *   saveSession() → Promise<Uint8Array>  the 9P session alone (fids, locks; no file), after a
  *             durable commit: what a machine saved over IndexedDB needs, a few KiB
  *   restoreSession(bytes) → Promise<{fids, stale}>  keep the files, put back a saved session
@@ -90,6 +92,10 @@
  *             with IndexedDB their changes are committed write-behind, or by flush())
  *   baseProgress()            {fetched, bytes, pending, failed, error}: base files fetched so far
  *             (count, bytes), fetches under way, and failures with the last one's readable line
+ *   basePiecesHeld() → ["b:NAME:PIECE", ...]   the base pieces in memory (what was read)
+ *   exportBasePieces(keys) → Uint8Array   those pieces as one blob; warmBase(bytes) → Number
+ *             takes such a blob in (each piece checked like a fetched one; stored at the next
+ *             flush()): saveMachine's warm option ships the pieces a restored guest reads first
  *   changes() → Number        how many changes the files have seen: it grows with every change,
  *             the guest's (over 9P) or the page's (writeFile, mkdir, remove, importTar...), and
  *             never on a read. Cheap (one call into Python): poll it and look again (listDir)
@@ -109,10 +115,11 @@
  *   slower; default false). session: the server part is saveSession()'s (no file: for a machine
  *   kept beside its IndexedDB database, restored over whatever the database holds by then).
  *   stored: the server part as saveState({stored: true}).
- * restoreMachine(blob, {emulator, server, run, files}) → Promise<{emulator, server, info,
- *   report}>: the guest back to the saved moment. files: "state" (the blob's files replace the
- *   server's: restoreState) or "server" (the server's files stay, the blob's session is put back
- *   over them: restoreSession); default "server" for a session blob, else "state". A truncated,
+ * restoreMachine(blob, {emulator, server, run, files, commit}) → Promise<{emulator, server, info,
+ *   report, took}>: the guest back to the saved moment. files: "state" (the blob's files replace the
+ *   server's: restoreState, with its commit option) or "server" (the server's files stay, the blob's
+ *   session is put back over them: restoreSession); default "server" for a session blob, else
+ *   "state". took: {server_ms, v86_ms}, the two halves' times. A truncated,
  *   damaged, foreign or newer blob, or a session of another filesystem, is refused with an Error
  *   before anything changes. `emulator` must have fired "emulator-loaded"; `server` may be a
  *   fresh createServer(). A guest restored over files that changed since may hold cached pages
@@ -573,10 +580,12 @@ async function startServer(options, storage, db) {
          *  {stored: true}: only what the database does not hold (see docs/storage.md). */
         /** @type {(opts?: {stored?: boolean}) => Promise<Uint8Array>} */
         saveState: (opts = {}) => pyCall("save_state_async", !!opts.stored),
-        /** Resolves once the state is in place (and, for IndexedDB, committed). A state that is
-         *  not intact rejects, and nothing changes. */
-        async restoreState(/** @type {Uint8Array} */ bytes) {
-            const done = pyCall("restore_state", bytes); // parses everything before replacing anything
+        /** Resolves once the state is in place (and, for IndexedDB, committed; with
+         *  {commit: "later"} at once, the commit following at the next flush() or fsync, else
+         *  write-behind after 10 s). A state that is not intact rejects, and nothing changes. */
+        async restoreState(/** @type {Uint8Array} */ bytes, /** @type {{commit?: "now" | "later"}} */ opts = {}) {
+            // (parses everything before replacing anything)
+            const done = pyCall("restore_state", bytes, opts.commit === "later");
             pending.clear();
             await done;
         },
@@ -630,6 +639,13 @@ async function startServer(options, storage, db) {
         changes: () => Number(changesProxy()),
         /** @type {() => {fetched: number, bytes: number, pending: number, failed: number, error: string}} */
         baseProgress: () => JSON.parse(page.base_progress()),
+        /** The base pieces in memory ("b:NAME:PIECE" keys): what the guest has read of the base. */
+        /** @type {() => string[]} */
+        basePiecesHeld: () => JSON.parse(page.base_pieces_held()),
+        /** @type {(keys: string[]) => Uint8Array} */
+        exportBasePieces: (keys) => toBytes(page.export_base_pieces(JSON.stringify(keys))),
+        /** @type {(bytes: Uint8Array) => number} */
+        warmBase: (bytes) => Number(page.warm_base(bytes)),
         close() {
             if (closed) return closed;
             clearInterval(ticker);

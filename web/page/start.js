@@ -169,8 +169,12 @@ export async function start(ctx, parts) {
             try {
                 const machineParts = await (partsP ?? shipped(shippedMachine));
                 setStatus(source === "saved" ? "bringing back your session…" : "starting Linux…");
-                const { info, report } = await pyninep.restoreMachine(machineParts, { emulator, server, files: filesFrom });
+                const { info, report, took } = await pyninep.restoreMachine(machineParts, {
+                    // A new visitor's store gets the machine's files after the prompt, not before.
+                    emulator, server, files: filesFrom, commit: "later" });
                 timing.restored_ms = since(ctx);
+                timing.took_files_restore_ms = took.server_ms; // durations, not clock times
+                timing.took_v86_restore_ms = took.v86_ms;
                 restored = { source, screen: source === "saved" ? saved?.screen ?? "" : null };
                 const when = info.created ? ` saved ${info.created}` : "";
                 note(`restored the ${source === "saved" ? "session saved in this browser" : "machine shipped with the page"}${when} ${filesFrom === "server"
@@ -192,11 +196,11 @@ export async function start(ctx, parts) {
     api.source = /** @type {"boot" | "saved" | "shipped"} */ (restored?.source ?? "boot");
     emulator.add_listener("serial0-output-byte", terminal.onSerial);
     if (restored) {
-        // The guest may hold cached pages of files that changed after its save: it drops them
-        // (and says so on the second serial port) before it gets a key: what is typed meanwhile
-        // (a fraction of a second) waits, the prompt does not.
-        const token = filesFrom === "server" ? `drop${Math.random().toString(36).slice(2, 10)}` : "";
-        if (token) {
+        // The guest sets its clock and may hold cached pages of files that changed after its
+        // save: it does both, drops them (and says so on the second serial port) before it gets
+        // a key: what is typed meanwhile (a fraction of a second) waits, the prompt does not.
+        const token = `drop${Math.random().toString(36).slice(2, 10)}`;
+        {
             terminal.holdInput(true);
             guestDropped(ctx, messages, token).then(() => {
                 terminal.holdInput(false);
@@ -221,6 +225,10 @@ export async function start(ctx, parts) {
     await Promise.race([terminal.ready, new Promise((_, reject) => setTimeout(
         () => reject(new PageError("Linux did not answer within 30 s; boot fresh to start it again.", { fresh: true })), 30_000))]);
     timing.prompt_ms = since(ctx);
+    // A new visitor's store gets the machine's files now (restoreMachine's commit: "later").
+    if (restored?.source === "shipped" && filesFrom === "state" && storage !== "memory") {
+        server.flush().then(() => { timing.seeded_ms = since(ctx); }, (error) => note(`the files were not stored yet: ${error.message}`));
+    }
     progress.hide();
     setStatus(`ready${navigator.onLine ? "" : " (offline)"}`, "ok");
     note(`shell ready (${JSON.stringify(timing)})`);
