@@ -325,3 +325,43 @@ def test_image_commands_round_trip(served, tmp_path: Path) -> None:
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and "no such directory" in out.stderr
     assert os.path.getsize(img) > 0
+
+
+def test_warm_pieces_ship_what_was_read(served, tmp_path: Path) -> None:
+    """What a saved machine ships (web/build-machine.mjs): the pieces one filesystem read, taken
+    by another with no fetch, each checked as a fetched piece is; a piece that does not check,
+    or that nothing names a hash for (a range of a v86 fs2json file), is left out and fetched;
+    the pieces reach the store only after the next flush (store_warm_pieces)."""
+    host, big = served
+    reader = base_fs(host)
+    reader.read_file("/srv/many/f017")
+    reader.read_file("/srv/many/f018")
+    reader.read_bytes(reader.resolve("/srv/big"), PIECE, 10)  # the big file's second piece
+    keys = reader.base_pieces_held()
+    assert len(keys) == 3 and keys[2].endswith(":1")
+    blob = reader.export_base_pieces(keys)
+
+    fs = base_fs(host)
+    fs.adopt_store(SQLiteStore(str(tmp_path / "warm.db")))
+    mark = host.mark()
+    assert fs.warm_base_pieces(blob) == 2  # v86's fs.json names no hash for a range
+    assert fs.read_file("/srv/many/f017") == b"small file 17\n" * 4
+    assert fs.read_file("/srv/many/f018") == b"small file 18\n" * 5
+    assert content_requests(host, mark) == []
+    assert fs.read_bytes(fs.resolve("/srv/big"), PIECE, 4096) == big[PIECE : PIECE + 4096]
+    assert len(content_requests(host, mark)) == 1
+    assert not [k for k in fs.store.chunk_keys() or [] if k.startswith("b:") and k in keys[:2]]
+    fs.store_warm_pieces()
+    assert set(keys[:2]) <= set(fs.store.chunk_keys())
+
+    # One byte changed in the second small file: that piece is refused (and fetched), not the first.
+    n = int.from_bytes(blob[:4], "little")
+    bad = bytearray(blob)
+    bad[4 + n + 56 + 3] ^= 1
+    other = base_fs(host)
+    assert other.warm_base_pieces(bytes(bad)) == 1
+    mark = host.mark()
+    assert other.read_file("/srv/many/f018") == b"small file 18\n" * 5
+    assert len(content_requests(host, mark)) == 1
+    with pytest.raises(ValueError):
+        other.warm_base_pieces(bytes(blob[: 4 + n + 5]))  # cut short

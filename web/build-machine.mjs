@@ -42,14 +42,40 @@ try {
     emulator.stop();
     // pyninep.js's one machine format (the page reads it with readMachine); a complete state: a
     // new visitor's empty store is seeded with its files.
-    const packed = await pyninep.saveMachine(emulator, server, { compress: true, meta: { stamp, built: new Date().toISOString() } });
+    const meta = { stamp, built: new Date().toISOString() };
+    const checkpoint = await pyninep.saveMachine(emulator, server, { meta });
+    // What the restored guest reads of a base image as the page wakes it (and as a visitor types
+    // a first `ls`) ships with the machine: no fetch, one after another, before the prompt. Found
+    // by waking it here (restored first, as the page does: a server that has read nothing yet),
+    // then the machine goes back to the checkpoint to be saved with them.
+    await pyninep.restoreMachine(checkpoint, { emulator, server });
+    const promptAfter = (/** @type {string} */ line) => {
+        const mark = out.length;
+        emulator.serial0_send(line);
+        return waitFor({ test: (/** @type {string} */ o) => o.length > mark && /[#$] $/.test(o.slice(mark)), toString: () => "prompt" }, 60_000);
+    };
+    const tWake = Date.now();
+    let serial1 = "";
+    emulator.add_listener("serial1-output-byte", (/** @type {number} */ byte) => { serial1 += String.fromCharCode(byte); });
+    emulator.serial_send_bytes(1, machine.resizeLine({ rows: 24, cols: 80, clock: true, drop: "dropbuild" }));
+    await promptAfter(machine.wakeLine());
+    const wakeMs = Date.now() - tWake;
+    for (let i = 0; i < 600 && !serial1.includes("dropbuild"); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await promptAfter("ls -l --color=auto / >/dev/null\n");
+    const warmKeys = server.basePiecesHeld();
+    if (process.env.PYNINEP_WARM_LIST) console.log(warmKeys.join(" "));
+    const warm = server.exportBasePieces(warmKeys);
+    emulator.stop();
+    await pyninep.restoreMachine(checkpoint, { emulator, server, run: false });
+    const packed = await pyninep.saveMachine(emulator, server, { compress: true, meta, warm });
     const parts = await pyninep.readMachine(packed);
-    const raw = parts.v86State.byteLength + parts.serverState.byteLength;
-    const out = path.resolve(outArg);
-    await writeFile(out + ".tmp", packed);
-    await rename(out + ".tmp", out);
-    await writeFile(out + ".json", JSON.stringify({ stamp, bytes: packed.length, raw }) + "\n");
+    const raw = parts.v86State.byteLength + parts.serverState.byteLength + warm.length;
+    const outFile = path.resolve(outArg);
+    await writeFile(outFile + ".tmp", packed);
+    await rename(outFile + ".tmp", outFile);
+    await writeFile(outFile + ".json", JSON.stringify({ stamp, bytes: packed.length, raw }) + "\n");
     console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved ${raw} B -> ${packed.length} B gzip` +
+        ` (with ${warmKeys.length} base pieces the wake reads, ${warm.length} B; it woke in ${wakeMs} ms)` +
         ` in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     emulator.destroy?.();
     process.exit(0);

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -154,6 +155,7 @@ class BaseContent:
         self._pieces: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._piece_bytes = 0
         self._fetching: dict[str, list[Callable[[int], None]]] = {}
+        self._warm_unstored: set[tuple[str, int]] = set()
         # What the page's status line shows: files and bytes fetched, fetches under way, failures.
         self.base_stats: dict[str, Any] = {"fetched": 0, "bytes": 0, "pending": 0, "failed": 0, "error": ""}
 
@@ -228,6 +230,76 @@ class BaseContent:
         for ref in {i.base for i in self.inodes.values() if i.base is not None}:
             keys.update(f"b:{ref.name}:{p}" for p in range(ref.piece_count))
         return keys
+
+    # -- warm pieces: what a saved machine reads first, shipped with it (web/build-machine.mjs)
+
+    def base_pieces_held(self) -> list[str]:
+        """The store keys (``b:<name>:<piece>``) of the base pieces in memory, oldest use first."""
+        return [f"b:{name}:{p}" for name, p in self._pieces]
+
+    def export_base_pieces(self, keys: Iterable[str]) -> bytes:
+        """Pieces in memory as one blob: ``[u32 n][n bytes of JSON [[name, piece, length]…]]``
+        then their bytes in that order (keys not in memory are left out)."""
+        index: list[list[Any]] = []
+        data: list[bytes] = []
+        for key in keys:
+            _, name, p_s = key.split(":")
+            piece = self._pieces.get((name, int(p_s)))
+            if piece is not None:
+                index.append([name, int(p_s), len(piece)])
+                data.append(piece)
+        head = json.dumps(index).encode()
+        return len(head).to_bytes(4, "little") + head + b"".join(data)
+
+    def warm_base_pieces(self, blob: bytes | memoryview) -> int:
+        """Take pieces from :meth:`export_base_pieces` into memory, each checked against the
+        tree's reference to it as a fetched piece is (pieces of no file here, or that do not
+        check, are left out): they are stored by :meth:`store_warm_pieces`. Returns how many
+        were taken; a blob that does not parse raises ValueError."""
+        view = memoryview(blob)
+        n = int.from_bytes(view[:4], "little")
+        index = json.loads(bytes(view[4 : 4 + n]))
+        if not isinstance(index, list):
+            raise ValueError("warm pieces: bad index")
+        refs = {i.base.name: i.base for i in self.inodes.values() if i.base is not None}
+        at, taken = 4 + n, 0
+        for entry in index:
+            name, p, length = entry
+            data = bytes(view[at : at + length])
+            at += length
+            ref = refs.get(name)
+            if ref is None or type(p) is not int or not 0 <= p < ref.piece_count:
+                continue
+            if len(data) != self._piece_len(ref, p) or not self._piece_checks(ref, p, data):
+                log.warning("warm piece %s:%s does not check: left out", name, p)
+                continue
+            self._base_refs[name] = ref
+            self._keep_piece(name, p, data)
+            self._warm_unstored.add((name, p))
+            taken += 1
+        if at != len(view):
+            raise ValueError("warm pieces: lengths do not add up")
+        return taken
+
+    @staticmethod
+    def _piece_checks(ref: BaseRef, p: int, data: bytes) -> bool:
+        digest = hashlib.sha256(data).digest()
+        if ref.pieces is not None:
+            return digest == ref.pieces[p]
+        if ref.piece_count != 1:
+            return False  # nothing names this piece's hash
+        return digest == ref.sha256 if ref.sha256 is not None else ref.name.startswith(digest.hex()[:8])
+
+    def store_warm_pieces(self) -> None:
+        """Keep the warm pieces still in memory in the store too (after its first commit)."""
+        if self.store is None:
+            self._warm_unstored.clear()
+            return
+        for name, p in sorted(self._warm_unstored):
+            piece = self._pieces.get((name, p))
+            if piece is not None:
+                self._store_piece(f"b:{name}:{p}", piece)
+        self._warm_unstored.clear()
 
     # -- loading pieces
 
