@@ -76,6 +76,8 @@ alias grep='grep --color=auto'
 
 MOTD = """Debian GNU/Linux 12 (bookworm, i386) in this page: bash, coreutils, python3, nano, man.
 Every file under / is served by Python in the page and fetched the first time it is read.
+Try: echo 'print(6*7)' > /py/run; cat /py/run    (runs the page's Python, not the guest's)
+The Files panel (Alt+F) shows /root: drop files on it to upload them.
 """
 
 # Seen by readline (bash, python3's prompt). Bracketed paste off: a serial console that scripts

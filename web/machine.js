@@ -23,23 +23,23 @@ export const CONSOLE_SCRIPT_PATH = "/run/pyninep/console.sh";
 export const READY_MARKER = "__PYNINEP_CONSOLE_READY__";
 
 export const CONSOLE_SCRIPT = `# Sourced by the login shell on the serial console by the pyninep page (web/machine.js).
-stty -echo
+# (Builtins only where the page waits: every program started costs a restored guest ~0.2 s.)
 # /run is kept with the files: a pid file from an earlier boot names no loop of this one.
 __pyninep_p=$(cat /run/pyninep/resizer.pid 2>/dev/null)
 if [ -z "$__pyninep_p" ] || ! grep -q ttyS1 "/proc/$__pyninep_p/cmdline" 2>/dev/null; then
   # The page writes "ROWS COLS [EPOCH [HEX [TOKEN]]]" lines to the second serial port: when its
   # terminal is resized, and (with the clock and fresh entropy) after restoring a machine that
   # was saved while in use; with TOKEN, drop the caches (the files may have changed since the
-  # save) and echo TOKEN back. (In a subshell, so the interactive shell has no job to report.)
+  # save) and echo TOKEN back once all of that is done. (In a subshell, so the interactive shell
+  # has no job to report.)
   ( setsid sh -c 'echo $$ >/run/pyninep/resizer.pid; stty -F /dev/ttyS1 -echo icanon 2>/dev/null
-    while read -r r c t s k; do [ -n "$k" ] && { echo 3 >/proc/sys/vm/drop_caches; echo "$k" >/dev/ttyS1; }
-      stty -F /dev/console rows "$r" cols "$c"
-      [ -n "$t" ] && date -s "@$t" >/dev/null; [ -n "$s" ] && echo "$s" >/dev/urandom; done </dev/ttyS1' \\
+    while read -r r c t s k; do stty -F /dev/console rows "$r" cols "$c"
+      [ -n "$s" ] && echo "$s" >/dev/urandom; [ -n "$t" ] && date -s "@$t" >/dev/null
+      [ -n "$k" ] && { echo 3 >/proc/sys/vm/drop_caches; echo "$k" >/dev/ttyS1; }; done </dev/ttyS1' \\
     </dev/null >/dev/null 2>&1 & )
 fi
 echo ${READY_MARKER.slice(0, 10)}""${READY_MARKER.slice(10)}
-IFS= read -r __pyninep_wake
-stty echo
+IFS= read -rs __pyninep_wake
 eval "$__pyninep_wake"
 unset __pyninep_wake __pyninep_p
 `;
@@ -64,13 +64,15 @@ function seedHex() {
     return Array.from(seed, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT. It ends by
- * showing /etc/motd: the first screen says what this is and what to try (the boot printed it too,
- * but that went to the page's log with the rest of the boot, or was saved in the shipped machine).
- * @param {{rows: number, cols: number, now?: number}} size */
-export function wakeLine({ rows, cols, now = Date.now() }) {
-    return `date -s @${Math.floor(now / 1000)} >/dev/null; echo ${seedHex()} >/dev/urandom;` +
-        ` stty rows ${rows | 0} cols ${cols | 0}; cat /etc/motd 2>/dev/null\n`;
+/** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT: fresh entropy,
+ * and /etc/motd shown with builtins (the first screen says what this is and what to try; the boot
+ * printed it too, but that went to the page's log, or was saved in the shipped machine). The
+ * clock and the terminal's size go by the second serial port at the same moment (resizeLine with
+ * clock), so no program has to start before the prompt.
+ * @param {{rows?: number, cols?: number}} [_size] (kept for callers; the size goes by resizeLine) */
+export function wakeLine(_size = {}) {
+    return `echo ${seedHex()} >/dev/urandom;` +
+        ` while IFS= read -r __l; do printf '%s\\n' "$__l"; done </etc/motd 2>/dev/null; unset __l\n`;
 }
 
 /** The bytes the loop in the guest reads on the second serial port: the terminal's size, and with

@@ -179,7 +179,7 @@ export function createTerminal(ctx, { messages }) {
             readyResolve = null;
         } else {
             emulator.serial0_send(machine.wakeLine(size));
-            emulator.serial_send_bytes(1, machine.resizeLine({ ...size, drop }));
+            emulator.serial_send_bytes(1, machine.resizeLine({ ...size, clock: true, drop }));
         }
         sendTypedEarly();
     }
