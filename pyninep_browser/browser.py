@@ -50,8 +50,6 @@ class PageServer:
         config = dict(config or {})
         self.store = None
         self.open_report = None
-        # restore_state(later=True): write-behind waits (Date.now() ms) for the page's flush()
-        self._hold_writeback_until = 0.0
         # A base image (v86's fs2json): ``base`` is its fs.json, the tree a new filesystem
         # starts as; ``base_source`` (a JsSource) fetches content files from the baseurl.
         self.base_source = base_source
@@ -175,7 +173,7 @@ class PageServer:
         if done is None:
             return
         if later:
-            self._hold_writeback_until = time.time() * 1000 + LATER_COMMIT_MS
+            server.fs.writeback_hold_until = time.time() * 1000 + LATER_COMMIT_MS  # Date.now()
             done(None, 0)
         else:
             self.flush(done)
@@ -276,7 +274,7 @@ class PageServer:
     def flush(self, done: Any) -> None:
         """done(None, 0) once everything changed so far is durably committed (warm base pieces
         a restored machine brought are stored after it)."""
-        self._hold_writeback_until = 0.0
+        self.server.fs.writeback_hold_until = 0.0
         flush_store = getattr(self.server, "flush_store", None)
         if flush_store is None:
             done(None, 0)
@@ -304,10 +302,6 @@ class PageServer:
 
     def tick(self, now_ms: float) -> None:
         """The page's timer: commit write-behind changes older than the bound."""
-        if now_ms < self._hold_writeback_until:
-            if getattr(self.server, "resume_frames", None):
-                self.server.resume()
-            return
         tick = getattr(self.server, "tick", None)
         if tick is not None:
             tick(now_ms)

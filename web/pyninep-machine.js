@@ -4,7 +4,7 @@
  *
  * Blob layout (little-endian), format version 2 (version 1 had no warm part; both are read):
  *   0   8  magic "PYN9MACH"
- *   8   4  format version (1)
+ *   8   4  format version (2)
  *   12  4  flags: bit 0 = the body is gzip-compressed (CompressionStream "gzip")
  *   16  8  stored body length (bytes after this 40-byte header)
  *   24  8  body length once decompressed

@@ -281,14 +281,20 @@ class BaseContent:
             raise ValueError("warm pieces: lengths do not add up")
         return taken
 
-    @staticmethod
-    def _piece_checks(ref: BaseRef, p: int, data: bytes) -> bool:
+    @classmethod
+    def _piece_checks(cls, ref: BaseRef, p: int, data: bytes) -> bool:
         digest = hashlib.sha256(data).digest()
         if ref.pieces is not None:
             return digest == ref.pieces[p]
-        if ref.piece_count != 1:
-            return False  # nothing names this piece's hash
-        return digest == ref.sha256 if ref.sha256 is not None else ref.name.startswith(digest.hex()[:8])
+        # Else only a whole file's hash is named (a range of a v86 fs2json file is not checked).
+        return ref.piece_count == 1 and cls._whole_mismatch(ref, digest) is None
+
+    @staticmethod
+    def _whole_mismatch(ref: BaseRef, digest: bytes) -> str | None:
+        """Why a whole content file with this SHA-256 is not the one ``ref`` names (None: it is)."""
+        if ref.sha256 is not None:
+            return None if digest == ref.sha256 else "its SHA-256 does not match the image"
+        return None if ref.name.startswith(digest.hex()[:8]) else "its SHA-256 does not match its name"
 
     def store_warm_pieces(self) -> None:
         """Keep the warm pieces still in memory in the store too (after its first commit)."""
@@ -395,12 +401,9 @@ class BaseContent:
                 data = zstd_decompress(data, ref.size)
             if len(data) != ref.size:
                 raise ValueError(f"is {len(data)} bytes, the image says {ref.size}")
-            digest = hashlib.sha256(data).digest()
-            if ref.sha256 is not None:
-                if digest != ref.sha256:
-                    raise ValueError("its SHA-256 does not match the image")
-            elif not ref.name.startswith(digest.hex()[:8]):
-                raise ValueError("its SHA-256 does not match its name")
+            mismatch = self._whole_mismatch(ref, hashlib.sha256(data).digest())
+            if mismatch:
+                raise ValueError(mismatch)
             self.base_stats["fetched"] += 1
             self.base_stats["bytes"] += len(data)
             for i in range(ref.piece_count):

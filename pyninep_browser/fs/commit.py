@@ -45,6 +45,7 @@ class Commits:
     _inflight_chunks: set[tuple[int, int]]
     _undurable: bool
     _dirty_since: float | None
+    writeback_hold_until: float
     _store_limit: float
     trim_cache: Callable[..., None]
 
@@ -174,8 +175,9 @@ class Commits:
                 e.changed |= seqs
 
     def tick(self, now_ms: float) -> None:
-        """Write-behind: persist (not durably) once changes are ``writeback_ms`` old."""
-        if self.store is None:
+        """Write-behind: persist (not durably) once changes are ``writeback_ms`` old (and
+        ``writeback_hold_until`` has passed)."""
+        if self.store is None or now_ms < self.writeback_hold_until:
             return
         if len(self._lru) > self.cache_bytes // CHUNK:  # a large read may have overfilled it
             self.trim_cache()

@@ -51,6 +51,8 @@ class Persistence(StoreCheck, Commits, ChunkCache):
         self._inflight_chunks: set[tuple[int, int]] = set()
         self._undurable = False  # a non-durable commit happened since the last durable one
         self._dirty_since: int | None = None
+        # Write-behind waits until this time (tick's clock, ms): a restore that commits later.
+        self.writeback_hold_until = 0.0
         self._store_limit = float("inf")  # used_bytes past which the store would be full
 
     def adopt_store(
