@@ -117,6 +117,55 @@ fetch_guest() {
     rm -rf "$CACHE/root"
 }
 
+# The guest's kernel: Debian's 6.1 source (linux-source-6.1, the same release as the packaged
+# kernel) configured for v86 by pyninep_browser/kernel.py, built once (about 6 minutes on two
+# cores) and cached by the source package's and the configuration's hashes. Its memory is about
+# half of Debian's 686 kernel's, which halves the saved machine a first visit downloads.
+# PYNINEP_KERNEL=debian uses Debian's packaged 686 kernel (9p as modules in the initramfs).
+KERNEL=${PYNINEP_KERNEL:-v86}
+KERNEL_SOURCE=linux-source-6.1
+fetch_kernel_source() {
+    local d=$CACHE/kernel-source lists=$CACHE/lists
+    if [ -f "$d/SHA256SUMS" ] && (cd "$d" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then return 0; fi
+    say "fetching Debian's kernel source ($KERNEL_SOURCE, 140 MB)"
+    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
+             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
+    mkdir -p "$d" "$lists/partial"
+    ls "$lists"/*Packages* >/dev/null 2>&1 || apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
+    rm -f "$d"/*.deb "$d/SHA256SUMS"
+    (cd "$d" && apt-get "${o[@]}" download "$KERNEL_SOURCE" >/dev/null 2>&1) \
+        || die "apt-get download of $KERNEL_SOURCE failed (is Debian's archive reachable?)"
+    (cd "$d" && sha256sum ./*.deb > SHA256SUMS)
+}
+
+build_kernel() { # sets KERNEL_IMAGE
+    fetch_kernel_source
+    local h; h=$(hash_of "$CACHE/kernel-source/SHA256SUMS" pyninep_browser/kernel.py)
+    local out=$CACHE/kernel/${h:0:16}
+    KERNEL_IMAGE=$out/bzImage
+    [ -f "$KERNEL_IMAGE" ] && return 0
+    need make "install make and gcc"
+    need gcc "install gcc"
+    apt_install flex bison bc
+    say "building the guest's kernel from Debian's source for v86 (once: about 6 minutes on 2 cores)"
+    local w=$CACHE/kernel/build log=$CACHE/kernel/build.log deb
+    deb=$(ls "$CACHE"/kernel-source/*.deb)
+    rm -rf "$w"; mkdir -p "$w"
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$KERNEL_SOURCE.tar.xz" \
+        | tar -xJ -C "$w" --strip-components=1 \
+        || die "cannot unpack $deb"
+    "$PY" -m pyninep_browser.kernel fragment > "$w/pyninep.config"
+    (cd "$w" && make ARCH=i386 tinyconfig && scripts/kconfig/merge_config.sh -m .config pyninep.config \
+        && make ARCH=i386 olddefconfig) > "$log" 2>&1 || die "configuring the kernel failed: see $log"
+    "$PY" -m pyninep_browser.kernel check "$w/.config" || die "see pyninep_browser/kernel.py"
+    make -C "$w" ARCH=i386 -j"$(( $(nproc) + 1 ))" bzImage >> "$log" 2>&1 \
+        || die "building the kernel failed: $(grep -m1 -i error "$log" || tail -1 "$log") (all of it: $log)"
+    mkdir -p "$out"
+    cp "$w/.config" "$out/config"
+    cp "$w/arch/x86/boot/bzImage" "$KERNEL_IMAGE.tmp" && mv "$KERNEL_IMAGE.tmp" "$KERNEL_IMAGE"
+    rm -rf "$w"
+}
+
 extract_guest() {
     local h; h=$(hash_of "$CACHE/debs/SHA256SUMS")
     stamp_ok "$CACHE/root/.stamp" "$h" && return 0
@@ -128,15 +177,20 @@ extract_guest() {
 build_guest() {
     local r=$CACHE/root g=$DIST/guest
     mkdir -p "$g" "$DIST/images"
-    local kernel; kernel=$(ls "$r"/boot/vmlinuz-* | sort -V | tail -1)
-    [ -f "$kernel" ] || die "no kernel in $r/boot"
+    local kernel modules
+    case "$KERNEL" in
+        v86) build_kernel; kernel=$KERNEL_IMAGE; modules=(--builtin) ;;
+        debian) kernel=$(ls "$r"/boot/vmlinuz-* | sort -V | tail -1); modules=(--kernel-root "$r") ;;
+        *) die "PYNINEP_KERNEL=$KERNEL: use v86 (the default) or debian" ;;
+    esac
+    [ -f "$kernel" ] || die "no kernel ($kernel)"
     cp -u "$r/usr/share/seabios/bios.bin" "$g/bios.bin"
     cp -u "$r/usr/share/seabios/vgabios-stdvga.bin" "$g/vgabios.bin"
-    cp -u "$kernel" "$g/vmlinuz"
-    local src; src=$(hash_of pyninep_browser/initramfs.py "$CACHE/debs/SHA256SUMS")
+    cmp -s "$kernel" "$g/vmlinuz" || cp "$kernel" "$g/vmlinuz"
+    local src; src=$(hash_of pyninep_browser/initramfs.py "$CACHE/debs/SHA256SUMS" <(echo "$KERNEL"))
     if ! stamp_ok "$g/.stamp" "$src" || [ ! -f "$g/initramfs.img" ]; then
         say "writing the initramfs"
-        "$PY" -m pyninep_browser initramfs --kernel-root "$r" --busybox "$r/bin/busybox" \
+        "$PY" -m pyninep_browser initramfs "${modules[@]}" --busybox "$r/bin/busybox" \
             --out "$g/initramfs.img" >/dev/null
         echo "$src" > "$g/.stamp"
     fi

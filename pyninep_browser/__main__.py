@@ -406,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     img.add_argument("--out", required=True, type=Path, help="where to write the image")
     ird = sub.add_parser("initramfs", help="write the initramfs that mounts host9p as /")
-    ird.add_argument(
-        "--kernel-root", required=True, type=Path, help="an extracted kernel package (with lib/modules/…)"
+    kernel = ird.add_mutually_exclusive_group(required=True)
+    kernel.add_argument(
+        "--kernel-root", type=Path, help="an extracted kernel package (lib/modules/…): pack its 9p modules"
+    )
+    kernel.add_argument(
+        "--builtin", action="store_true", help="a kernel with 9p and virtio built in (build.sh's): no modules"
     )
     ird.add_argument("--busybox", required=True, type=Path, help="static i386 busybox binary")
     ird.add_argument("--out", required=True, type=Path, help="where to write the cpio archive")
@@ -442,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not args.busybox.is_file():
                 raise FileNotFoundError(f"{args.busybox}: no such file")
-            data = build_initramfs(args.kernel_root, args.busybox)
+            data = build_initramfs(None if args.builtin else args.kernel_root, args.busybox)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_bytes(data)

@@ -158,11 +158,14 @@ def _module_bytes(path: Path) -> bytes:
     return data
 
 
-def build_initramfs(kernel_root: Path, busybox: Path, mount_options: str = MOUNT_OPTIONS) -> bytes:
-    """The initramfs: busybox, the 9p/virtio modules found in ``kernel_root``, and /init."""
-    modules = find_modules(kernel_root)
+def build_initramfs(kernel_root: Path | None, busybox: Path, mount_options: str = MOUNT_OPTIONS) -> bytes:
+    """The initramfs: busybox, the 9p/virtio modules found in ``kernel_root``, and /init.
+
+    ``kernel_root=None`` is for a kernel with 9p and virtio built in (:mod:`pyninep_browser.kernel`):
+    no modules are packed, and /init loads none."""
+    modules = find_modules(kernel_root) if kernel_root is not None else {}
     missing = [m for m in MODULES if m not in modules]
-    if "9p" in missing or "9pnet_virtio" in missing:
+    if kernel_root is not None and ("9p" in missing or "9pnet_virtio" in missing):
         raise FileNotFoundError(f"kernel modules not found under {kernel_root}: {', '.join(missing)}")
     cpio = CpioWriter()
     for d in ("bin", "sbin", "lib", "lib/modules", "proc", "sys", "dev", "newroot", "mnt", "tmp"):

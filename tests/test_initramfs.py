@@ -37,3 +37,29 @@ def test_modules_load_after_what_they_need(tmp_path: Path):
     for name, wanted in needs.items():
         for dep in wanted.split(","):
             assert order.index(dep) < order.index(name), (dep, name, order)
+
+
+def test_builtin_kernel_gets_no_modules(tmp_path: Path):
+    """build.sh's own kernel has 9p and virtio built in: the initramfs packs and loads none (a
+    Debian module offered to it would be refused, and say so on the console at every boot)."""
+    from pyninep_browser.initramfs import build_initramfs
+
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF not really")
+    data = build_initramfs(None, busybox)
+    assert b"lib/modules/" in data  # the directory is there, empty
+    assert b".ko\0" not in data
+    assert b"for m in ; do" in data
+
+
+def test_kernel_options_are_checked_after_configuring():
+    """Kconfig silently drops an option whose dependencies are unmet: the build checks that each
+    option of pyninep_browser/kernel.py took, and names those that did not."""
+    from pyninep_browser import kernel
+
+    frag = kernel.fragment()
+    assert "CONFIG_9P_FS=y" in frag and "# CONFIG_SMP is not set" in frag
+    resolved = frag.replace("# CONFIG_SMP is not set", "CONFIG_SMP=y").replace("CONFIG_9P_FS=y\n", "")
+    wrong = kernel.unmet(resolved)
+    assert wrong == ["CONFIG_SMP=y (asked n)", "CONFIG_9P_FS=n (asked y)"]
+    assert kernel.unmet(frag) == []
