@@ -141,7 +141,8 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
  * @property {boolean} [persist]
  * @property {string | URL} [baseUrl]
  * @property {Manifest | null} [manifest]
- * @property {Pyodide} [pyodide]
+ * @property {Pyodide | Promise<Pyodide | undefined>} [pyodide]  a loaded Pyodide, or one loading (the
+ *   store opens and the wheel arrives meanwhile); undefined: Pyodide is loaded here
  * @property {string | URL} [pyodideUrl]
  * @property {string | URL} [wheelUrl]
  * @property {string | Uint8Array | null} [image]
@@ -332,7 +333,9 @@ export async function createServer(options = {}) {
         throw new Error(`pyninep: storage ${JSON.stringify(storage)} is not supported `
             + '(use "memory" or "indexeddb:NAME")');
     }
-    // The database first: a second tab on the same NAME fails here, before Pyodide loads.
+    // The database first: a second tab on the same NAME fails here, before Pyodide is used
+    // (a Pyodide still loading, options.pyodide as a promise, goes on meanwhile).
+    if (options.pyodide instanceof Promise) options.pyodide.catch(() => {}); // reported where awaited
     const db = dbName ? await openIndexedDB(dbName, { quota: options.quota }) : null;
     if (db?.dataLoss) {
         console.error(`pyninep: the browser discarded IndexedDB database "${dbName}" as damaged `
@@ -351,15 +354,17 @@ async function startServer(options, storage, db) {
     const baseUrl = dirUrl(options.baseUrl ?? new URL(".", import.meta.url), IS_NODE ? `file://${process?.cwd()}/` : location.href);
     const manifest = options.manifest ?? await fetchJson(new URL("manifest.json", baseUrl));
 
-    let pyodide = options.pyodide;
-    if (!pyodide) {
+    const loadHere = async () => {
         const indexURL = dirUrl(options.pyodideUrl ?? manifest.pyodide, baseUrl.href);
         const { loadPyodide } = await import(new URL("pyodide.mjs", indexURL).href);
         // In Node, Pyodide wants a path for its files; in a page, a URL.
         const index = IS_NODE && indexURL.protocol === "file:"
             ? decodeURIComponent(indexURL.pathname) : indexURL.href;
-        pyodide = await loadPyodide({ indexURL: index });
-    }
+        return /** @type {Promise<Pyodide>} */ (loadPyodide({ indexURL: index }));
+    };
+    // Pyodide loads while the files below arrive (a caller's may be under way already).
+    const pyodideP = Promise.resolve(options.pyodide).then((p) => p ?? loadHere());
+    pyodideP.catch(() => {}); // reported where awaited
     const pageUrl = IS_NODE ? `file://${process?.cwd()}/` : location.href;
     const basefs = options.basefs == null ? null
         : new URL(typeof options.basefs === "object" && "url" in options.basefs ? options.basefs.url : options.basefs, pageUrl);
@@ -372,7 +377,7 @@ async function startServer(options, storage, db) {
     const buildFromScript = options.image === null && options.script != null;
     const heldDb = !!db && db.meta.length > 0;
     const requiresOption = options.requires !== undefined ? options.requires : manifest.requires ?? null;
-    const [wheel, image, script, baseTree, requires] = await Promise.all([
+    const [wheel, image, script, baseTree, requires, pyodide] = await Promise.all([
         fetchBytes(new URL(options.wheelUrl ?? manifest.wheel, baseUrl)),
         options.image === null || basefs ? null
             // A database that already holds a filesystem starts from it: the image seeds a new one.
@@ -385,6 +390,7 @@ async function startServer(options, storage, db) {
         // A database that already holds a tree keeps it: the fs.json seeds a new one only.
         basefs && !heldDb ? fetchBytes(basefs) : null,
         requiresOption == null ? null : fetchRequires(new URL(requiresOption, baseUrl)),
+        pyodideP,
     ]);
     // A pure-Python wheel is a zip: unpack it into site-packages, no micropip needed.
     const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");

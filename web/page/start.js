@@ -89,6 +89,32 @@ export async function start(ctx, parts) {
     const storage = ctx.storage = api.storage = db && !params.has("memory") ? `indexeddb:${storeDb}` : "memory";
     const shippedMachine = params.has("fresh") || base ? undefined : manifest.machine;
     const forceBoot = !shippedMachine;
+    // Python, the emulator and the machine load side by side; Python first, before this
+    // browser's saved machine is read (tens of MB from IndexedDB on a return).
+    /** @type {PyninepServer | null} */
+    let current = null; // the server, once Python is up; v86 asks for it only after the restore
+    /** @type {Handle9p} */
+    const handle9p = (req, reply) => {
+        // A 9P request is guest activity for the save loop (saving.js says why), not a sign of
+        // which files changed: the files panel asks server.changes() for that.
+        ctx.activity.requests += 1;
+        /** @type {PyninepServer} */ (current).handle9p(req, reply);
+    };
+    progress.bar("python", "Python (serves Linux its files)");
+    // A restore starts from no image: a new visitor's store gets the machine's files instead.
+    // On a slow link Python's files come first and the shipped machine after them, so Python
+    // starts while the machine arrives instead of both arriving last (locally: a few ms later).
+    /** @type {() => void} */
+    let pythonFetched = () => {};
+    const pythonFetchedP = new Promise((resolve) => { pythonFetched = () => resolve(undefined); });
+    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null, base }, pythonFetched).then(async (s) => {
+        if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
+        if (s.openReport?.dataLoss) messages.reportDataLoss(s.openReport.dataLoss.message);
+        timing.python_ms = since(ctx);
+        progress.complete("python");
+        return s;
+    });
+    serverP.catch(() => {}); // its failure is reported where it is awaited, below
     /** @type {import("./saving.js").SavedMachine | null | undefined} */
     let saved = null;
     let olderBuild = false;
@@ -107,7 +133,6 @@ export async function start(ctx, parts) {
         if (saved && saved.session && storage === "memory") saved = null;
     }
     api.source = forceBoot ? "boot" : saved ? "saved" : "shipped";
-    progress.bar("python", "Python (serves Linux its files)");
     progress.bar("linux", forceBoot ? "Linux (the kernel and the PC it runs on)" : "The PC emulator");
     if (!forceBoot && !saved) progress.bar("machine", "Linux, ready to run");
     // Totals up front: every file this start will fetch, at its size from the manifest.
@@ -121,30 +146,7 @@ export async function start(ctx, parts) {
         if (c) progress.progress(c.group, c.rel, 0, c.size);
     }
 
-    // Python, the emulator and the machine load side by side.
-    /** @type {PyninepServer | null} */
-    let current = null; // the server, once Python is up; v86 asks for it only after the restore
-    /** @type {Handle9p} */
-    const handle9p = (req, reply) => {
-        // A 9P request is guest activity for the save loop (saving.js says why), not a sign of
-        // which files changed: the files panel asks server.changes() for that.
-        ctx.activity.requests += 1;
-        /** @type {PyninepServer} */ (current).handle9p(req, reply);
-    };
     setStatus(forceBoot ? "loading Python and Linux…" : saved ? "loading your session…" : "loading Linux…");
-    // A restore starts from no image: a new visitor's store gets the machine's files instead.
-    // On a slow link Python's files come first and the shipped machine after them, so Python
-    // starts while the machine arrives instead of both arriving last (locally: a few ms later).
-    /** @type {() => void} */
-    let pythonFetched = () => {};
-    const pythonFetchedP = new Promise((resolve) => { pythonFetched = () => resolve(undefined); });
-    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null, base }, pythonFetched).then(async (s) => {
-        if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
-        if (s.openReport?.dataLoss) messages.reportDataLoss(s.openReport.dataLoss.message);
-        timing.python_ms = since(ctx);
-        progress.complete("python");
-        return s;
-    });
     /** @type {Promise<MachineParts> | null} */
     let shippedP = null;
     const shipped = (/** @type {MachineInfo} */ m) => (shippedP ??= progress.fetchWithProgress(m.url, "machine").then(
@@ -418,7 +420,8 @@ function watchBase(server, messages) {
  *   image null: start from no image (a restore follows); base: boot a v86 fs2json base image
  * @param {() => void} [fetched]  called once Python's snapshot is in */
 async function createServer(ctx, parts, { image, base }, fetched = () => {}) {
-    const pyodide = await loadPython(ctx, parts, fetched);
+    // The store opens and the wheel arrives while Python loads.
+    const pyodide = loadPython(ctx, parts, fetched);
     try {
         return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide,
             ...(image === null ? { image: null } : {}), ...(base ?? {}) });
