@@ -41,6 +41,11 @@ WORKLOADS = [
     ("stat x1000", "i=0; while [ $i -lt 1000 ]; do stat -t $D/src/f1 > /dev/null; i=$((i+1)); done"),
     ("create x500", "mkdir $D/c; i=0; while [ $i -lt 500 ]; do : > $D/c/f$i; i=$((i+1)); done"),
     ("rm -rf", "rm -rf $D/src $D/c $D/big"),
+    # Small files (copy/v86 #1451: cat of 2,500 small files, 9p against the root disk).
+    ("create 2500 small", "mkdir $D/s; i=0; while [ $i -lt 2500 ]; do echo \"small $i\" > $D/s/f$i; i=$((i+1)); done"),
+    ("cat 2500 small", "cat $D/s/* > /dev/null"),
+    ("grep -r 2500", "grep -r 'small 1234$' $D/s > /dev/null"),
+    ("rm -rf 2500", "rm -rf $D/s"),
 ]
 
 TIMED = """
