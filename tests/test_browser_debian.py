@@ -45,6 +45,18 @@ def test_the_first_visit_is_debian_at_a_bash_prompt(page):
     assert "bash" in out
 
 
+def test_the_restored_guest_has_the_visitors_clock_and_terminal_size(page):
+    """The wake sets both through the second serial port's loop: a shipped machine whose loop was
+    not yet reading when it was saved kept the build's clock and a 0x0 console (bash wrapped at 80
+    columns), while the port's echo still confirmed the page's token."""
+    out = sh(page, "echo size=$(stty size) now=$(date +%s)")
+    rows, cols = page.evaluate("[window.pyninep.terminal.rows, window.pyninep.terminal.cols]")
+    m = re.search(r"size=(\d+) (\d+) now=(\d+)", out)
+    assert m, out
+    assert (int(m[1]), int(m[2])) == (rows, cols), out
+    assert abs(int(m[3]) - time.time()) < 120, out
+
+
 def test_the_guests_own_python3(page):
     out = sh(page, "python3 -c 'import json, sqlite3; print(json.dumps([1]), sqlite3.sqlite_version)'", 120_000)
     assert re.search(r"^\[1\] 3\.\d+\.\d+$", out, re.M), out

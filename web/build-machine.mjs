@@ -34,10 +34,16 @@ try {
     await waitFor(/[#$] $/, 180_000);
     const bootMs = Date.now() - t0;
     await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
+    let loopSaid = "";
+    const loopListener = (/** @type {number} */ byte) => { loopSaid += String.fromCharCode(byte); };
+    emulator.add_listener("serial1-output-byte", loopListener);
     emulator.serial0_send(machine.SAVE_PREP_COMMAND + machine.CONSOLE_COMMAND);
     await waitFor(new RegExp(machine.READY_MARKER + "\\r?\\n$"), 30_000);
-    // The shell now waits in `read` on the console: no 9P request is in flight. A moment more
-    // lets the resize loop reach its own read.
+    // The shell now waits in `read` on the console: no 9P request is in flight. The resize loop
+    // (started in the background) must be reading its port too before the machine is saved.
+    for (let i = 0; i < 600 && !loopSaid.includes(machine.LOOP_READY_MARKER); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    if (!loopSaid.includes(machine.LOOP_READY_MARKER)) throw new Error("the console's resize loop did not start within 30 s");
+    emulator.remove_listener("serial1-output-byte", loopListener);
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
     // pyninep.js's one machine format (the page reads it with readMachine); a complete state: a

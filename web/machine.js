@@ -21,6 +21,10 @@
 
 export const CONSOLE_SCRIPT_PATH = "/run/pyninep/console.sh";
 export const READY_MARKER = "__PYNINEP_CONSOLE_READY__";
+/** What the resize loop says on the second serial port once it reads it (echo off): the build
+ * saves the machine only after it, or the restored loop may not yet read (and the port, still
+ * echoing, would send the page's token straight back: clock and size then never set). */
+export const LOOP_READY_MARKER = "__PYNINEP_LOOP_READY__";
 
 export const CONSOLE_SCRIPT = `# Sourced by the login shell on the serial console by the pyninep page (web/machine.js).
 # (Builtins only where the page waits: every program started costs a restored guest ~0.2 s.)
@@ -33,6 +37,7 @@ if [ -z "$__pyninep_p" ] || ! grep -q ttyS1 "/proc/$__pyninep_p/cmdline" 2>/dev/
   # save) and echo TOKEN back once all of that is done. (In a subshell, so the interactive shell
   # has no job to report.)
   ( setsid sh -c 'echo $$ >/run/pyninep/resizer.pid; stty -F /dev/ttyS1 -echo icanon 2>/dev/null
+    echo ${LOOP_READY_MARKER} >/dev/ttyS1
     while read -r r c t s k; do stty -F /dev/console rows "$r" cols "$c"
       [ -n "$s" ] && echo "$s" >/dev/urandom; [ -n "$t" ] && date -s "@$t" >/dev/null
       [ -n "$k" ] && { echo 3 >/proc/sys/vm/drop_caches; echo "$k" >/dev/ttyS1; }; done </dev/ttyS1' \\
