@@ -79,6 +79,16 @@ setup_npm() {
     fi
 }
 
+# apt for the guest's i386 packages through a private package list in LISTS (nothing on the host
+# changes): apt_i386 LISTS apt-get|apt-cache ARGS…
+apt_i386() {
+    local lists=$1 tool=$2; shift 2
+    "$tool" -oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists" \
+        -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1 "$@"
+}
+# A download cache (DIR/*.deb) still holds what apt checked when it was fetched.
+sums_ok() { [ -f "$1/SHA256SUMS" ] && (cd "$1" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); }
+
 # The guest: Debian's i386 kernel, busybox, SeaBIOS, the few tools busybox lacks (flock,
 # getfattr/setfattr with the libc they load) and the terminal descriptions (ncurses-base: the
 # page's terminal is xterm-256color), fetched with a private package list.
@@ -87,30 +97,28 @@ fetch_guest() {
     need dpkg-deb "this build needs Debian's dpkg tools"
     local debs=$CACHE/debs lists=$CACHE/lists
     mkdir -p "$debs" "$lists/partial"
-    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
-             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
-    if [ -f "$debs/SHA256SUMS" ] && (cd "$debs" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+    if sums_ok "$debs"; then
         # A cache from before a package was added to the list: fetch only what it lacks (the
         # kernel and the rest stay as they are).
         local p missing=()
         for p in $GUEST_PACKAGES; do compgen -G "$debs/${p}_*.deb" >/dev/null || missing+=("$p"); done
         [ ${#missing[@]} -eq 0 ] && return 0
         say "fetching ${missing[*]} (i386) from Debian"
-        ls "$lists"/*Packages* >/dev/null 2>&1 || apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
-        (cd "$debs" && apt-get "${o[@]}" download "${missing[@]}" >/dev/null 2>&1) \
+        ls "$lists"/*Packages* >/dev/null 2>&1 || apt_i386 "$lists" apt-get update -qq >/dev/null 2>&1 || true
+        (cd "$debs" && apt_i386 "$lists" apt-get download "${missing[@]}" >/dev/null 2>&1) \
             || die "apt-get download of ${missing[*]} failed"
         (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
         return 0
     fi
     say "fetching the i386 guest packages from Debian"
     # A mirror mid-sync fails some indexes; what is listed is still usable.
-    apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
+    apt_i386 "$lists" apt-get update -qq >/dev/null 2>&1 || true
     local kernel
-    kernel=$(apt-cache "${o[@]}" pkgnames "linux-image-$KERNEL_SERIES-" 2>/dev/null \
+    kernel=$(apt_i386 "$lists" apt-cache pkgnames "linux-image-$KERNEL_SERIES-" 2>/dev/null \
              | grep -E "^linux-image-$KERNEL_SERIES-[0-9]+-686-unsigned$" | sort -V | tail -1)
     [ -n "$kernel" ] || die "no linux-image-$KERNEL_SERIES-*-686-unsigned in Debian's i386 lists (network? see $lists)"
     rm -f "$debs"/*.deb "$debs/SHA256SUMS"
-    (cd "$debs" && apt-get "${o[@]}" download $GUEST_PACKAGES "$kernel" >/dev/null 2>&1) \
+    (cd "$debs" && apt_i386 "$lists" apt-get download $GUEST_PACKAGES "$kernel" >/dev/null 2>&1) \
         || die "apt-get download of $GUEST_PACKAGES $kernel failed"
     # apt checked each file against the signed index; keep their sums to check the cache later.
     (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
@@ -126,14 +134,12 @@ KERNEL=${PYNINEP_KERNEL:-v86}
 KERNEL_SOURCE=linux-source-6.1
 fetch_kernel_source() {
     local d=$CACHE/kernel-source lists=$CACHE/lists
-    if [ -f "$d/SHA256SUMS" ] && (cd "$d" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then return 0; fi
+    sums_ok "$d" && return 0
     say "fetching Debian's kernel source ($KERNEL_SOURCE, 140 MB)"
-    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
-             -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache= -oDebug::NoLocking=1)
     mkdir -p "$d" "$lists/partial"
-    ls "$lists"/*Packages* >/dev/null 2>&1 || apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true
+    ls "$lists"/*Packages* >/dev/null 2>&1 || apt_i386 "$lists" apt-get update -qq >/dev/null 2>&1 || true
     rm -f "$d"/*.deb "$d/SHA256SUMS"
-    (cd "$d" && apt-get "${o[@]}" download "$KERNEL_SOURCE" >/dev/null 2>&1) \
+    (cd "$d" && apt_i386 "$lists" apt-get download "$KERNEL_SOURCE" >/dev/null 2>&1) \
         || die "apt-get download of $KERNEL_SOURCE failed (is Debian's archive reachable?)"
     (cd "$d" && sha256sum ./*.deb > SHA256SUMS)
 }
@@ -341,20 +347,18 @@ fetch_debian() {
     need dpkg-deb "this build needs Debian's dpkg tools"
     local d=$DEBIAN_CACHE debs=$DEBIAN_CACHE/debs lists=$DEBIAN_CACHE/lists
     local want; want=$(echo $DEBIAN_PACKAGES | sha256sum | cut -d' ' -f1)
-    if stamp_ok "$debs/.stamp" "$want" && (cd "$debs" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+    if stamp_ok "$debs/.stamp" "$want" && sums_ok "$debs"; then
         return 0
     fi
     mkdir -p "$debs" "$lists/partial"; : > "$d/status"
-    local o=(-oAPT::Architecture=i386 -oAPT::Architectures=i386 "-oDir::State::Lists=$lists"
-             "-oDir::State::status=$d/status" -oDir::Cache::pkgcache= -oDir::Cache::srcpkgcache=
-             -oDebug::NoLocking=1)
+    local o=("-oDir::State::status=$d/status")  # resolving: an empty system, not the host's
     say "fetching the Debian userland's i386 packages (resolving dependencies)"
-    apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true  # a mirror mid-sync: what is listed still works
+    apt_i386 "$lists" apt-get "${o[@]}" update -qq >/dev/null 2>&1 || true  # a mirror mid-sync: what is listed still works
     local names
-    names=$(apt-get "${o[@]}" -s install --no-install-recommends $DEBIAN_PACKAGES 2>&1 | awk '/^Inst /{print $2}')
+    names=$(apt_i386 "$lists" apt-get "${o[@]}" -s install --no-install-recommends $DEBIAN_PACKAGES 2>&1 | awk '/^Inst /{print $2}')
     [ -n "$names" ] || die "apt-get could not resolve $DEBIAN_PACKAGES for i386 (see $lists)"
     rm -f "$debs"/*.deb "$debs/SHA256SUMS" "$debs/.stamp"
-    (cd "$debs" && apt-get "${o[@]}" download $names >/dev/null 2>&1) || die "apt-get download of the Debian userland failed"
+    (cd "$debs" && apt_i386 "$lists" apt-get "${o[@]}" download $names >/dev/null 2>&1) || die "apt-get download of the Debian userland failed"
     (cd "$debs" && sha256sum ./*.deb > SHA256SUMS)
     echo "$want" > "$debs/.stamp"
 }
