@@ -28,22 +28,25 @@ const waitFor = (re, ms) => new Promise((resolve, reject) => {
     waiting = { re, done: () => { clearTimeout(timer); waiting = null; resolve(); } };
     if (re.test(out)) waiting.done();
 });
+// What the guest said on its second serial port (the console's resize loop), and a wait for a
+// text there: true once it came, false after `ms`.
+let serial1 = "";
+emulator.add_listener("serial1-output-byte", (byte) => { serial1 += String.fromCharCode(byte); });
+const serial1Says = async (text, ms) => {
+    for (const end = Date.now() + ms; !serial1.includes(text) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 50));
+    return serial1.includes(text);
+};
 const fail = (error) => { console.error(`build-machine: ${error.message}`); process.exit(1); };
 
 try {
     await waitFor(/[#$] $/, 180_000);
     const bootMs = Date.now() - t0;
     await server.writeFile(machine.CONSOLE_SCRIPT_PATH, machine.CONSOLE_SCRIPT);
-    let loopSaid = "";
-    const loopListener = (/** @type {number} */ byte) => { loopSaid += String.fromCharCode(byte); };
-    emulator.add_listener("serial1-output-byte", loopListener);
     emulator.serial0_send(machine.SAVE_PREP_COMMAND + machine.CONSOLE_COMMAND);
     await waitFor(new RegExp(machine.READY_MARKER + "\\r?\\n$"), 30_000);
     // The shell now waits in `read` on the console: no 9P request is in flight. The resize loop
     // (started in the background) must be reading its port too before the machine is saved.
-    for (let i = 0; i < 600 && !loopSaid.includes(machine.LOOP_READY_MARKER); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    if (!loopSaid.includes(machine.LOOP_READY_MARKER)) throw new Error("the console's resize loop did not start within 30 s");
-    emulator.remove_listener("serial1-output-byte", loopListener);
+    if (!(await serial1Says(machine.LOOP_READY_MARKER, 30_000))) throw new Error("the console's resize loop did not start within 30 s");
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
     // pyninep.js's one machine format (the page reads it with readMachine); a complete state: a
@@ -61,12 +64,10 @@ try {
         return waitFor({ test: (/** @type {string} */ o) => o.length > mark && /[#$] $/.test(o.slice(mark)), toString: () => "prompt" }, 60_000);
     };
     const tWake = Date.now();
-    let serial1 = "";
-    emulator.add_listener("serial1-output-byte", (/** @type {number} */ byte) => { serial1 += String.fromCharCode(byte); });
     emulator.serial_send_bytes(1, machine.resizeLine({ rows: 24, cols: 80, clock: true, drop: "dropbuild" }));
     await promptAfter(machine.wakeLine());
     const wakeMs = Date.now() - tWake;
-    for (let i = 0; i < 600 && !serial1.includes("dropbuild"); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await serial1Says("dropbuild", 30_000);
     await promptAfter("ls -l --color=auto / >/dev/null\n");
     const warmKeys = server.basePiecesHeld();
     if (process.env.PYNINEP_WARM_LIST) console.log(warmKeys.join(" "));
