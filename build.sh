@@ -146,13 +146,13 @@ fetch_kernel_source() {
 
 build_kernel() { # sets KERNEL_IMAGE
     fetch_kernel_source
-    local h; h=$(hash_of "$CACHE/kernel-source/SHA256SUMS" pyninep_browser/kernel.py)
+    local h; h=$(hash_of "$CACHE/kernel-source/SHA256SUMS" pyninep_browser/kernel.py pyninep_browser/kernel_patches/*.patch)
     local out=$CACHE/kernel/${h:0:16}
     KERNEL_IMAGE=$out/bzImage
     [ -f "$KERNEL_IMAGE" ] && return 0
     need make "install make and gcc"
     need gcc "install gcc"
-    apt_install flex bison bc
+    apt_install flex bison bc patch
     say "building the guest's kernel from Debian's source for v86 (once: about 6 minutes on 2 cores)"
     local w=$CACHE/kernel/build log=$CACHE/kernel/build.log deb
     deb=$(ls "$CACHE"/kernel-source/*.deb)
@@ -160,6 +160,10 @@ build_kernel() { # sets KERNEL_IMAGE
     dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$KERNEL_SOURCE.tar.xz" \
         | tar -xJ -C "$w" --strip-components=1 \
         || die "cannot unpack $deb"
+    local p
+    for p in $("$PY" -m pyninep_browser.kernel patches); do
+        patch -p1 -s -d "$w" < "$p" >> "$log" 2>&1 || die "the kernel patch $p does not apply: see $log"
+    done
     "$PY" -m pyninep_browser.kernel fragment > "$w/pyninep.config"
     (cd "$w" && make ARCH=i386 tinyconfig && scripts/kconfig/merge_config.sh -m .config pyninep.config \
         && make ARCH=i386 olddefconfig) > "$log" 2>&1 || die "configuring the kernel failed: see $log"

@@ -9,9 +9,15 @@ initramfs loads no modules), tmpfs, devtmpfs and ptys, Unix and IPv4 sockets for
 open them, and the system calls glibc and Python's standard library expect on i386. It builds in
 about 6 minutes on two cores (``build.sh`` caches it by the source package's hash and this file).
 
+One patch changes the kernel's 9p client (``kernel_patches/9p-loose.patch``): with
+``cache=loose`` a file is written through to the server at once (Linux 6.1 wrote the page cache
+back one 4 KiB page per message) and a file whose qid.version is 0 (a live file) is never cached.
+The guest mounts its root with ``cache=loose`` (docs/guest.md says why).
+
 ``python -m pyninep_browser.kernel fragment`` prints the options (for the kernel's
 ``scripts/kconfig/merge_config.sh``); ``… check .config`` fails, naming them, if any option did
-not take (Kconfig drops an option whose dependencies are unmet without an error).
+not take (Kconfig drops an option whose dependencies are unmet without an error); ``… patches``
+prints the patches' paths, applied in that order with ``patch -p1``.
 """
 
 from __future__ import annotations
@@ -142,6 +148,9 @@ OPTIONS: dict[str, str] = {
 }
 
 
+PATCHES = sorted((Path(__file__).resolve().parent / "kernel_patches").glob("*.patch"))
+
+
 def fragment() -> str:
     """The options as a Kconfig fragment."""
     lines = ["# pyninep-browser's v86 guest kernel (pyninep_browser/kernel.py)"]
@@ -170,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["fragment"]:
         sys.stdout.write(fragment())
         return 0
+    if args == ["patches"]:
+        sys.stdout.write("".join(f"{p}\n" for p in PATCHES))
+        return 0
     if len(args) == 2 and args[0] == "check":
         try:
             wrong = unmet(Path(args[1]).read_text())
@@ -180,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pyninep: the kernel's configuration did not take: {', '.join(wrong)}", file=sys.stderr)
             return 1
         return 0
-    print("usage: python -m pyninep_browser.kernel fragment | check CONFIG", file=sys.stderr)
+    print("usage: python -m pyninep_browser.kernel fragment | check CONFIG | patches", file=sys.stderr)
     return 2
 
 
