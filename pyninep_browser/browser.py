@@ -46,8 +46,12 @@ class PageServer:
         build: bool = False,
         base: Any = None,
         base_source: Any = None,
+        on_outside_change: Any = None,
     ) -> None:
         config = dict(config or {})
+        # Called when the files change other than by the guest's own requests (the page's calls,
+        # a live file's Python): the page has a caching guest drop its caches.
+        self._on_outside_change = on_outside_change
         self.store = None
         self.open_report = None
         # A base image (v86's fs2json): ``base`` is its fs.json, the tree a new filesystem
@@ -118,6 +122,7 @@ class PageServer:
         if self.base_source is not None:  # a restored state's base files read from it too
             server.fs.base_source = self.base_source
         server.enable_stats()  # /py/stats reads these counters
+        server.fs.on_outside_change = self._on_outside_change
         if self._on_reply is not None:
             js_reply = self._on_reply
             server.on_reply = lambda frame: js_reply(to_js(frame))
@@ -212,8 +217,18 @@ class PageServer:
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)
 
+    def _outside(self, operation: Callable[[], Any]) -> Any:
+        """Run a page-side operation; if it changed the files, tell the guest's side."""
+        fs = self.server.fs
+        before = fs.changes
+        try:
+            return operation()
+        finally:
+            if fs.changes != before:
+                fs.note_outside_change()
+
     def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
-        self.server.fs.write_file(path, _bytes(data), mode=mode)
+        self._outside(lambda: self.server.fs.write_file(path, _bytes(data), mode=mode))
 
     def export_tar(self, top: str = "/") -> bytes:
         # Bytes read through the filesystem (a stored one's chunks must be loaded: see below).
@@ -225,7 +240,9 @@ class PageServer:
         self._with_chunks(lambda: self.export_tar(str(top)), done)
 
     def import_tar(self, data: Any, directory: str = "/") -> int:
-        return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
+        return self._outside(
+            lambda: import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
+        )
 
     def import_tar_async(self, data: Any, directory: str, done: Any) -> None:
         data = _bytes(data)
@@ -334,17 +351,20 @@ class PageServer:
         return json.dumps(out)
 
     def make_dir(self, path: str) -> None:
-        self.server.fs.makedirs(path)
+        self._outside(lambda: self.server.fs.makedirs(path))
 
     def remove_tree(self, path: str) -> None:
         """Remove a file, or a directory with everything in it (like ``rm -r``)."""
+        self._outside(lambda: self._remove_tree(path))
+
+    def _remove_tree(self, path: str) -> None:
         fs = self.server.fs
         if path.strip("/") == "":
             raise ValueError("refusing to remove the root directory")
         inode = fs.resolve(path, follow=False)
         if inode.is_dir():
             for name in fs.listdir(path):
-                self.remove_tree(path.rstrip("/") + "/" + name)
+                self._remove_tree(path.rstrip("/") + "/" + name)
         fs.remove(path)
 
 

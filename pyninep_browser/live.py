@@ -233,25 +233,30 @@ def _describe(exc: BaseException) -> str:
 class _Caller:
     """Runs a live function for a request: limit, context, async, errors → OSError."""
 
-    def __init__(self, label: str, limit: float) -> None:
+    def __init__(self, label: str, limit: float, fs: Filesystem) -> None:
         self.label = label
         self.limit = limit
+        self.fs = fs  # what the function changes there, the guest did not change itself
 
     def call(
         self, ctx: LiveContext, what: str, fn: Callable, *args: Any, then: Callable[[Any], Any] | None = None
     ) -> Any:
         """The result of ``then(fn(*args))``, or, if ``fn`` is async, a future of it."""
         token = _context.set(ctx)
+        fs = self.fs
+        before = fs.changes
         try:
             result = _limited(fn, args, self.limit)
             if inspect.isawaitable(result):
-                return self._schedule(what, result, then)
+                return self._schedule(what, result, then, before)
         except OSError:
             raise
         except BaseException as exc:  # noqa: BLE001 - a live function's bug is the guest's EIO
             raise self._failed(what, exc) from None
         finally:
             _context.reset(token)
+            if fs.changes != before:
+                fs.note_outside_change()
         return then(result) if then is not None else result
 
     def _failed(self, what: str, exc: BaseException) -> OSError:
@@ -260,7 +265,7 @@ class _Caller:
         log.error("live file %s: %s function failed: %s", self.label, what, _describe(exc))
         return OSError(errno.EIO, f"live file {self.label}: {what} failed")
 
-    def _schedule(self, what: str, awaitable: Any, then: Callable[[Any], Any] | None) -> Any:
+    def _schedule(self, what: str, awaitable: Any, then: Callable[[Any], Any] | None, before: int) -> Any:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -276,6 +281,9 @@ class _Caller:
                 raise
             except BaseException as exc:  # noqa: BLE001 - as in call(): the guest's EIO
                 raise self._failed(what, exc) from None
+            finally:  # (the guest's own requests meanwhile count too: a drop too many, never one too few)
+                if self.fs.changes != before:
+                    self.fs.note_outside_change()
             return then(result) if then is not None else result
 
         return asyncio.ensure_future(run(), loop=loop)
@@ -296,7 +304,7 @@ class _LiveFileBackend:
         self.spec = spec
         self.fs = fs
         self.inode = inode
-        self.caller = _Caller(spec.name or "(unnamed)", spec.limit)
+        self.caller = _Caller(spec.name or "(unnamed)", spec.limit, fs)
         self.last: bytes | None = None
 
     def _ctx(self, server: Any, cred: Cred) -> LiveContext:
@@ -448,7 +456,7 @@ class _LiveDirBackend:
         self.spec = spec
         self.fs = fs
         self.inode = inode
-        self.caller = _Caller(spec.name or "(unnamed)", spec.limit)
+        self.caller = _Caller(spec.name or "(unnamed)", spec.limit, fs)
 
     def listing(self, server: Any = None) -> Mapping[str, Any]:
         ctx = LiveContext(server, self.fs, ROOT, self.inode)
@@ -459,6 +467,14 @@ class _LiveDirBackend:
         return dict(result)
 
     def refresh(self, server: Any) -> None:
+        before = self.fs.changes
+        try:
+            self._refresh(server)
+        finally:
+            if self.fs.changes != before:  # names came or went: a caching guest must look again
+                self.fs.note_outside_change()
+
+    def _refresh(self, server: Any) -> None:
         listing = self.listing(server)
         fs, directory = self.fs, self.inode
         entries = directory.entries

@@ -468,3 +468,43 @@ def test_a_misspelt_attribute_is_a_clear_type_error_and_creates_nothing():
     (tree / "g").write_text("y", uid=7, mtime=5)
     st = (tree / "g").stat()
     assert (st.st_uid, st.st_mtime_ns) == (7, 5 * 10**9)
+
+
+def test_what_a_live_files_python_changes_is_announced_and_the_guests_own_requests_are_not(live_tree):
+    """The guest caches (cache=loose): the server tells the page (Filesystem.on_outside_change)
+    when files change other than by the guest's own requests, so the guest drops its caches. A
+    live file's Python changing the tree is such a change; the guest writing a file is not; nor is
+    reading a live file (its snapshot is kept in the inode). Live files have qid.version 0 (our
+    kernel never caches them), stored files 1."""
+    server, state = live_tree
+    fs = server.fs
+    told: list[int] = []
+    fs.on_outside_change = lambda: told.append(fs.outside_changes)
+    c = Client(server)
+    f = c.walk_new("")
+    c.lcreate(f, "mine", os.O_WRONLY, 0o644)
+    c.write(f, 0, b"the guest's own\n")
+    c.clunk(f)
+    for _ in range(2):
+        v = _open(c, "live/value", O_RDONLY)
+        assert c.read(v, 0, 100) == b"v1\n"
+        c.clunk(v)
+    assert told == []
+    d = _open(c, "live/dir", os.O_RDONLY | os.O_DIRECTORY)  # its entries a, b appear: names change
+    c.clunk(d)
+    assert told == [1]
+    c.clunk(_open(c, "live/dir", os.O_RDONLY | os.O_DIRECTORY))  # the same entries: nothing new
+    assert told == [1]
+    before = len(told)
+    state["written"].clear()
+    s = _open(c, "live/sink", O_WRONLY | O_TRUNC)
+
+    def sink(data: bytes) -> None:  # a live write whose Python changes a file
+        (Tree(fs) / "made-by-python").write_text(data.decode())
+
+    fs.resolve("/live/sink").backend.spec.write = sink
+    c.write(s, 0, b"from python")
+    c.clunk(s)
+    assert len(told) == before + 1 and fs.read_file("/made-by-python") == b"from python"
+    assert c.getattr(c.walk_new("live/value")).qid[1] == 0
+    assert c.getattr(c.walk_new("mine")).qid[1] == 1

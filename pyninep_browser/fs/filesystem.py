@@ -89,6 +89,10 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty: set[int] = set()
         # Changes made through any operation, ever: a page watches it to know when to look again.
         self.changes = 0
+        # Changes a 9P client did not make through its own requests (the page's calls, a live
+        # file's Python): a client that caches (the guest's cache=loose) must drop what it holds.
+        self.outside_changes = 0
+        self.on_outside_change: Callable[[], None] | None = None
         now = self.clock()
         root = self._new_inode(S_IFDIR | (root_mode & 0o7777), root_uid, root_gid, now)
         root.nlink = 2
@@ -101,6 +105,14 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
             self._open_store()
 
     # ----------------------------------------------------------------- bookkeeping
+
+    def note_outside_change(self) -> None:
+        """Count a change made outside the clients' own requests, and tell ``on_outside_change``
+        (the page, which has the guest drop its caches)."""
+        self.outside_changes += 1
+        hook = self.on_outside_change
+        if hook is not None:
+            hook()
 
     def _new_inode(self, mode: int, uid: int, gid: int, now: int) -> Inode:
         if self.used_inodes >= self.quota_inodes:

@@ -16,7 +16,7 @@ from typing import Any
 from .. import protocol as p
 from ..fs import NAME_MAX, S_IFMT, Filesystem, Inode, fail
 from ..protocol import HEADER_SIZE, ProtocolError, T
-from .fids import _QID_TYPE, OPEN, Fid
+from .fids import _QID_TYPE, OPEN, Fid, qid_version
 
 # Twalk's fixed fields after the header (fid, newfid, nwname), from protocol's table
 _TWALK_BODY = struct.Struct("<" + p.head_struct(T.Twalk).format.removeprefix(p.HEADER.format))
@@ -90,7 +90,8 @@ class FastPaths:
         fids[newfid] = Fid(nxt, cred, cur, name, top=f.top)
         if old is not None:
             self._release(old)
-        return _RWALK1.pack(22, _RWALK, tag, 1, _QID_TYPE.get(nxt.mode & S_IFMT, 0), 0, nxt.ino)
+        kind = _QID_TYPE.get(nxt.mode & S_IFMT, 0)
+        return _RWALK1.pack(22, _RWALK, tag, 1, kind, qid_version(nxt), nxt.ino)
 
     def _getattr_frame(self, tag: int, buf: bytearray | memoryview, size: int) -> bytes | None:
         if size != 19:

@@ -28,11 +28,20 @@ from ..protocol import NOFID
 _QID_TYPE = {stat.S_IFDIR: int(p.QidType.DIR), stat.S_IFLNK: int(p.QidType.SYMLINK)}
 
 
+def qid_version(inode: Inode) -> int:
+    """0 for a live file (Python makes its contents on each read), 1 for every stored one.
+
+    The guest's kernel (pyninep_browser/kernel.py's 9p patch, as Linux 6.6 does) caches a file
+    whose qid.version is not 0 and reads a version-0 file from the server every time. The
+    version never moves with the data: Linux keys its inode cache on (path, version), and a
+    moving version makes it build a second inode for a file it already has (getattr's
+    data_version carries the data version)."""
+    return 0 if inode.backend is not None else 1
+
+
 def qid_of(inode: Inode) -> tuple[int, int, int]:
-    """(type, version, path). version stays 0: Linux keys its inode cache on (path, version), and
-    a changing version makes it build a second inode for a file it already has; getattr's
-    data_version carries the data version instead."""
-    return (_QID_TYPE.get(inode.mode & S_IFMT, 0), 0, inode.ino)
+    """(type, version, path)."""
+    return (_QID_TYPE.get(inode.mode & S_IFMT, 0), qid_version(inode), inode.ino)
 
 
 class FidState(Enum):

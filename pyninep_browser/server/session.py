@@ -47,7 +47,7 @@ from ..fs import (
 from ..protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 from .deferred import Deferrals
 from .fast import FastPaths
-from .fids import _QID_TYPE, OPEN, WALKED, XATTR_READ, XATTR_WRITE, Fid, FidTable, qid_of
+from .fids import _QID_TYPE, OPEN, WALKED, XATTR_READ, XATTR_WRITE, Fid, FidTable, qid_of, qid_version
 from .identity import credentials
 
 log = logging.getLogger("pyninep_browser")
@@ -464,7 +464,7 @@ class Server(FidTable, Deferrals, FastPaths):
             tag,
             _GETATTR_VALID,
             _QID_TYPE.get(kind, 0),
-            0,
+            qid_version(i),
             i.ino,
             i.mode,
             i.uid,
