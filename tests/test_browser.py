@@ -247,6 +247,45 @@ def test_files_panel_shows_what_the_guest_changes_without_a_click(site, visitor_
     assert not watch.problems, watch.problems
 
 
+def test_the_guest_sees_the_pages_changes_to_files_it_has_cached(site, visitor_page):
+    """The guest caches (cache=loose): a file it has read, stat'ed and listed, then changed by the
+    page (an upload over it, a delete in the panel, a live file's Python renaming one), reads as
+    changed at its next cat, ls and stat, with no wait."""
+    page = visitor_page
+    if not page.evaluate("!!(window.pyninep && window.pyninep.timing.prompt_ms && !window.pyninep.failed)"):
+        visit(page, site)
+    watch = Watch(page)
+    if not page.is_visible("#files"):
+        page.keyboard.press("Alt+f")
+    page.wait_for_selector("#files:not([hidden])")
+    page.click("#terminal")
+    run(page, "rm -rf /root/co; mkdir /root/co; echo first > /root/co/a; echo gone > /root/co/b;"
+              " echo old > /root/co/c; cat /root/co/*; stat -c %s /root/co/a; ls /root/co; echo cached-$((5*5))",
+        r"cached-25")
+    page.click("#files-refresh")
+    page.click("#file-list button.name:text-is('co/')")
+    page.wait_for_function("document.getElementById('files-path').textContent === '/root/co'")
+    # An upload over a file the guest has in its cache, through the panel.
+    page.set_input_files("#files-upload", files=[
+        {"name": "a", "mimeType": "text/plain", "buffer": b"second, and longer\n"}])
+    page.wait_for_selector("#files-note:has-text('Uploaded 1 file to /root/co.')")
+    page.click("#terminal")
+    out = run(page, "cat /root/co/a; stat -c %s /root/co/a; echo up-$((6*6))", r"up-36")
+    assert "second, and longer" in out and "\n19\n" in out.replace("\r", ""), out
+    # The page's own calls (window.pyninep.server: the page's scripting interface) and a live
+    # file's Python: a delete, and a rename made in Python through /py/run.
+    page.evaluate("window.pyninep.server.remove('/root/co/b')")
+    run(page, "printf 'from pyninep_browser.live import context\\nfs = context().fs\\n"
+              "d = fs.resolve(\"/root/co\")\\nfs.rename(d, \"c\", d, \"renamed\")\\n' > /py/run;"
+              " cat /py/run; echo ran-$((7*7))", r"ran-49")
+    out = run(page, "ls -1 /root/co; cat /root/co/b /root/co/c 2>&1; cat /root/co/renamed; echo seen-$((8*8))",
+              r"seen-64").replace("\r", "")
+    assert "a\nrenamed\n" in out and "can't open '/root/co/b'" in out and "can't open '/root/co/c'" in out, out
+    assert "\nold\n" in out, out
+    assert page.evaluate("window.pyninep.timing.outside_drop_ms") is not None
+    assert not watch.problems, watch.problems
+
+
 def test_first_screen_says_what_this_is_at_a_prompt_in_roots_home(site, visitor_page):
     page = visitor_page
     # A new visitor's first screen (memory storage: the shipped machine, as on a first visit).

@@ -394,3 +394,76 @@ def test_machine_blob_restores_into_new_objects_with_a_descriptor_still_open(gue
     assert "No such file" in out["output"]  # the machine is back at the save: no later files
     print(f"machine blob {info['bytes']:,} bytes, save {info['save_ms']} ms, "
           f"restore into new objects {restored['restore_ms']} ms")
+
+
+# ----------------------------------------------------------------- coherence with the page
+# The guest mounts its root with cache=loose (docs/guest.md): it keeps names, attributes and file
+# pages. When the page changes files (writeFile, remove, mkdir, importTar) or a live file's Python
+# does (/py/run here), the guest drops its caches before the call resolves (the drop loop on its
+# second serial port), so its next cat, ls and stat see the change. Each case first makes the
+# guest cache what is about to change.
+
+SEE = "cat /root/co/f 2>&1; ls -1 /root/co; stat -c '%s %h' /root/co/f 2>&1 | tail -1"
+
+
+def _cached(guest, content: bytes) -> str:
+    guest.sh("rm -rf /root/co; mkdir /root/co")
+    guest.write_file("/root/co/f", content)
+    guest.write_file("/root/co/keep", b"k\n")
+    return guest.sh(SEE + "; cat /root/co/f /root/co/f >/dev/null")  # read twice: in its page cache
+
+
+def _py(guest, code: str) -> None:
+    """A live file's Python changes files: /py/run runs it in the page, with the served tree."""
+    guest.sh(f"cat > /py/run <<'EOF'\nfrom pyninep_browser.live import context\nfs = context().fs\n"
+             f"{code}\nEOF\nout=$(cat /py/run); [ -z \"$out\" ] || {{ echo \"$out\"; exit 1; }}")
+
+
+def test_the_guest_sees_the_pages_write_at_once(guest):
+    before = _cached(guest, b"one\n")
+    assert before.startswith("one\nf\nkeep\n4 1")
+    guest.write_file("/root/co/f", b"two, longer\n")
+    assert guest.sh(SEE) == "two, longer\nf\nkeep\n12 1\n"
+
+
+def test_the_guest_sees_the_pages_remove_and_mkdir_at_once(guest):
+    _cached(guest, b"here\n")
+    guest.request("remove", path="/root/co/f")
+    guest.request("mkdir", path="/root/co/newdir")
+    out = guest.sh(SEE + "; test -d /root/co/newdir && echo isdir")
+    assert out.startswith("cat: can't open '/root/co/f': No such file or directory\nkeep\nnewdir\n")
+    assert out.endswith("isdir\n")
+
+
+def test_the_guest_sees_a_live_files_rename_and_truncate_at_once(guest):
+    page_server_only(guest)
+    _cached(guest, b"to be renamed\n")
+    guest.sh("cat /root/co/keep >/dev/null; stat /root/co/keep >/dev/null")
+    _py(guest, "root = fs.resolve('/root/co')\nfs.rename(root, 'f', root, 'g')\n"
+               "fs.truncate(fs.resolve('/root/co/keep'), 0)")
+    out = guest.sh(SEE + "; cat /root/co/g; stat -c %s /root/co/keep")
+    assert out == ("cat: can't open '/root/co/f': No such file or directory\ng\nkeep\n"
+                   "stat: can't stat '/root/co/f': No such file or directory\nto be renamed\n0\n")
+
+
+def test_the_guest_sees_an_imported_tar_at_once(guest):
+    import base64
+    import io
+    import tarfile
+
+    _cached(guest, b"old\n")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("co/f")
+        info.size = 8
+        tar.addfile(info, io.BytesIO(b"from tar"))
+    guest.request("importTar", data=base64.b64encode(buf.getvalue()).decode(), dir="/root")
+    assert guest.sh("cat /root/co/f; echo; stat -c %s /root/co/f") == "from tar\n8\n"
+
+
+def test_the_guests_own_writes_reach_the_page_at_once(guest):
+    # Cached files write through: the page reads what the guest wrote without any sync.
+    guest.sh("mkdir -p /root/co; echo guest-wrote > /root/co/w; dd if=/dev/zero bs=1k count=300 2>/dev/null"
+             " | tr '\\0' x >> /root/co/w")
+    data = guest.read_file("/root/co/w")
+    assert data.startswith(b"guest-wrote\n") and len(data) == 12 + 300 * 1024

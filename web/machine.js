@@ -13,10 +13,12 @@
  * after restoring (or after a fresh boot), sends wakeLine(): the clock, fresh entropy and the
  * terminal's size. So the saved machine wakes with the visitor's time, not the build's.
  *
- * A machine restored over files that changed after it was saved may hold pages of them in its
- * page cache (cache=none still caches what is mmapped, executables first): resizeLine's `drop`
- * token makes the loop drop the guest's caches and then echo the token on the second serial
- * port, and the page waits for that echo before it offers the prompt.
+ * The guest caches its files (cache=loose: docs/guest.md). A machine restored over files that
+ * changed after it was saved, or files the page changes while it runs, would be seen stale:
+ * resizeLine's `drop` token makes the loop have the kernel forget what it knows of them
+ * (/sys/fs/9p/invalidate, our kernel's; drop_caches on another) and then echo the token on the
+ * second serial port, and the page waits for that echo (before the prompt, or before its call
+ * resolves).
  */
 
 export const CONSOLE_SCRIPT_PATH = "/run/pyninep/console.sh";
@@ -34,13 +36,14 @@ if [ -z "$__pyninep_p" ] || ! grep -q ttyS1 "/proc/$__pyninep_p/cmdline" 2>/dev/
   # The page writes "ROWS COLS [EPOCH [HEX [TOKEN]]]" lines to the second serial port: when its
   # terminal is resized, and (with the clock and fresh entropy) after restoring a machine that
   # was saved while in use; with TOKEN, drop the caches (the files may have changed since the
-  # save) and echo TOKEN back once all of that is done. (In a subshell, so the interactive shell
+  # save, or the page changed them) and echo TOKEN back once all of that is done. (In a subshell, so the interactive shell
   # has no job to report.)
   ( setsid sh -c 'echo $$ >/run/pyninep/resizer.pid; stty -F /dev/ttyS1 -echo icanon 2>/dev/null
     echo ${LOOP_READY_MARKER} >/dev/ttyS1
     while read -r r c t s k; do stty -F /dev/console rows "$r" cols "$c"
       [ -n "$s" ] && echo "$s" >/dev/urandom; [ -n "$t" ] && date -s "@$t" >/dev/null
-      [ -n "$k" ] && { echo 3 >/proc/sys/vm/drop_caches; echo "$k" >/dev/ttyS1; }; done </dev/ttyS1' \\
+      [ -n "$k" ] && { echo 1 >/sys/fs/9p/invalidate 2>/dev/null || echo 3 >/proc/sys/vm/drop_caches
+        echo "$k" >/dev/ttyS1; }; done </dev/ttyS1' \\
     </dev/null >/dev/null 2>&1 & )
 fi
 echo ${READY_MARKER.slice(0, 10)}""${READY_MARKER.slice(10)}

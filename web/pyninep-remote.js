@@ -204,7 +204,7 @@ export function closeProxy(emulator) {
 }
 
 /**
- * @param {{server: string, session?: string}} options
+ * @param {{server: string, session?: string, onOutsideChange?: () => (Promise<void> | void)}} options
  */
 export async function createRemoteServer(options) {
     const url = options.server;
@@ -252,7 +252,25 @@ export async function createRemoteServer(options) {
     };
     let changes = 0;
 
-    return {
+    /** A file, or a directory and all in it. @param {string} path */
+    const removeTree = async (path) => {
+        const slash = path.lastIndexOf("/");
+        const dir = await files.walk(path.slice(0, slash));
+        const name = path.slice(slash + 1);
+        try {
+            try {
+                await files.rpc(T.unlinkat, (f) => f.u32(dir).str(name).u32(0));
+            } catch (/** @type {any} */ error) {
+                if (error.errno !== 21 && error.errno !== 1) throw error; // a directory
+                for (const e of await remote.listDir(path)) await removeTree(`${path}/${e.name}`);
+                await files.rpc(T.unlinkat, (f) => f.u32(dir).str(name).u32(AT_REMOVEDIR));
+            }
+        } finally { await files.clunk(dir); }
+        changes++;
+    };
+    /** The page changed files the guest may cache: options.onOutsideChange (see pyninep.js). */
+    const tell = async () => { await options.onOutsideChange?.(); };
+    const remote = {
         storage: "server",
         url,
         session,
@@ -309,6 +327,7 @@ export async function createRemoteServer(options) {
                 await files.rpc(T.fsync, (f) => f.u32(fid).u32(0));
                 changes++;
             } finally { await files.clunk(fid); }
+            await tell();
         },
         /** @param {string} path @returns {Promise<{name: string, kind: "d" | "f" | "l" | "o", size: number, mtime: number}[]>} */
         async listDir(path) {
@@ -362,22 +381,12 @@ export async function createRemoteServer(options) {
                 at += `/${name}`;
             }
             changes++;
+            await tell();
         },
         /** @param {string} path */
         async remove(path) {
-            const slash = path.lastIndexOf("/");
-            const dir = await files.walk(path.slice(0, slash));
-            const name = path.slice(slash + 1);
-            try {
-                try {
-                    await files.rpc(T.unlinkat, (f) => f.u32(dir).str(name).u32(0));
-                } catch (/** @type {any} */ error) {
-                    if (error.errno !== 21 && error.errno !== 1) throw error; // a directory
-                    for (const e of await this.listDir(path)) await this.remove(`${path}/${e.name}`);
-                    await files.rpc(T.unlinkat, (f) => f.u32(dir).str(name).u32(AT_REMOVEDIR));
-                }
-            } finally { await files.clunk(dir); }
-            changes++;
+            await removeTree(path);
+            await tell();
         },
         flush: async () => {},
         /** The server's word on this session. */
@@ -393,4 +402,5 @@ export async function createRemoteServer(options) {
             (await files.socket)?.close();
         },
     };
+    return remote;
 }

@@ -56,11 +56,21 @@
  *             that one instead of a new random id.
  *   onError   called with (error, requestType) when a request fails inside Python; the guest
  *             gets Rlerror EIO for it. Default: console.error (once per distinct message).
+ *   onOutsideChange  called when the files change other than by the guest's own 9P requests:
+ *             the page's calls (writeFile, importTar, mkdir, remove) and what a live file's or
+ *             live directory's Python changes. (restoreState and restoreSession do not call it:
+ *             a machine restored with them is woken by its page, which drops the guest's caches
+ *             then, as the demo page does; see restoreMachine.) A guest that caches
+ *             (our kernel's cache=loose, the default mount: docs/guest.md) must drop its caches
+ *             then; return a Promise that settles once it has (the demo page has its guest drop
+ *             them over the second serial port). Never two calls at once: changes made during
+ *             one bring one more call after it. The page's calls above resolve only after it.
  *
  * PyninepServer:
  *   handle9p(reqBuf, reply)  pass as v86's filesystem.handle9p (bound: works detached)
  *   readFile(path) → Promise<Uint8Array>   a file of the served tree (rejects with .errno set)
  *   writeFile(path, bytes|string) → Promise  resolves once the file is committed (durably)
+ *             and the guest was told (onOutsideChange)
  *   flush() → Promise         resolves once everything changed so far is committed, durably
  *   saveState({stored}) → Promise<Uint8Array>  the filesystem and the 9P session (take it with
  *             v86's save_state, or use saveMachine). Complete and portable by default; with
@@ -88,8 +98,10 @@
  *   importTar(bytes, dir = "/") → Promise<number>  unpack a tar (any compression) into dir:
  *             resolves to the entries added, once committed
  *   listDir(path) → [{name, kind: "d"|"f"|"l"|"o", size, mtime (ms)}], mkdir(path) (with parents),
- *   remove(path) (a file, or a directory and all in it)   for a page's file browser (synchronous;
- *             with IndexedDB their changes are committed write-behind, or by flush())
+ *   remove(path) (a file, or a directory and all in it)   for a page's file browser (done when
+ *             they return; the Promise they return settles once the guest was told, see
+ *             onOutsideChange; with IndexedDB their changes are committed write-behind, or by flush())
+ *   outsideSettled() → Promise  settles once the guest was told of every outside change so far
  *   baseProgress()            {fetched, bytes, pending, failed, error}: base files fetched so far
  *             (count, bytes), fetches under way, and failures with the last one's readable line
  *   basePiecesHeld() → ["b:NAME:PIECE", ...]   the base pieces in memory (what was read)
@@ -151,6 +163,7 @@ export { saveMachine, restoreMachine, readMachine, MACHINE_FORMAT } from "./pyni
  * @property {string | URL | {url: string | URL, size?: number}} [basefs]
  * @property {string | URL} [baseurl]
  * @property {(error: any, requestType: number | string) => void} [onError]
+ * @property {() => (Promise<void> | void)} [onOutsideChange]  see above
  * @property {string} [server]  ws://HOST:PORT/ of a `serve --ws` server: server mode (pyninep-remote.js)
  * @property {string} [session]  server mode: the session id to resume (default: a new random one)
  */
@@ -325,7 +338,8 @@ export async function createServer(options = {}) {
     if (options.server) {
         // Server mode: the files live on `python -m pyninep_browser serve`; Python does not load.
         const { createRemoteServer } = await import("./pyninep-remote.js");
-        return /** @type {PyninepServer} */ (/** @type {unknown} */ (await createRemoteServer({ server: options.server, session: options.session })));
+        return /** @type {PyninepServer} */ (/** @type {unknown} */ (await createRemoteServer({ server: options.server, session: options.session,
+                                                                                        onOutsideChange: options.onOutsideChange })));
     }
     const storage = options.storage ?? "memory";
     const dbName = typeof storage === "string" && storage.startsWith("indexeddb:") ? storage.slice(10) : null;
@@ -411,9 +425,14 @@ async function startServer(options, storage, db) {
         const reply = pending.get(tag);
         if (reply) {
             pending.delete(tag);
-            reply(frame);
-            deliveredAt = performance.now();
-            wake();
+            const answer = () => {
+                reply(frame);
+                deliveredAt = performance.now();
+                wake();
+            };
+            // (an async live function may have changed files: the guest drops its caches first)
+            if (telling) settled.then(answer);
+            else answer();
         }
     };
     // A guest waiting for a deferred reply (a chunk load, an fsync's commit) has usually halted
@@ -435,8 +454,32 @@ async function startServer(options, storage, db) {
     });
     // undefined, not null: Python's None
     const source = baseurl ? glue.JsSource(fetchBase, baseurl.href) : undefined;
+    // Outside changes (see onOutsideChange): at most one call at a time, one more after it
+    // when files changed meanwhile; `settled` is the Promise the page's calls wait for.
+    const onOutside = options.onOutsideChange;
+    /** @type {Promise<void>} */
+    let settled = Promise.resolve();
+    let telling = false, again = false, outsideCount = 0;
+    const outsideChanged = () => {
+        if (!onOutside) return;
+        outsideCount += 1;
+        if (telling) { again = true; return; }
+        telling = true;
+        settled = (async () => {
+            do {
+                again = false;
+                try {
+                    await onOutside();
+                } catch (error) {
+                    onError(error, "onOutsideChange");
+                }
+            } while (again);
+            telling = false;
+        })();
+    };
     const page = glue.PageServer(image ?? undefined, deliver, db ?? undefined, config,
-                                 script ?? undefined, buildFromScript, baseTree ?? undefined, source);
+                                 script ?? undefined, buildFromScript, baseTree ?? undefined, source,
+                                 outsideChanged);
     config.destroy();
     source?.destroy();
     glue.destroy();
@@ -481,6 +524,7 @@ async function startServer(options, storage, db) {
             deliveredAt = 0;
         }
         const tag = reqBuf.length >= 7 ? reqBuf[5] | (reqBuf[6] << 8) : 0xffff;
+        const told = outsideCount;
         let frame;
         try {
             views();
@@ -502,6 +546,11 @@ async function startServer(options, storage, db) {
         }
         if (frame === undefined) {
             pending.set(tag, reply); // deferred: Python calls deliver() later
+            return;
+        }
+        if (outsideCount !== told) { // a live file's Python changed files: the guest drops first
+            const answer = frame;
+            settled.then(() => { reply(answer); wake(); });
             return;
         }
         reply(frame);
@@ -622,8 +671,10 @@ async function startServer(options, storage, db) {
         /** @type {(path: string) => Promise<Uint8Array<ArrayBuffer>>} */
         readFile: (path) => pyCall("read_file_async", path),
         /** @type {(path: string, bytes: Uint8Array | string) => Promise<void>} */
-        writeFile: (path, bytes) => pyCall("write_file_async", path,
-            typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes),
+        writeFile: async (path, bytes) => {
+            await pyCall("write_file_async", path, typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
+            await settled;
+        },
         /** Resolves once everything changed so far is committed with durability "strict". */
         /** @type {() => Promise<void>} */
         flush: () => pyCall("flush"),
@@ -633,14 +684,20 @@ async function startServer(options, storage, db) {
         /** @type {(path?: string) => Promise<Uint8Array<ArrayBuffer>>} */
         exportTar: (path = "/") => pyCall("export_tar_async", path),
         /** @type {(bytes: Uint8Array, dir?: string) => Promise<number>} */
-        importTar: (bytes, dir = "/") => pyCall("import_tar_async", bytes, dir),
+        importTar: async (bytes, dir = "/") => {
+            const entries = await pyCall("import_tar_async", bytes, dir);
+            await settled;
+            return entries;
+        },
         /** @type {(path: string) => DirEntry[]} */
         listDir: (path) => JSON.parse(page.list_dir(path)).map(
             (/** @type {[string, DirEntry["kind"], number, number]} */ [name, kind, size, mtime]) => ({ name, kind, size, mtime })),
-        /** @type {(path: string) => void} */
-        mkdir: (path) => page.make_dir(path),
-        /** @type {(path: string) => void} */
-        remove: (path) => page.remove_tree(path),
+        /** @type {(path: string) => Promise<void>} */
+        mkdir: (path) => { page.make_dir(path); return settled; },
+        /** @type {(path: string) => Promise<void>} */
+        remove: (path) => { page.remove_tree(path); return settled; },
+        /** Settles once the guest was told of every outside change so far (onOutsideChange). */
+        outsideSettled: () => settled,
         /** How many changes the files have seen, the guest's and the page's (see above). */
         changes: () => Number(changesProxy()),
         /** @type {() => {fetched: number, bytes: number, pending: number, failed: number, error: string}} */

@@ -6,6 +6,8 @@
 //   → {"id": 3, "op": "restore"}   ← {"id": 3, "ok": true, "restore_ms": N}  (the last save)
 //   → {"id": 4, "op": "readFile", "path": "/etc/hostname"}   ← {"id": 4, "data": "<base64>"}
 //   → {"id": 5, "op": "writeFile", "path": "…", "data": "<base64>"}   ← {"id": 5, "ok": true}
+//   → {"id": 15, "op": "remove" | "mkdir", "path": "…"}   ← {"id": 15, "ok": true}
+//   (the page's calls resolve once the guest dropped its caches: onOutsideChange, the drop loop)
 //   → {"id": 6, "op": "stats"}     ← {"id": 6, "stats": {"<type>": {"count", "ms", "bytes"}}} (then reset)
 //   → {"id": 7, "op": "record"}    ← {"id": 7, "state": "<base64>"}  (our state now; frames are kept from here)
 //   → {"id": 8, "op": "recorded"}  ← {"id": 8, "frames": "<base64>"}  (the request frames since, end to end)
@@ -61,8 +63,43 @@ const { createServer, saveMachine, restoreMachine } = await import(pathToFileURL
 const t0 = Date.now();
 let server = null;
 let pyodideMs = 0;
+// The guest caches (cache=loose): when the files change other than by its own requests
+// (writeFile, importTar, a live file's Python), it drops its caches before the call resolves, as
+// the page's console loop does (web/machine.js): a loop on its second serial port, started after
+// boot, reads a token, writes /sys/fs/9p/invalidate (our kernel: docs/guest.md) and echoes the
+// token back.
+let dropLoop = false;
+let serial1 = "";
+const serial1Waiters = new Set();
+const listen1 = (emu) => emu.add_listener("serial1-output-byte", (byte) => {
+    if (emu !== emulator) return;
+    serial1 = (serial1 + String.fromCharCode(byte)).slice(-256);
+    for (const w of serial1Waiters) w();
+});
+const serial1Says = (text, ms) => new Promise((resolve, reject) => {
+    const check = () => {
+        if (!serial1.includes(text)) return;
+        serial1Waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+    };
+    const timer = setTimeout(() => {
+        serial1Waiters.delete(check);
+        reject(new Error(`the guest did not say ${text} on its second serial port within ${ms} ms`));
+    }, ms);
+    serial1Waiters.add(check);
+    check();
+});
+let drops = 0;
+const guestDrops = async () => {
+    if (!dropLoop || !emulator.is_running()) return;
+    const token = `__DROP_${++drops}__`;
+    const said = serial1Says(token, 30000);
+    emulator.serial_send_bytes(1, new TextEncoder().encode(token + "\n"));
+    await said;
+};
 if (!builtin && !proxy) {
-    const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/") };
+    const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/"), onOutsideChange: guestDrops };
     if (opt("--server")) options.server = opt("--server"); // server mode: pyninep-remote.js's shim
     if (opt("--image")) {
         const { readFile } = await import("node:fs/promises");
@@ -98,6 +135,7 @@ const makeEmulator = (autostart) => new V86({
     // The server is looked up per request: restoreMachine swaps in a new one.
     filesystem: builtin ? (opt("--basefs") ? { basefs: opt("--basefs"), baseurl: opt("--baseurl") } : {})
         : proxy ? { proxy_url: proxy } : { handle9p: timed((req, reply) => server.handle9p(req, reply)) },
+    uart1: true, // the second serial port: the drop loop below
     autostart, disable_keyboard: true, disable_mouse: true, disable_speaker: true,
 });
 let emulator = makeEmulator(true);
@@ -120,6 +158,7 @@ const listen = (emu) => emu.add_listener("serial0-output-byte", (byte) => {
     checkWaiter();
 });
 listen(emulator);
+listen1(emulator);
 function checkWaiter() {
     if (!waiter) return;
     const m = waiter.pattern.exec(buffer);
@@ -152,6 +191,12 @@ const bootMs = Date.now() - t0;
 // (The marker is split in the typed line so that the line's own echo cannot match it.)
 emulator.serial0_send("stty -echo; PS1=''; PS2=''; echo __READ\"\"Y__\n");
 await waitFor(/__READY__\r?\n/, 30000);
+if (server) {
+    emulator.serial0_send("(setsid sh -c 'stty -F /dev/ttyS1 -echo icanon; echo __LOOP_\"\"READY__ >/dev/ttyS1; " +
+        "while read -r k; do echo 1 >/sys/fs/9p/invalidate; echo \"$k\" >/dev/ttyS1; done </dev/ttyS1' </dev/null >/dev/null 2>&1 &)\n");
+    await serial1Says("__LOOP_READY__", 30000);
+    dropLoop = true;
+}
 send({ ready: true, boot_ms: bootMs, pyodide_ms: pyodideMs });
 
 let counter = 0;
@@ -219,7 +264,7 @@ for await (const line of rl) {
             const oldEmulator = emulator, oldServer = server;
             await oldEmulator.stop();
             const fresh = await createServer({ storage: "memory", baseUrl: pathToFileURL(dist + "/"),
-                                               pyodide: oldServer.pyodide, image: null });
+                                               pyodide: oldServer.pyodide, image: null, onOutsideChange: guestDrops });
             const emu = makeEmulator(false);
             await new Promise((resolve) => emu.add_listener("emulator-loaded", resolve));
             oldEmulator.destroy?.();
@@ -227,6 +272,7 @@ for await (const line of rl) {
             server = fresh;
             emulator = emu;
             listen(emu);
+            listen1(emu);
             buffer = "";
             await restoreMachine(savedMachine, { emulator: emu, server: fresh });
             emulator.serial0_send("echo __RESTORED__\n");
@@ -285,6 +331,9 @@ for await (const line of rl) {
         } else if (req.op === "importTar") {
             const n = await server.importTar(new Uint8Array(Buffer.from(req.data, "base64")), req.dir ?? "/");
             send({ id: req.id, entries: n });
+        } else if (req.op === "remove" || req.op === "mkdir") {
+            await server[req.op](req.path);
+            send({ id: req.id, ok: true });
         } else if (req.op === "writeFile") {
             await server.writeFile(req.path, new Uint8Array(Buffer.from(req.data, "base64")));
             send({ id: req.id, ok: true });

@@ -280,7 +280,7 @@ async function startOnServer(ctx, parts, url, terminalReady) {
     /** @type {PyninepServer} */
     let server;
     try {
-        server = await pyninep.createServer({ server: url });
+        server = await pyninep.createServer({ server: url, onOutsideChange: () => guestDropsCaches(ctx, parts) });
     } catch (/** @type {any} */ error) {
         throw new PageError(`The file server at ${where} cannot be reached (${error.message}): start it with "python -m pyninep_browser serve --ws HOST:PORT", or check the address.`, { cause: error });
     }
@@ -347,21 +347,38 @@ async function loadV86(ctx, { progress }, boot, handle9p, proxyUrl = undefined) 
     return em;
 }
 
+/** The server's onOutsideChange: the page (or a live file's Python) changed files the guest's
+ * cache may hold (cache=loose: docs/guest.md), so the guest drops its caches before the page's
+ * call resolves. Before the console is set up nothing listens, and nothing is cached that the
+ * boot has not read through the server since.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {StartParts} parts */
+async function guestDropsCaches(ctx, parts) {
+    const token = `drop${Math.random().toString(36).slice(2, 10)}`;
+    const heard = ctx.emulator ? guestDropped(ctx, parts.messages, token, "outside_drop_ms") : null;
+    if (heard && parts.terminal.askDrop(token)) await heard;
+    else heard?.cancel();
+}
+
 /** Resolves once the guest echoes `token` on its second serial port (it has dropped its caches),
- * or after a few seconds without it (a note in the log says so).
+ * or after a few seconds without it (a note in the log says so). cancel(): stop listening.
  * @param {import("./context.js").PageContext} ctx
  * @param {import("./errors.js").Messages} messages
- * @param {string} token */
-function guestDropped(ctx, messages, token) {
+ * @param {string} token
+ * @param {string} [timingKey]  where the time it took goes in window.pyninep.timing */
+function guestDropped(ctx, messages, token, timingKey = "drop_ms") {
     const emulator = /** @type {Emulator} */ (ctx.emulator);
     let heard = "";
-    return new Promise((resolve) => {
+    /** @type {(ok: boolean | null) => void} */
+    let done = () => {};
+    const promise = /** @type {Promise<boolean> & {cancel: () => void}} */ (new Promise((resolve) => {
         const started = performance.now();
-        const done = (/** @type {boolean} */ ok) => {
+        done = (ok) => {
             emulator.remove_listener("serial1-output-byte", listener);
             clearTimeout(timer);
-            ctx.api.timing.drop_ms = Math.round(performance.now() - started);
-            if (!ok) messages.note("the restored machine did not confirm that it dropped its caches");
+            if (ok === null) return resolve(false); // cancelled: nothing was asked
+            ctx.api.timing[timingKey] = Math.round(performance.now() - started);
+            if (!ok) messages.note("the guest did not confirm that it dropped its caches");
             resolve(ok);
         };
         const listener = (/** @type {number} */ byte) => {
@@ -370,7 +387,9 @@ function guestDropped(ctx, messages, token) {
         };
         const timer = setTimeout(() => done(false), 5000);
         emulator.add_listener("serial1-output-byte", listener);
-    });
+    }));
+    promise.cancel = () => done(null);
+    return promise;
 }
 
 /** ?basefs and ?baseurl, resolved against the page, or null.
@@ -424,6 +443,7 @@ async function createServer(ctx, parts, { image, base }, fetched = () => {}) {
     const pyodide = loadPython(ctx, parts, fetched);
     try {
         return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide,
+            onOutsideChange: () => guestDropsCaches(ctx, parts),
             ...(image === null ? { image: null } : {}), ...(base ?? {}) });
     } catch (/** @type {any} */ error) {
         if (/another tab|already being served/i.test(error.message)) throw new PageError(ANOTHER_TAB, { cause: error });

@@ -214,6 +214,13 @@ export function createTerminal(ctx, { messages }) {
         ready,
         /** Hold typed keys back (while a restored guest drops its caches), or let them go. */
         holdInput(/** @type {boolean} */ held) { inputHeld = held; },
+        /** Ask the guest's console loop to drop its caches and echo `token` on the second serial
+         * port; false when the console is not set up yet (nothing listens). */
+        askDrop(/** @type {string} */ token) {
+            if (!consoleLive || !ctx.emulator) return false;
+            ctx.emulator.serial_send_bytes(1, machine.resizeLine({ ...term(), drop: token }));
+            return true;
+        },
         /** The xterm.js Terminal, or null before start(). */
         get xterm() { return terminal; },
         focus() { terminal?.focus(); },
