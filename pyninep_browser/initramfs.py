@@ -26,9 +26,14 @@ MODULES = (
     "9p",
 )
 
-# The mount the guest makes. msize: Linux's virtio transport caps it at 512000 whatever is asked.
-# cache: see docs/guest.md ("Mount options and why") for the measurements behind the choice.
-MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,cache=none,access=client"
+# The mount the guest makes on our kernel. msize: Linux's virtio transport caps it at 512000
+# whatever is asked. cache=loose: names, attributes and file pages stay in the guest, files are
+# written through, and live files are never cached (pyninep_browser/kernel_patches/9p-loose.patch);
+# the page has the guest drop its caches when it changes files itself. See docs/guest.md ("Mount
+# options and why") for the measurements behind the choice.
+MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,cache=loose,access=client"
+# On Debian's packaged kernel (PYNINEP_KERNEL=debian), whose loose mode lacks that patch.
+MOUNT_OPTIONS_PACKAGED = "trans=virtio,version=9p2000.L,msize=524288,cache=none,access=client"
 
 INIT_SCRIPT = """#!/bin/busybox sh
 # pyninep initramfs: load the 9p modules, mount the root that the page serves, switch to it.
@@ -158,15 +163,20 @@ def _module_bytes(path: Path) -> bytes:
     return data
 
 
-def build_initramfs(kernel_root: Path | None, busybox: Path, mount_options: str = MOUNT_OPTIONS) -> bytes:
+def build_initramfs(kernel_root: Path | None, busybox: Path, mount_options: str | None = None) -> bytes:
     """The initramfs: busybox, the 9p/virtio modules found in ``kernel_root``, and /init.
 
-    ``kernel_root=None`` is for a kernel with 9p and virtio built in (:mod:`pyninep_browser.kernel`):
-    no modules are packed, and /init loads none."""
-    modules = find_modules(kernel_root) if kernel_root is not None else {}
-    missing = [m for m in MODULES if m not in modules]
-    if kernel_root is not None and ("9p" in missing or "9pnet_virtio" in missing):
-        raise FileNotFoundError(f"kernel modules not found under {kernel_root}: {', '.join(missing)}")
+    ``kernel_root=None`` is for our kernel, with 9p and virtio built in (:mod:`pyninep_browser.kernel`):
+    no modules are packed, /init loads none, and the root is mounted with :data:`MOUNT_OPTIONS`
+    (:data:`MOUNT_OPTIONS_PACKAGED` for a packaged kernel's modules), unless ``mount_options``."""
+    modules: dict[str, Path] = {}
+    if kernel_root is not None:
+        modules = find_modules(kernel_root)
+        missing = [m for m in MODULES if m not in modules]
+        if "9p" in missing or "9pnet_virtio" in missing:
+            raise FileNotFoundError(f"kernel modules not found under {kernel_root}: {', '.join(missing)}")
+    if mount_options is None:
+        mount_options = MOUNT_OPTIONS if kernel_root is None else MOUNT_OPTIONS_PACKAGED
     cpio = CpioWriter()
     for d in ("bin", "sbin", "lib", "lib/modules", "proc", "sys", "dev", "newroot", "mnt", "tmp"):
         cpio.directory(d)

@@ -50,6 +50,20 @@ def test_builtin_kernel_gets_no_modules(tmp_path: Path):
     assert b"lib/modules/" in data  # the directory is there, empty
     assert b".ko\0" not in data
     assert b"for m in ; do" in data
+    # Our kernel's 9p writes cached files through and never caches live files: loose is safe.
+    assert b"cache=loose" in data
+
+
+def test_the_kernel_patches_apply_in_order_and_the_packaged_kernel_mounts_uncached(tmp_path: Path):
+    """build.sh applies kernel.PATCHES with patch -p1; Debian's packaged kernel has no such patch,
+    so a guest on it mounts with cache=none (its loose mode would cache live files)."""
+    from pyninep_browser import initramfs, kernel
+
+    assert [p.name for p in kernel.PATCHES] == ["9p-loose.patch"]
+    text = kernel.PATCHES[0].read_text()
+    assert "+++ b/fs/9p/vfs_file.c" in text and "+++ b/fs/9p/vfs_inode_dotl.c" in text
+    assert "cache=none" in initramfs.MOUNT_OPTIONS_PACKAGED
+    assert "cache=loose" in initramfs.MOUNT_OPTIONS
 
 
 def test_kernel_options_are_checked_after_configuring():
