@@ -57,9 +57,15 @@ export const CONSOLE_COMMAND = `mkdir -p /run/pyninep; . ${CONSOLE_SCRIPT_PATH}\
 
 /**
  * The build boots the machine it saves with this added to the kernel command line: pages the kernel
- * frees (the unpacked initramfs, dropped caches) are zeroed, so they compress to nothing.
+ * frees (the unpacked initramfs, dropped caches) are zeroed, so they compress to nothing; and the
+ * cached mount reads nothing ahead (see READAHEAD_KB).
  */
-export const SAVED_MACHINE_CMDLINE = " init_on_free=1";
+export const SAVED_MACHINE_CMDLINE = " init_on_free=1 pyninep.readahead=0";
+
+/** The guest's cached mount reads this many KiB ahead (pyninep_browser/initramfs.py's
+ * READAHEAD_KB); the machine the build saves booted with none (SAVED_MACHINE_CMDLINE: what
+ * executables fault in with read-ahead stays mapped, and would ship), so its wake sets it. */
+export const READAHEAD_KB = 512;
 
 /** Typed before CONSOLE_COMMAND when saving: what the page cache holds need not ship. */
 export const SAVE_PREP_COMMAND = "sync; echo 3 >/proc/sys/vm/drop_caches; ";
@@ -73,13 +79,14 @@ function seedHex() {
 }
 
 /** The one line of shell the page sends to a machine waiting in CONSOLE_SCRIPT: fresh entropy,
- * and /etc/motd shown with builtins (the first screen says what this is and what to try; the boot
+ * the cached mount's read-ahead (READAHEAD_KB), and /etc/motd shown with builtins (the first screen says what this is and what to try; the boot
  * printed it too, but that went to the page's log, or was saved in the shipped machine). The
  * clock and the terminal's size go by the second serial port at the same moment (resizeLine with
  * clock), so no program has to start before the prompt.
  * @param {{rows?: number, cols?: number}} [_size] (kept for callers; the size goes by resizeLine) */
 export function wakeLine(_size = {}) {
     return `echo ${seedHex()} >/dev/urandom;` +
+        ` for __l in /sys/class/bdi/9p-*/read_ahead_kb; do [ -e "$__l" ] && echo ${READAHEAD_KB} >"$__l"; done;` +
         ` while IFS= read -r __l; do printf '%s\\n' "$__l"; done </etc/motd 2>/dev/null; unset __l\n`;
 }
 
