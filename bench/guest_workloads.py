@@ -4,6 +4,8 @@
 
 ``proxy`` and ``shim``: the files on a ``serve --ws`` server (memory) in another process, over
 v86's own ``proxy_url`` and over the page's shim (``createServer({server})``'s handle9p).
+``builtin`` is v86's 9p with ``cache=none`` (the ratios are against it); ``builtin-loose`` the
+same with the guest's ``cache=loose``; ``loose`` is ours as the guest mounts it (docs/guest.md).
 
 Each variant boots the same kernel and initramfs with ``pyninep.root=none``: host9p is mounted on
 /mnt and the shell stays in the initramfs, so the workload binaries are identical everywhere; the
@@ -88,6 +90,10 @@ def main() -> int:
                         ["/mnt/bench", "/tmp/bench"], opts.rounds)
         columns["v86 9p"] = r["/mnt/bench"]
         columns["tmpfs"] = r["/tmp/bench"]
+    if "builtin-loose" in variants:  # v86's 9p under the mount ours has (its files: qid.version 0)
+        r = run_variant(["--builtin", "--root", "none", "--mount", MOUNT.format(cache="loose")],
+                        ["/mnt/bench"], opts.rounds)
+        columns["v86 9p loose"] = r["/mnt/bench"]
     for cache in ("none", "loose", "mmap"):
         if cache in variants:
             r = run_variant(["--root", "none", "--mount", MOUNT.format(cache=cache)],
@@ -109,16 +115,16 @@ def main() -> int:
             serve.stop()
     names = [n for n, _ in WORKLOADS]
     heads = list(columns)
-    print(f"guest workloads, best of {opts.rounds}, ms (10 ms resolution); ratio = ours / v86 9p")
+    print(f"guest workloads, best of {opts.rounds}, ms (10 ms resolution); ratio = ours / v86 9p (cache=none)")
     print(f"{'workload':<17}" + "".join(f"{h:>18}" for h in heads) + "".join(
-        f"{'ratio ' + h.split()[-1]:>15}" for h in heads if h.startswith(("ours", "serve"))))
+        f"{'ratio ' + h.split()[-1]:>19}" for h in heads if h.startswith(("ours", "serve"))))
     for n in names:
         row = f"{n:<17}" + "".join(f"{columns[h].get(n, -1):>18}" for h in heads)
         base = columns.get("v86 9p", {}).get(n)
         for h in heads:
             if h.startswith(("ours", "serve")):
                 mine = columns[h].get(n)
-                row += f"{(mine / base if base else float('nan')):>15.2f}" if mine is not None else f"{'-':>15}"
+                row += f"{(mine / base if base else float('nan')):>19.2f}" if mine is not None else f"{'-':>19}"
         print(row)
     print(f"(bench took {time.time() - started:.0f} s)")
     return 0

@@ -195,7 +195,8 @@ def build_initramfs(kernel_root: Path | None, busybox: Path, mount_options: str 
     cpio.device("dev/console", stat.S_IFCHR, 5, 1)
     cpio.file("bin/busybox", busybox.read_bytes(), 0o755)
     cpio.symlink("bin/sh", "busybox")
-    cpio.file("init", INIT_SCRIPT.format(modules=" ".join(modules), options=mount_options, readahead=READAHEAD_KB).encode(), 0o755)
+    init = INIT_SCRIPT.format(modules=" ".join(modules), options=mount_options, readahead=READAHEAD_KB)
+    cpio.file("init", init.encode(), 0o755)
     for name, path in modules.items():
         cpio.file(f"lib/modules/{name}.ko", _module_bytes(path))
     return cpio.getvalue()

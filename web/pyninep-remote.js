@@ -13,6 +13,9 @@
  * listDir, mkdir, remove; the files panel) are a second, ordinary 9P session over its own socket,
  * spoken by the small 9P client below.
  *
+ * writeFile, mkdir and remove resolve after options.onOutsideChange (as pyninep.js's do): a guest
+ * that caches its files drops them first. Another client's changes on the server are not seen.
+ *
  * RemoteServer: handle9p, proxyUrl, session, url, readFile, writeFile, listDir, mkdir, remove,
  * flush, changes, inFlight, sessionState() → Promise<"live"|"detached"|"expired"|"unknown">
  * (the server's word on this session: the page explains a lost one in one sentence), close().
