@@ -217,18 +217,9 @@ class PageServer:
     def read_file(self, path: str) -> bytes:
         return self.server.fs.read_file(path)
 
-    def _outside(self, operation: Callable[[], Any]) -> Any:
-        """Run a page-side operation; if it changed the files, tell the guest's side."""
-        fs = self.server.fs
-        before = fs.changes
-        try:
-            return operation()
-        finally:
-            if fs.changes != before:
-                fs.note_outside_change()
-
     def write_file(self, path: str, data: Any, mode: int = 0o644) -> None:
-        self._outside(lambda: self.server.fs.write_file(path, _bytes(data), mode=mode))
+        with self.server.fs.outside():
+            self.server.fs.write_file(path, _bytes(data), mode=mode)
 
     def export_tar(self, top: str = "/") -> bytes:
         # Bytes read through the filesystem (a stored one's chunks must be loaded: see below).
@@ -240,9 +231,8 @@ class PageServer:
         self._with_chunks(lambda: self.export_tar(str(top)), done)
 
     def import_tar(self, data: Any, directory: str = "/") -> int:
-        return self._outside(
-            lambda: import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
-        )
+        with self.server.fs.outside():
+            return import_tar(authoring.Tree(self.server.fs), io.BytesIO(_bytes(data)), directory)
 
     def import_tar_async(self, data: Any, directory: str, done: Any) -> None:
         data = _bytes(data)
@@ -351,11 +341,13 @@ class PageServer:
         return json.dumps(out)
 
     def make_dir(self, path: str) -> None:
-        self._outside(lambda: self.server.fs.makedirs(path))
+        with self.server.fs.outside():
+            self.server.fs.makedirs(path)
 
     def remove_tree(self, path: str) -> None:
         """Remove a file, or a directory with everything in it (like ``rm -r``)."""
-        self._outside(lambda: self._remove_tree(path))
+        with self.server.fs.outside():
+            self._remove_tree(path)
 
     def _remove_tree(self, path: str) -> None:
         fs = self.server.fs

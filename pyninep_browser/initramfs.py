@@ -31,14 +31,15 @@ MODULES = (
 # written through, and live files are never cached (pyninep_browser/kernel_patches/9p-loose.patch);
 # the page has the guest drop its caches when it changes files itself. See docs/guest.md ("Mount
 # options and why") for the measurements behind the choice.
-MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=524288,cache=loose,access=client"
+_MOUNT = "trans=virtio,version=9p2000.L,msize=524288,cache={cache},access=client"
+MOUNT_OPTIONS = _MOUNT.format(cache="loose")
 # The cached mount's read-ahead, KiB (as Linux sets it: about msize). The build's boot of the
 # machine it saves asks for 0 (web/machine.js): every page an executable faults in brings this
 # much around it, and what is mapped ships in the saved machine (2.6 MB more for Debian's); the
 # page's wake sets it back.
 READAHEAD_KB = 512
 # On Debian's packaged kernel (PYNINEP_KERNEL=debian), whose loose mode lacks that patch.
-MOUNT_OPTIONS_PACKAGED = "trans=virtio,version=9p2000.L,msize=524288,cache=none,access=client"
+MOUNT_OPTIONS_PACKAGED = _MOUNT.format(cache="none")
 
 INIT_SCRIPT = """#!/bin/busybox sh
 # pyninep initramfs: load the 9p modules, mount the root that the page serves, switch to it.

@@ -243,20 +243,17 @@ class _Caller:
     ) -> Any:
         """The result of ``then(fn(*args))``, or, if ``fn`` is async, a future of it."""
         token = _context.set(ctx)
-        fs = self.fs
-        before = fs.changes
         try:
-            result = _limited(fn, args, self.limit)
+            with self.fs.outside():
+                result = _limited(fn, args, self.limit)
             if inspect.isawaitable(result):
-                return self._schedule(what, result, then, before)
+                return self._schedule(what, result, then)
         except OSError:
             raise
         except BaseException as exc:  # noqa: BLE001 - a live function's bug is the guest's EIO
             raise self._failed(what, exc) from None
         finally:
             _context.reset(token)
-            if fs.changes != before:
-                fs.note_outside_change()
         return then(result) if then is not None else result
 
     def _failed(self, what: str, exc: BaseException) -> OSError:
@@ -265,7 +262,7 @@ class _Caller:
         log.error("live file %s: %s function failed: %s", self.label, what, _describe(exc))
         return OSError(errno.EIO, f"live file {self.label}: {what} failed")
 
-    def _schedule(self, what: str, awaitable: Any, then: Callable[[Any], Any] | None, before: int) -> Any:
+    def _schedule(self, what: str, awaitable: Any, then: Callable[[Any], Any] | None) -> Any:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -276,14 +273,13 @@ class _Caller:
 
         async def run() -> Any:
             try:
-                result = await asyncio.wait_for(awaitable, self.limit)
+                # (the guest's own requests meanwhile count too: a drop too many, never one too few)
+                with self.fs.outside():
+                    result = await asyncio.wait_for(awaitable, self.limit)
             except OSError:
                 raise
             except BaseException as exc:  # noqa: BLE001 - as in call(): the guest's EIO
                 raise self._failed(what, exc) from None
-            finally:  # (the guest's own requests meanwhile count too: a drop too many, never one too few)
-                if self.fs.changes != before:
-                    self.fs.note_outside_change()
             return then(result) if then is not None else result
 
         return asyncio.ensure_future(run(), loop=loop)
@@ -467,12 +463,8 @@ class _LiveDirBackend:
         return dict(result)
 
     def refresh(self, server: Any) -> None:
-        before = self.fs.changes
-        try:
+        with self.fs.outside():  # names came or went: a caching guest must look again
             self._refresh(server)
-        finally:
-            if self.fs.changes != before:  # names came or went: a caching guest must look again
-                self.fs.note_outside_change()
 
     def _refresh(self, server: Any) -> None:
         listing = self.listing(server)

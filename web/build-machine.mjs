@@ -28,14 +28,8 @@ const waitFor = (re, ms) => new Promise((resolve, reject) => {
     waiting = { re, done: () => { clearTimeout(timer); waiting = null; resolve(); } };
     if (re.test(out)) waiting.done();
 });
-// What the guest said on its second serial port (the console's resize loop), and a wait for a
-// text there: true once it came, false after `ms`.
-let serial1 = "";
-emulator.add_listener("serial1-output-byte", (byte) => { serial1 += String.fromCharCode(byte); });
-const serial1Says = async (text, ms) => {
-    for (const end = Date.now() + ms; !serial1.includes(text) && Date.now() < end;) await new Promise((resolve) => setTimeout(resolve, 50));
-    return serial1.includes(text);
-};
+// What the guest says on its second serial port (the console's resize loop).
+const serial1 = machine.listenSerial1(emulator);
 const fail = (error) => { console.error(`build-machine: ${error.message}`); process.exit(1); };
 
 try {
@@ -46,7 +40,7 @@ try {
     await waitFor(new RegExp(machine.READY_MARKER + "\\r?\\n$"), 30_000);
     // The shell now waits in `read` on the console: no 9P request is in flight. The resize loop
     // (started in the background) must be reading its port too before the machine is saved.
-    if (!(await serial1Says(machine.LOOP_READY_MARKER, 30_000))) throw new Error("the console's resize loop did not start within 30 s");
+    if (!(await serial1.says(machine.LOOP_READY_MARKER, 30_000))) throw new Error("the console's resize loop did not start within 30 s");
     await new Promise((resolve) => setTimeout(resolve, 300));
     emulator.stop();
     // pyninep.js's one machine format (the page reads it with readMachine); a complete state: a
@@ -67,7 +61,7 @@ try {
     emulator.serial_send_bytes(1, machine.resizeLine({ rows: 24, cols: 80, clock: true, drop: "dropbuild" }));
     await promptAfter(machine.wakeLine());
     const wakeMs = Date.now() - tWake;
-    await serial1Says("dropbuild", 30_000);
+    await serial1.says("dropbuild", 30_000);
     await promptAfter("ls -l --color=auto / >/dev/null\n");
     const warmKeys = server.basePiecesHeld();
     if (process.env.PYNINEP_WARM_LIST) console.log(warmKeys.join(" "));

@@ -90,6 +90,32 @@ export function wakeLine(_size = {}) {
         ` while IFS= read -r __l; do printf '%s\\n' "$__l"; done </etc/motd 2>/dev/null; unset __l\n`;
 }
 
+/** What the guest says on its second serial port from now on (the console's resize loop, the
+ * drop loop): says(text, ms) resolves to true once `text` has come, or to false after `ms`;
+ * close() stops listening.
+ * @param {Emulator} emulator */
+export function listenSerial1(emulator) {
+    let heard = "";
+    /** @type {Set<() => void>} */
+    const waiters = new Set();
+    const listener = (/** @type {number} */ byte) => {
+        heard = (heard + String.fromCharCode(byte)).slice(-4096);
+        for (const check of waiters) check();
+    };
+    emulator.add_listener("serial1-output-byte", listener);
+    return {
+        /** @param {string} text @param {number} ms @returns {Promise<boolean>} */
+        says: (text, ms) => new Promise((resolve) => {
+            const finish = (/** @type {boolean} */ ok) => { waiters.delete(check); clearTimeout(timer); resolve(ok); };
+            const check = () => { if (heard.includes(text)) finish(true); };
+            const timer = setTimeout(() => finish(false), ms);
+            waiters.add(check);
+            check();
+        }),
+        close: () => emulator.remove_listener("serial1-output-byte", listener),
+    };
+}
+
 /** The bytes the loop in the guest reads on the second serial port: the terminal's size, and with
  * `clock` the time and fresh entropy (for a machine restored wherever it was, e.g. in an editor);
  * with `drop` (a token of letters and digits), the guest drops its caches and echoes the token on

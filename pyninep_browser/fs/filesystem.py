@@ -17,6 +17,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .base import BaseContent
@@ -89,9 +90,9 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
         self.dirty: set[int] = set()
         # Changes made through any operation, ever: a page watches it to know when to look again.
         self.changes = 0
-        # Changes a 9P client did not make through its own requests (the page's calls, a live
-        # file's Python): a client that caches (the guest's cache=loose) must drop what it holds.
-        self.outside_changes = 0
+        # Called when files change other than by the 9P clients' own requests (the page's calls,
+        # a live file's Python): a client that caches (the guest's cache=loose) must drop what
+        # it holds. See outside().
         self.on_outside_change: Callable[[], None] | None = None
         now = self.clock()
         root = self._new_inode(S_IFDIR | (root_mode & 0o7777), root_uid, root_gid, now)
@@ -106,13 +107,17 @@ class Filesystem(FileData, Xattrs, ByteRangeLocks, PathHelpers, PermissionRules,
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def note_outside_change(self) -> None:
-        """Count a change made outside the clients' own requests, and tell ``on_outside_change``
-        (the page, which has the guest drop its caches)."""
-        self.outside_changes += 1
-        hook = self.on_outside_change
-        if hook is not None:
-            hook()
+    @contextmanager
+    def outside(self) -> Iterator[None]:
+        """Run work that is not a client's own request (a page's call, a live file's Python): if
+        it changed the files, even when it fails half-way, tell ``on_outside_change``."""
+        before = self.changes
+        try:
+            yield
+        finally:
+            hook = self.on_outside_change
+            if hook is not None and self.changes != before:
+                hook()
 
     def _new_inode(self, mode: int, uid: int, gid: int, now: int) -> Inode:
         if self.used_inodes >= self.quota_inodes:

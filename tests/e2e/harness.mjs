@@ -59,6 +59,7 @@ const fail = (message) => { send({ fatal: message }); process.exit(1); };
 const manifest = JSON.parse(await (await import("node:fs/promises")).readFile(path.join(dist, "manifest.json"), "utf8"));
 const { V86 } = await import(pathToFileURL(path.join(dist, manifest.v86, "libv86.mjs")).href);
 const { createServer, saveMachine, restoreMachine } = await import(pathToFileURL(path.join(dist, "pyninep.js")).href);
+const machine = await import(pathToFileURL(path.join(dist, "machine.js")).href);
 
 const t0 = Date.now();
 let server = null;
@@ -69,34 +70,14 @@ let pyodideMs = 0;
 // boot, reads a token, writes /sys/fs/9p/invalidate (our kernel: docs/guest.md) and echoes the
 // token back.
 let dropLoop = false;
-let serial1 = "";
-const serial1Waiters = new Set();
-const listen1 = (emu) => emu.add_listener("serial1-output-byte", (byte) => {
-    if (emu !== emulator) return;
-    serial1 = (serial1 + String.fromCharCode(byte)).slice(-256);
-    for (const w of serial1Waiters) w();
-});
-const serial1Says = (text, ms) => new Promise((resolve, reject) => {
-    const check = () => {
-        if (!serial1.includes(text)) return;
-        serial1Waiters.delete(check);
-        clearTimeout(timer);
-        resolve();
-    };
-    const timer = setTimeout(() => {
-        serial1Waiters.delete(check);
-        reject(new Error(`the guest did not say ${text} on its second serial port within ${ms} ms`));
-    }, ms);
-    serial1Waiters.add(check);
-    check();
-});
+let serial1 = null; // machine.listenSerial1 of the running emulator
 let drops = 0;
 const guestDrops = async () => {
     if (!dropLoop || !emulator.is_running()) return;
     const token = `__DROP_${++drops}__`;
-    const said = serial1Says(token, 30000);
+    const said = serial1.says(token, 30000);
     emulator.serial_send_bytes(1, new TextEncoder().encode(token + "\n"));
-    await said;
+    if (!(await said)) throw new Error(`the guest did not say ${token} on its second serial port within 30 s`);
 };
 if (!builtin && !proxy) {
     const options = { storage: "memory", baseUrl: pathToFileURL(dist + "/"), onOutsideChange: guestDrops };
@@ -158,7 +139,7 @@ const listen = (emu) => emu.add_listener("serial0-output-byte", (byte) => {
     checkWaiter();
 });
 listen(emulator);
-listen1(emulator);
+serial1 = machine.listenSerial1(emulator);
 function checkWaiter() {
     if (!waiter) return;
     const m = waiter.pattern.exec(buffer);
@@ -194,7 +175,7 @@ await waitFor(/__READY__\r?\n/, 30000);
 if (server) {
     emulator.serial0_send("(setsid sh -c 'stty -F /dev/ttyS1 -echo icanon; echo __LOOP_\"\"READY__ >/dev/ttyS1; " +
         "while read -r k; do echo 1 >/sys/fs/9p/invalidate; echo \"$k\" >/dev/ttyS1; done </dev/ttyS1' </dev/null >/dev/null 2>&1 &)\n");
-    await serial1Says("__LOOP_READY__", 30000);
+    if (!(await serial1.says("__LOOP_READY__", 30000))) fail("the drop loop did not start on the second serial port within 30 s");
     dropLoop = true;
 }
 send({ ready: true, boot_ms: bootMs, pyodide_ms: pyodideMs });
@@ -272,7 +253,8 @@ for await (const line of rl) {
             server = fresh;
             emulator = emu;
             listen(emu);
-            listen1(emu);
+            serial1.close();
+            serial1 = machine.listenSerial1(emu);
             buffer = "";
             await restoreMachine(savedMachine, { emulator: emu, server: fresh });
             emulator.serial0_send("echo __RESTORED__\n");

@@ -354,42 +354,27 @@ async function loadV86(ctx, { progress }, boot, handle9p, proxyUrl = undefined) 
  * @param {import("./context.js").PageContext} ctx
  * @param {StartParts} parts */
 async function guestDropsCaches(ctx, parts) {
+    if (!ctx.emulator || !parts.terminal.consoleLive) return;
     const token = `drop${Math.random().toString(36).slice(2, 10)}`;
-    const heard = ctx.emulator ? guestDropped(ctx, parts.messages, token, "outside_drop_ms") : null;
-    if (heard && parts.terminal.askDrop(token)) await heard;
-    else heard?.cancel();
+    const heard = guestDropped(ctx, parts.messages, token, "outside_drop_ms");
+    parts.terminal.askDrop(token);
+    await heard;
 }
 
 /** Resolves once the guest echoes `token` on its second serial port (it has dropped its caches),
- * or after a few seconds without it (a note in the log says so). cancel(): stop listening.
+ * or after a few seconds without it (a note in the log says so).
  * @param {import("./context.js").PageContext} ctx
  * @param {import("./errors.js").Messages} messages
  * @param {string} token
  * @param {string} [timingKey]  where the time it took goes in window.pyninep.timing */
-function guestDropped(ctx, messages, token, timingKey = "drop_ms") {
-    const emulator = /** @type {Emulator} */ (ctx.emulator);
-    let heard = "";
-    /** @type {(ok: boolean | null) => void} */
-    let done = () => {};
-    const promise = /** @type {Promise<boolean> & {cancel: () => void}} */ (new Promise((resolve) => {
-        const started = performance.now();
-        done = (ok) => {
-            emulator.remove_listener("serial1-output-byte", listener);
-            clearTimeout(timer);
-            if (ok === null) return resolve(false); // cancelled: nothing was asked
-            ctx.api.timing[timingKey] = Math.round(performance.now() - started);
-            if (!ok) messages.note("the guest did not confirm that it dropped its caches");
-            resolve(ok);
-        };
-        const listener = (/** @type {number} */ byte) => {
-            heard = (heard + String.fromCharCode(byte)).slice(-64);
-            if (heard.includes(token)) done(true);
-        };
-        const timer = setTimeout(() => done(false), 5000);
-        emulator.add_listener("serial1-output-byte", listener);
-    }));
-    promise.cancel = () => done(null);
-    return promise;
+async function guestDropped(ctx, messages, token, timingKey = "drop_ms") {
+    const started = performance.now();
+    const serial1 = machine.listenSerial1(/** @type {Emulator} */ (ctx.emulator));
+    const ok = await serial1.says(token, 5000);
+    serial1.close();
+    ctx.api.timing[timingKey] = Math.round(performance.now() - started);
+    if (!ok) messages.note("the guest did not confirm that it dropped its caches");
+    return ok;
 }
 
 /** ?basefs and ?baseurl, resolved against the page, or null.

@@ -214,12 +214,12 @@ export function createTerminal(ctx, { messages }) {
         ready,
         /** Hold typed keys back (while a restored guest drops its caches), or let them go. */
         holdInput(/** @type {boolean} */ held) { inputHeld = held; },
+        /** Whether the console is set up (its loop listens on the second serial port). */
+        get consoleLive() { return consoleLive; },
         /** Ask the guest's console loop to drop its caches and echo `token` on the second serial
-         * port; false when the console is not set up yet (nothing listens). */
+         * port (once consoleLive). */
         askDrop(/** @type {string} */ token) {
-            if (!consoleLive || !ctx.emulator) return false;
-            ctx.emulator.serial_send_bytes(1, machine.resizeLine({ ...term(), drop: token }));
-            return true;
+            ctx.emulator?.serial_send_bytes(1, machine.resizeLine({ ...term(), drop: token }));
         },
         /** The xterm.js Terminal, or null before start(). */
         get xterm() { return terminal; },
