@@ -508,3 +508,27 @@ def test_what_a_live_files_python_changes_is_announced_and_the_guests_own_reques
     assert len(told) == before + 1 and fs.read_file("/made-by-python") == b"from python"
     assert c.getattr(c.walk_new("live/value")).qid[1] == 0
     assert c.getattr(c.walk_new("mine")).qid[1] == 1
+
+
+def test_an_open_carries_the_data_version_that_moves_with_each_write(live_tree):
+    """Close-to-open for caching guests: the qid of a Tlopen or Tlcreate carries the file's data
+    version (Rgetattr's data_version, never 0 for a stored file), which another client's write or
+    truncate moves; walks and getattr keep qid.version 1, and a live file's are all 0."""
+    server, _ = live_tree
+    a = b = Client(server)  # one session's fids stand for two clients: the server does not tell them apart
+    f = a.walk_new("")
+    (_, created, _), _ = a.lcreate(f, "shared", os.O_RDWR, 0o644)
+    assert created == a.getattr(f).data_version != 0
+    a.write(f, 0, b"one\n")
+    g = b.walk_new("shared")
+    (_, opened, _), _ = b.lopen(g, O_RDONLY)
+    assert opened == b.getattr(g).data_version != created
+    assert b.getattr(g).qid[1] == 1
+    a.clunk(f)
+    t = b.walk_new("shared")
+    (_, truncated, _), _ = b.lopen(t, O_WRONLY | O_TRUNC)
+    assert truncated not in (opened, created)
+    h = a.walk_new("shared")
+    assert a.lopen(h, O_RDONLY)[0][1] == truncated  # nothing changed since: the same version
+    v = a.walk_new("live/value")
+    assert a.lopen(v, O_RDONLY)[0][1] == 0 and a.getattr(v).data_version == 0

@@ -33,15 +33,30 @@ def qid_version(inode: Inode) -> int:
 
     The guest's kernel (pyninep_browser/kernel.py's 9p patch, as Linux 6.6 does) caches a file
     whose qid.version is not 0 and reads a version-0 file from the server every time. The
-    version never moves with the data: Linux keys its inode cache on (path, version), and a
-    moving version makes it build a second inode for a file it already has (getattr's
-    data_version carries the data version)."""
+    version in walks and getattr never moves with the data: Linux keys its inode cache on (path,
+    version), and a moving version makes it build a second inode for a file it already has. Opens
+    carry the data version instead (:func:`data_version`)."""
     return 0 if inode.backend is not None else 1
+
+
+def data_version(inode: Inode) -> int:
+    """The version a Tlopen's or Tlcreate's qid carries, and Rgetattr's data_version: 0 for a live
+    file, and for a stored one a number from 1 to 2**32 - 1 that moves with each write or truncate.
+
+    The guest's kernel remembers the data version its cached pages and attributes came with
+    (getattr) and compares it with the one each open returns: another client's write (a second
+    guest on ``serve``) is then seen at the next open, as NFS's close-to-open promises."""
+    return 0 if inode.backend is not None else inode.version % 0xFFFFFFFF + 1
 
 
 def qid_of(inode: Inode) -> tuple[int, int, int]:
     """(type, version, path)."""
     return (_QID_TYPE.get(inode.mode & S_IFMT, 0), qid_version(inode), inode.ino)
+
+
+def open_qid(inode: Inode) -> tuple[int, int, int]:
+    """An open's (type, version, path): the version is :func:`data_version`."""
+    return (_QID_TYPE.get(inode.mode & S_IFMT, 0), data_version(inode), inode.ino)
 
 
 class FidState(Enum):

@@ -47,7 +47,19 @@ from ..fs import (
 from ..protocol import HEADER, HEADER_SIZE, IOHDRSZ, NOFID, ProtocolError, T
 from .deferred import Deferrals
 from .fast import FastPaths
-from .fids import _QID_TYPE, OPEN, WALKED, XATTR_READ, XATTR_WRITE, Fid, FidTable, qid_of, qid_version
+from .fids import (
+    _QID_TYPE,
+    OPEN,
+    WALKED,
+    XATTR_READ,
+    XATTR_WRITE,
+    Fid,
+    FidTable,
+    data_version,
+    open_qid,
+    qid_of,
+    qid_version,
+)
 from .identity import credentials
 
 log = logging.getLogger("pyninep_browser")
@@ -242,7 +254,7 @@ class Server(FidTable, Deferrals, FastPaths):
     @staticmethod
     def _open_reply(rtype: int, tag: int, inode: Inode) -> bytes:
         # iounit 0: the client then uses msize - 24, the most it can.
-        return _RQID_IOUNIT.pack(_RQID_IOUNIT.size, rtype, tag, *qid_of(inode), 0)
+        return _RQID_IOUNIT.pack(_RQID_IOUNIT.size, rtype, tag, *open_qid(inode), 0)
 
     @staticmethod
     def _empty(rtype: int, tag: int) -> bytes:
@@ -483,7 +495,7 @@ class Server(FidTable, Deferrals, FastPaths):
             (i.btime // _NS) & _U64,
             i.btime % _NS,
             i.gen,
-            i.version,
+            data_version(i),
         )
 
     def setattr(
