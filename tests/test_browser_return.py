@@ -178,8 +178,16 @@ def test_reload_close_quit_and_kills_keep_every_file_and_restore(pw, site, tmp_p
         v.page.wait_for_selector("#file-list button.name:text-is('panel-gone.txt')", state="detached")
         v.kill()  # no chance to save the machine again: it is older than the store
         assert v.open("killed after a files-panel change") == "saved"
-        v.sh("cat /root/panel.txt; ls /root/panel-gone.txt 2>/dev/null || echo absent-$((1+1))",
-             r"\nnew from the panel\s+absent-2\s")
+        try:
+            v.sh("cat /root/panel.txt; ls /root/panel-gone.txt 2>/dev/null || echo absent-$((1+1))",
+                 r"\nnew from the panel\s+absent-2\s")
+        except AssertionError as e:  # what the page said about the restore and the guest's drop
+            log = v.page.evaluate("document.getElementById('log-text').textContent")
+            timing = v.page.evaluate("window.pyninep.timing")
+            names = v.page.evaluate("Promise.resolve(window.pyninep.server.listDir('/root')).then(l => l.map(e => e.name))")
+            st = v.sh("stat -c 'links=%h ino=%i' /root/panel-gone.txt; echo stat-$((2+5))", r"stat-7")
+            raise AssertionError(f"{e}\ntiming {timing}\nserver /root: {names}\nguest: {st}\n"
+                                 f"page log (end):\n{log[-3000:]}") from None
 
         # A deferred reply (chunks loading from IndexedDB into a fresh page) right after a
         # restore reaches the guest within milliseconds: the restore attached the emulator.

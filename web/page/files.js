@@ -52,6 +52,15 @@ export function createFiles(ctx, { terminal }) {
     /** A refusal shown in the row it is about (the note at the panel's foot is far from a row at
      *  the top of a long list); the watch's own looks keep it, anything the user does clears it. */
     let rowNote = /** @type {{dir: string, name: string, text: string} | null} */ (null);
+    /** Panel changes under way (upload, new folder, delete, import): the watch does not redraw
+     *  meanwhile, so a row comes or goes only once its change is committed (a tab closed the
+     *  moment a deleted row vanished must not bring the file back). */
+    let changing = 0;
+    /** Run a panel change with the watch held (see `changing`). @template T @param {() => Promise<T>} work */
+    const change = async (work) => {
+        changing += 1;
+        try { return await work(); } finally { changing -= 1; }
+    };
 
     const files = {
         dir: "/root",
@@ -141,7 +150,8 @@ export function createFiles(ctx, { terminal }) {
                 this.problem(`Cannot download ${name}: ${pyMessage(error)}`);
             }
         },
-        async upload(/** @type {File[]} */ fileList) {
+        async upload(/** @type {File[]} */ fileList) { return change(() => this._upload(fileList)); },
+        async _upload(/** @type {File[]} */ fileList) {
             for (const f of fileList) {
                 try {
                     await server().writeFile(this.join(this.dir, f.name), new Uint8Array(await f.arrayBuffer()));
@@ -158,9 +168,14 @@ export function createFiles(ctx, { terminal }) {
             if (!name) return;
             if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
             try {
-                await server().mkdir(this.join(this.dir, name));
-                await server().flush?.(); // done once it would survive a crash, like an upload
-                await this.refresh();
+                await change(async () => {
+                    // Committed before the guest is told (a few tenths of a second): the folder
+                    // survives a crash as soon as it shows, like an upload.
+                    const told = server().mkdir(this.join(this.dir, name));
+                    await server().flush?.();
+                    await told;
+                    await this.refresh();
+                });
             } catch (error) {
                 this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
             }
@@ -178,9 +193,13 @@ export function createFiles(ctx, { terminal }) {
             }
             if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
             try {
-                await server().remove(this.join(this.dir, name));
-                await server().flush?.(); // gone for good before the row goes
-                await this.refresh();
+                await change(async () => {
+                    // Gone for good before the row goes: committed first, then the guest told.
+                    const told = server().remove(this.join(this.dir, name));
+                    await server().flush?.();
+                    await told;
+                    await this.refresh();
+                });
                 this.problem(`Deleted ${path}.`);
                 return true;
             } catch (error) {
@@ -201,7 +220,7 @@ export function createFiles(ctx, { terminal }) {
         async importTar(/** @type {File} */ f) {
             const dir = this.dir;
             try {
-                const added = await server().importTar(new Uint8Array(await f.arrayBuffer()), dir);
+                const added = await change(async () => server().importTar(new Uint8Array(await f.arrayBuffer()), dir));
                 await this.refresh();
                 this.problem(`Imported ${added} entr${added === 1 ? "y" : "ies"} from ${f.name} into ${dir}.`);
             } catch (error) {
@@ -228,7 +247,7 @@ export function createFiles(ctx, { terminal }) {
         }
         watching ??= setInterval(() => {
             const now = changes();
-            if (now !== null && now !== shownAt) files.refresh({ looked: true });
+            if (now !== null && now !== shownAt && changing === 0) files.refresh({ looked: true });
         }, WATCH_MS);
     }
 
