@@ -370,6 +370,24 @@ def test_truncate_times_match_the_guests_tmpfs(guest, credo):
                      "close OK", "new", "open OK", "new"]
 
 
+def test_creates_over_names_the_cache_forgot_match_the_guests_tmpfs(guest, credo):
+    """Our kernel creates first and looks a name up only when it is taken (a name asked for with
+    O_CREAT that is not in the dcache): what that name is must not change what open(O_CREAT)
+    does. Each step forgets the names first (/sys/fs/9p/invalidate; nothing on tmpfs)."""
+    forget = "echo 1 >/sys/fs/9p/invalidate; "
+    lines = same_on_tmpfs(
+        guest, "create-first", "echo old > f; mkdir d; ln -s t l; ln -s f m",
+        f"{forget}echo new > f; cat f; stat -c '%s %h %F' f\n"
+        f"{forget}(set -C; echo x > f) 2>/dev/null && echo clobbered || echo kept; cat f\n"
+        f"{forget}(echo x > d) 2>/dev/null || echo not-a-file\n"
+        f"{forget}echo through-a-dangling-link > l; cat t\n"
+        f"{forget}echo through-a-link >> m; cat f\n"
+        f"{forget}(set -C; echo fresh > g) && cat g; stat -c '%s %h %a %F' g\n"
+        f"{forget}rm f; echo again > f; cat f")
+    assert lines == ["new", "4 1 regular file", "kept", "new", "not-a-file", "through-a-dangling-link",
+                     "new", "through-a-link", "fresh", "6 1 644 regular file", "again"]
+
+
 # ----------------------------------------------------------------- machine blob (last: it rolls the guest back)
 
 
