@@ -168,17 +168,19 @@ export function createFiles(ctx, { terminal }) {
             if (!name) return;
             if (name.includes("/")) { this.problem("A folder name cannot contain “/”."); return; }
             try {
-                await change(async () => {
-                    // Committed before the guest is told (a few tenths of a second): the folder
-                    // survives a crash as soon as it shows, like an upload.
-                    const told = server().mkdir(this.join(this.dir, name));
-                    await server().flush?.();
-                    await told;
-                    await this.refresh();
-                });
+                await change(() => this.shown(server().mkdir(this.join(this.dir, name))));
             } catch (error) {
                 this.problem(`Cannot create ${name}: ${pyMessage(error)}`);
             }
+        },
+        /** After a mkdir or remove (`told`: its Promise, which settles once the guest was told):
+         *  commit it first, so it survives a crash as soon as the list shows it (the guest takes a
+         *  few tenths of a second), then wait for the guest, then read the folder again. */
+        async shown(/** @type {Promise<void>} */ told) {
+            told.catch(() => {}); // (a failure is thrown below, where it is awaited)
+            await server().flush?.();
+            await told;
+            await this.refresh();
         },
         /** Whether the panel may delete `path` (strictly inside one of `deletable`). */
         mayDelete(/** @type {string} */ path) {
@@ -193,13 +195,7 @@ export function createFiles(ctx, { terminal }) {
             }
             if (!confirm(isDir ? `Delete the folder ${name} and everything in it?` : `Delete ${name}?`)) return;
             try {
-                await change(async () => {
-                    // Gone for good before the row goes: committed first, then the guest told.
-                    const told = server().remove(this.join(this.dir, name));
-                    await server().flush?.();
-                    await told;
-                    await this.refresh();
-                });
+                await change(() => this.shown(server().remove(this.join(this.dir, name))));
                 this.problem(`Deleted ${path}.`);
                 return true;
             } catch (error) {
