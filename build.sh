@@ -407,27 +407,40 @@ build_debian() {
 # The first visit's fast start: boot the default guest once in Node and save it at its prompt
 # (web/build-machine.mjs). Rebuilt only when what the machine is made of changes: the kernel,
 # initramfs, image, the Python that serves it, v86, and the scripts that make it.
+packed() { # packed REL: REL.zst or REL.gz in $DIST, whichever the build made (nothing if neither)
+    local f
+    for f in "$1.zst" "$1.gz"; do [ -f "$DIST/$f" ] && { echo "$f"; return 0; }; done
+    return 0
+}
+
 build_machine() {
     local n=web/node_modules/v86/build
     local h; h=$(hash_of "$DIST/guest/vmlinuz" "$DIST/guest/initramfs.img" "$DIST/guest/bios.bin" \
         "$DIST/guest/vgabios.bin" "$DIST/images/default.img" "$DIST/images/.stamp" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
         web/pyninep.js web/pyninep-machine.js web/machine.js web/build-machine.mjs "$n/libv86.mjs" "$n/v86.wasm" \
         <(echo "$CMDLINE"))
-    local m="machine/${h:0:16}.machine"
-    if [ ! -f "$DIST/$m" ] || [ ! -f "$DIST/$m.json" ]; then
+    # Both memory images are packed for the wire (sitefiles.py: zstd, else gzip), the page
+    # decompresses them by name.
+    local m; m=$(packed "machine/${h:0:16}.machine")
+    if [ -z "$m" ] || [ ! -f "$DIST/$m.json" ]; then
         say "saving the booted machine for the first visit's fast start (once per guest change)"
         rm -rf "$DIST/machine"; mkdir -p "$DIST/machine"
-        node web/build-machine.mjs "$DIST" "$DIST/$m" "$h" >&2 || die "saving the machine failed"
+        node web/build-machine.mjs "$DIST" "$DIST/machine/${h:0:16}.machine" "$h" >&2 || die "saving the machine failed"
+        "$PY" -m pyninep_browser.sitefiles pack-machine "$DIST" "machine/${h:0:16}.machine" >/dev/null \
+            || die "packing the saved machine failed"
+        m=$(packed "machine/${h:0:16}.machine")
     fi
     # Python's start-up, saved too: a Pyodide memory snapshot with our package imported.
     local p; p=$(hash_of "$DIST/pyodide/pyodide.asm.wasm" "$DIST/pyodide/pyodide.asm.mjs" \
         "$DIST/pyodide/python_stdlib.zip" pyproject.toml pyninep_browser/*.py pyninep_browser/*/*.py \
         web/build-pyodide.mjs)
-    local s="pysnap/${p:0:16}.bin.gz"
-    if [ ! -f "$DIST/$s" ]; then
+    local s; s=$(packed "pysnap/${p:0:16}.bin")
+    if [ -z "$s" ]; then
         say "saving Python's start-up (a Pyodide memory snapshot)"
         rm -rf "$DIST/pysnap"; mkdir -p "$DIST/pysnap"
-        node web/build-pyodide.mjs "$DIST" "$DIST/$s" >&2 || die "saving the Pyodide snapshot failed"
+        node web/build-pyodide.mjs "$DIST" "$DIST/pysnap/${p:0:16}.bin" >&2 || die "saving the Pyodide snapshot failed"
+        "$PY" -m pyninep_browser.sitefiles pack "$DIST/pysnap/${p:0:16}.bin" >/dev/null || die "packing the Pyodide snapshot failed"
+        s=$(packed "pysnap/${p:0:16}.bin")
     fi
     write_manifest "$m" "$s"
 }

@@ -129,8 +129,9 @@ def _save_machine(out: Path, stamp: str, log: Callable[[str], None]) -> dict[str
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise SiteError(f"saving the machine failed: {lines[-1] if lines else f'exit {done.returncode}'}")
-    info = json.loads((out / (rel + ".json")).read_text())
-    return {"url": rel, **info}
+    from .sitefiles import pack_machine
+
+    return pack_machine(out, rel)
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:

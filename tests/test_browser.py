@@ -358,8 +358,8 @@ def test_page_error_states_each_show_one_sentence(site, pw, tmp_path):
 
         # A corrupt shipped machine: the page offers a fresh boot.
         context, page = fresh_page()
-        page.route("**/machine/*.machine", lambda route: route.fulfill(
-            status=200, body=b"\x1f\x8b\x08\x00" + b"not really gzip" * 100,
+        page.route("**/machine/*.machine*", lambda route: route.fulfill(
+            status=200, body=b"\x28\xb5\x2f\xfd\xa0\x00\x10\x00\x00" + b"not really zstd" * 100,
             headers={"content-type": "application/octet-stream"}))
         page.goto(site)
         seen["corrupt"] = error_sentence(page)

@@ -127,6 +127,43 @@ def test_the_site_lists_exactly_its_files(example_site):
     assert "tools/build-machine.mjs" not in manifest["sizes"]
 
 
+def test_the_memory_images_are_packed_for_the_wire(example_site):
+    """The saved machine and Python's snapshot ship as zstd frames that state their size (the
+    page's decoder needs it): a plain PYN9MACH blob inside the one, Pyodide's snapshot inside the
+    other."""
+    import zstandard
+
+    manifest = json.loads((example_site / "manifest.json").read_text())
+    for rel in (manifest["machine"]["url"], manifest["pyodideSnapshot"]):
+        assert rel.endswith(".zst"), rel
+        packed = (example_site / rel).read_bytes()
+        size = zstandard.frame_content_size(packed)
+        data = zstandard.ZstdDecompressor().decompress(packed)
+        assert size == len(data), rel
+        if rel.startswith("machine/"):
+            assert data[:8] == b"PYN9MACH" and int.from_bytes(data[12:16], "little") == 0  # not gzip inside
+            assert int.from_bytes(data[24:32], "little") == manifest["machine"]["raw"] + 4 + int.from_bytes(data[40:44], "little")
+            assert manifest["machine"]["bytes"] == len(packed)
+        else:
+            assert data[:4] == b"\x00snp"  # Pyodide's memory snapshot
+
+
+def test_without_zstd_the_build_packs_with_gzip(tmp_path, monkeypatch):
+    import gzip
+
+    from pyninep_browser import sitefiles
+    from pyninep_browser.fs import base
+
+    def no_zstd(*args, **kwargs):
+        raise RuntimeError("zstd needs Python 3.14 or `pip install zstandard`")
+
+    monkeypatch.setattr(base, "zstd_compress", no_zstd)
+    (tmp_path / "snap.bin").write_bytes(b"memory" * 1000)
+    out = sitefiles.pack_for_wire(tmp_path / "snap.bin")
+    assert out.name == "snap.bin.gz" and not (tmp_path / "snap.bin").exists()
+    assert gzip.decompress(out.read_bytes()) == b"memory" * 1000
+
+
 @pytest.fixture(scope="module")
 def page(example_site, tmp_path_factory):
     server = SiteServer(example_site)

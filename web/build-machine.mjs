@@ -68,14 +68,16 @@ try {
     const warm = server.exportBasePieces(warmKeys);
     emulator.stop();
     await pyninep.restoreMachine(checkpoint, { emulator, server, run: false });
-    const packed = await pyninep.saveMachine(emulator, server, { compress: true, meta, warm });
+    // Plain: the build packs the whole file for the wire (sitefiles.pack_machine: zstd, a fifth
+    // smaller than this format's own gzip).
+    const packed = await pyninep.saveMachine(emulator, server, { compress: false, meta, warm });
     const parts = await pyninep.readMachine(packed);
     const raw = parts.v86State.byteLength + parts.serverState.byteLength + warm.length;
     const outFile = path.resolve(outArg);
     await writeFile(outFile + ".tmp", packed);
     await rename(outFile + ".tmp", outFile);
     await writeFile(outFile + ".json", JSON.stringify({ stamp, bytes: packed.length, raw }) + "\n");
-    console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved ${raw} B -> ${packed.length} B gzip` +
+    console.log(`build-machine: booted in ${(bootMs / 1000).toFixed(1)} s; saved ${raw} B (${packed.length} B plain)` +
         ` (with ${warmKeys.length} base pieces the wake reads, ${warm.length} B; it woke in ${wakeMs} ms)` +
         ` in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     emulator.destroy?.();

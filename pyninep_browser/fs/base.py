@@ -127,17 +127,26 @@ def zstd_decompress(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-def zstd_compress(data: bytes, level: int = 19) -> bytes:
+def zstd_compress(data: bytes, level: int = 19, long_window: bool = False) -> bytes:
+    """One zstd frame (with its content size); ``long_window``: long-distance matching over a
+    128 MiB window, for whole memory images (a saved machine, Python's snapshot)."""
     try:
         from compression import zstd  # type: ignore[import-not-found,unused-ignore]
 
-        return zstd.compress(data, level=level)
+        if not long_window:
+            return zstd.compress(data, level=level)
+        p = zstd.CompressionParameter
+        return zstd.compress(data, options={p.compression_level: level, p.window_log: 27,
+                                            p.enable_long_distance_matching: 1})
     except ImportError:
         try:
             import zstandard
         except ImportError:
-            raise RuntimeError("--zstd needs Python 3.14 or `pip install zstandard`") from None
-        return zstandard.ZstdCompressor(level=level).compress(data)
+            raise RuntimeError("zstd needs Python 3.14 or `pip install zstandard`") from None
+        if not long_window:
+            return zstandard.ZstdCompressor(level=level).compress(data)
+        params = zstandard.ZstdCompressionParameters.from_level(level, window_log=27, enable_ldm=True)
+        return zstandard.ZstdCompressor(compression_params=params).compress(data)
 
 
 class BaseContent:

@@ -4,7 +4,8 @@
  * front from the manifest.
  *
  * Owns #progress and the page's fetch hook: Pyodide fetches its own files, so window.fetch is
- * wrapped to count their bytes as they stream through (everything else passes untouched). It must
+ * wrapped to count their bytes as they stream through (everything else passes untouched); the
+ * page's own two large files are read by a worker (fetcher.js). It must
  * not decide what to load or when: start.js does, and tells it which bars to show.
  */
 
@@ -96,8 +97,57 @@ export function createProgress(ctx) {
         return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
     };
 
-    /** A file of the site, its bytes counted towards `group`'s bar as they arrive. */
+    /** A file of the site, its bytes counted towards `group`'s bar as they arrive; read by a
+     * worker (fetcher.js says why), or here where workers are not available. */
     async function fetchWithProgress(/** @type {string} */ url, /** @type {string} */ group) {
+        const c = classify(url);
+        const rel = c?.rel ?? url;
+        const worker = fetcher();
+        if (!worker) return fetchHere(url, group);
+        const id = ++fetches;
+        return new Promise((resolve, reject) => {
+            const done = () => {
+                worker.removeEventListener("message", listener);
+                worker.removeEventListener("error", failed);
+            };
+            // The worker itself did not load (its script missing from an old cache): fetch here.
+            const failed = () => {
+                done();
+                if (fetcherWorker === worker) fetcherWorker = null;
+                resolve(fetchHere(url, group));
+            };
+            /** @param {MessageEvent<{id: number, loaded?: number, total?: number, bytes?: Uint8Array, error?: string}>} e */
+            const listener = (e) => {
+                const m = e.data;
+                if (m.id !== id) return;
+                if (m.bytes || m.error !== undefined) done();
+                if (m.error !== undefined) reject(new Error(m.error));
+                else if (m.bytes) {
+                    progress(group, rel, m.bytes.byteLength, m.bytes.byteLength);
+                    resolve(m.bytes);
+                } else progress(group, rel, m.loaded ?? 0, m.total || c?.size || 0);
+            };
+            worker.addEventListener("message", listener);
+            worker.addEventListener("error", failed);
+            worker.postMessage({ id, url: new URL(url, location.href).href });
+        });
+    }
+
+    /** @type {Worker | null | undefined} */
+    let fetcherWorker;
+    let fetches = 0;
+    function fetcher() {
+        if (fetcherWorker === undefined) {
+            try {
+                fetcherWorker = typeof Worker === "function" ? new Worker(new URL("./fetcher.js", import.meta.url)) : null;
+            } catch {
+                fetcherWorker = null;
+            }
+        }
+        return fetcherWorker;
+    }
+
+    async function fetchHere(/** @type {string} */ url, /** @type {string} */ group) {
         const c = classify(url);
         const response = await plainFetch(url);
         if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);

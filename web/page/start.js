@@ -101,13 +101,19 @@ export async function start(ctx, parts) {
         /** @type {PyninepServer} */ (current).handle9p(req, reply);
     };
     progress.bar("python", "Python (serves Linux its files)");
+    // The emulator first: it is small, and its zstd decoder unpacks Python's snapshot and the
+    // shipped machine (unwire).
+    progress.bar("linux", forceBoot ? "Linux (the kernel and the PC it runs on)" : "The PC emulator");
+    const emulatorP = loadV86(ctx, parts, forceBoot, handle9p).then((em) => { progress.complete("linux"); return em; });
+    emulatorP.catch(() => {}); // its failure is reported where it is awaited, below
+    const unwire = unwiring(emulatorP);
     // A restore starts from no image: a new visitor's store gets the machine's files instead.
     // On a slow link Python's files come first and the shipped machine after them, so Python
     // starts while the machine arrives instead of both arriving last (locally: a few ms later).
     /** @type {() => void} */
     let pythonFetched = () => {};
     const pythonFetchedP = new Promise((resolve) => { pythonFetched = () => resolve(undefined); });
-    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null, base }, pythonFetched).then(async (s) => {
+    const serverP = createServer(ctx, parts, { image: forceBoot ? undefined : null, base }, unwire, pythonFetched).then(async (s) => {
         if (s.openReport?.repairs?.length) note(`the stored files were repaired: ${JSON.stringify(s.openReport.repairs)}`);
         if (s.openReport?.dataLoss) messages.reportDataLoss(s.openReport.dataLoss.message);
         timing.python_ms = since(ctx);
@@ -133,7 +139,6 @@ export async function start(ctx, parts) {
         if (saved && saved.session && storage === "memory") saved = null;
     }
     api.source = forceBoot ? "boot" : saved ? "saved" : "shipped";
-    progress.bar("linux", forceBoot ? "Linux (the kernel and the PC it runs on)" : "The PC emulator");
     if (!forceBoot && !saved) progress.bar("machine", "Linux, ready to run");
     // Totals up front: every file this start will fetch, at its size from the manifest.
     const expect = [manifest.wheel, manifest.v86 + "libv86.mjs", manifest.v86 + "v86.wasm", manifest.guest.bios,
@@ -150,13 +155,12 @@ export async function start(ctx, parts) {
     /** @type {Promise<MachineParts> | null} */
     let shippedP = null;
     const shipped = (/** @type {MachineInfo} */ m) => (shippedP ??= progress.fetchWithProgress(m.url, "machine").then(
-        (bytes) => { timing.machine_ms = since(ctx); return unpack(ctx, bytes); }));
+        async (bytes) => { timing.machine_ms = since(ctx); return unpack(ctx, await unwire(m.url, bytes)); }));
     const savedP = saved ? unpack(ctx, saved.bytes) : null;
     if (shippedMachine && !saved) pythonFetchedP.then(() => shipped(shippedMachine).catch(() => {}));
     // (A damaged machine is reported once the restore is tried, below.)
     savedP?.catch(() => {});
     /** @type {Promise<unknown> | null} */ (shippedP)?.catch(() => {});
-    const emulatorP = loadV86(ctx, parts, forceBoot, handle9p).then((em) => { progress.complete("linux"); return em; });
     const [server, firstEmulator] = await Promise.all([serverP, emulatorP, terminalReady]);
     let emulator = firstEmulator;
     ctx.server = current = server;
@@ -422,10 +426,11 @@ function watchBase(server, messages) {
  * @param {StartParts} parts
  * @param {{image: null | undefined, base: {basefs: string, baseurl: string} | null}} options
  *   image null: start from no image (a restore follows); base: boot a v86 fs2json base image
+ * @param {Unwire} unwire
  * @param {() => void} [fetched]  called once Python's snapshot is in */
-async function createServer(ctx, parts, { image, base }, fetched = () => {}) {
+async function createServer(ctx, parts, { image, base }, unwire, fetched = () => {}) {
     // The store opens and the wheel arrives while Python loads.
-    const pyodide = loadPython(ctx, parts, fetched);
+    const pyodide = loadPython(ctx, parts, unwire, fetched);
     try {
         return await pyninep.createServer({ storage: ctx.storage, manifest: ctx.manifest, pyodide,
             onOutsideChange: () => guestDropsCaches(ctx, parts),
@@ -443,16 +448,16 @@ async function createServer(ctx, parts, { image, base }, fetched = () => {}) {
  * without one or if it fails, started from scratch by createServer.
  * @param {import("./context.js").PageContext} ctx
  * @param {StartParts} parts
+ * @param {Unwire} unwire
  * @param {() => void} fetched  called once the snapshot is in (or will not be fetched) */
-async function loadPython(ctx, { progress, messages }, fetched) {
+async function loadPython(ctx, { progress, messages }, unwire, fetched) {
     const manifest = /** @type {Manifest} */ (ctx.manifest);
     if (!manifest.pyodideSnapshot || ctx.params.has("nosnap")) { fetched(); return undefined; }
     try {
         // All of Python's files at once: Pyodide fetches its wasm and standard library as soon as
         // it is called and waits for the snapshot only to restore it.
-        const snapshot = progress.fetchWithProgress(manifest.pyodideSnapshot, "python").finally(fetched).then(
-            async (gz) => new Uint8Array(await new Response(
-                new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer()));
+        const rel = manifest.pyodideSnapshot;
+        const snapshot = progress.fetchWithProgress(rel, "python").finally(fetched).then((bytes) => unwire(rel, bytes));
         snapshot.catch(() => {}); // reported by loadPyodide, below
         /** @type {{loadPyodide: (options: object) => Promise<Pyodide>}} */
         const { loadPyodide } = await import(new URL(`${manifest.pyodide}pyodide.mjs`, location.href).href);
@@ -463,6 +468,43 @@ async function loadPython(ctx, { progress, messages }, fetched) {
         messages.note(`the Python snapshot did not load (${error.message}); starting Python from scratch`);
         return undefined;
     }
+}
+
+/** @typedef {(rel: string, bytes: Uint8Array) => Promise<Uint8Array>} Unwire */
+
+/** A file the build packed for the wire (sitefiles.pack_for_wire), back to its bytes by its name:
+ * .zst through v86's zstd decoder (in the emulator's wasm, so it waits for the emulator), .gz
+ * through the browser's gzip; anything else as it is.
+ * @param {Promise<Emulator>} emulatorP
+ * @returns {Unwire} */
+function unwiring(emulatorP) {
+    return async (rel, bytes) => {
+        if (rel.endsWith(".gz")) {
+            return new Uint8Array(await new Response(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (bytes)]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
+        }
+        if (!rel.endsWith(".zst")) return bytes;
+        const size = zstdContentSize(bytes);
+        if (size === null) throw new Error(`${rel} is not a zstd frame with its size`);
+        const emulator = await emulatorP;
+        try {
+            return new Uint8Array(/** @type {any} */ (emulator).zstd_decompress(size, bytes));
+        } catch (/** @type {any} */ error) { // (a damaged frame traps in the decoder's wasm)
+            throw new Error(`${rel} is damaged (zstd: ${error.message})`);
+        }
+    };
+}
+
+/** The content size a zstd frame's header states (RFC 8878, 3.1.1.1), or null without one.
+ * @param {Uint8Array} b */
+function zstdContentSize(b) {
+    if (b.length < 6 || b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) return null;
+    const fhd = b[4], fcsFlag = fhd >> 6, single = (fhd >> 5) & 1;
+    const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
+    const width = [single ? 1 : 0, 2, 4, 8][fcsFlag];
+    if (width === 0 || at + width > b.length) return null;
+    let size = 0;
+    for (let i = width - 1; i >= 0; i--) size = size * 256 + b[at + i];
+    return width === 2 ? size + 256 : size;
 }
 
 /** Checked and unpacked as soon as it arrives (inflating overlaps Python's start); errors wait
