@@ -342,6 +342,32 @@ def test_open_time_check_repairs_orphans_and_wrong_counts(tmp_path):
     assert Filesystem(store=store).repairs == []  # repaired for good
 
 
+@pytest.mark.parametrize("bad", [b"{not json", b"[1, 2]", b'{"m": 1}, {"m": 2}', b"7", b""])
+def test_one_unreadable_record_among_many_is_removed_and_the_rest_open(bad):
+    """Records are parsed together (records.parse_all); one that is not an inode's JSON, or that
+    joined with the others would read as two values, is found and removed on its own."""
+    store = MemoryStore()
+    fs = Filesystem(store=store)
+    for i in range(50):
+        fs.write_file(f"/f{i}", b"x%d" % i)
+    fs.makedirs("/d")
+    fs.write_file("/d/inner", b"in")
+    fs.close()
+    victim = fs.resolve("/f7").ino
+    store.meta[f"i:{victim}"] = bad
+    for key, value in list(store.meta.items()):
+        if key.startswith("e:") and json.loads(value)[0] == "f8":
+            store.meta[key] = b'"not an entry"'
+    again = Filesystem(store=store)
+    text = "\n".join(again.repairs)
+    assert f"removed unreadable record 'i:{victim}'" in text, text
+    assert "removed bad entry" in text, text
+    names = set(again.listdir("/"))
+    assert "f7" not in names and "f8" not in names and len(names) == 49
+    assert again.read_file("/f49") == b"x49" and again.read_file("/d/inner") == b"in"
+    assert Filesystem(store=store).repairs == []
+
+
 def test_newer_or_foreign_store_is_refused_and_left_alone(tmp_path):
     store = MemoryStore()
     Filesystem(store=store).close()

@@ -29,20 +29,33 @@ export const MACHINE_FORMAT = 2;
 const HEADER = 40;
 const FLAG_GZIP = 1;
 
-const CRC_TABLE = (() => {
-    const t = new Uint32Array(256);
+// CRC-32 (IEEE), eight bytes a step ("slicing-by-8": eight tables, each the one before advanced
+// by a zero byte): a return visit checks the saved machine before its restore, 6 MB or more,
+// and byte by byte that cost it 65 ms.
+const CRC_TABLES = (() => {
+    const t = new Int32Array(8 * 256);
     for (let n = 0; n < 256; n++) {
         let c = n;
         for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-        t[n] = c >>> 0;
+        t[n] = c;
+    }
+    for (let n = 0; n < 256; n++) {
+        for (let k = 1; k < 8; k++) t[k * 256 + n] = t[(k - 1) * 256 + n] >>> 8 ^ t[t[(k - 1) * 256 + n] & 0xff];
     }
     return t;
 })();
 
 export function crc32(/** @type {Uint8Array} */ bytes) {
-    let c = 0xffffffff;
-    for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
+    const t = CRC_TABLES;
+    let c = -1, i = 0;
+    const n = bytes.length, end8 = n - (n & 7);
+    for (; i < end8; i += 8) {
+        const lo = c ^ (bytes[i] | bytes[i + 1] << 8 | bytes[i + 2] << 16 | bytes[i + 3] << 24);
+        c = t[1792 + (lo & 0xff)] ^ t[1536 + (lo >>> 8 & 0xff)] ^ t[1280 + (lo >>> 16 & 0xff)] ^ t[1024 + (lo >>> 24)]
+            ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^ t[256 + bytes[i + 6]] ^ t[bytes[i + 7]];
+    }
+    for (; i < n; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    return (c ^ -1) >>> 0;
 }
 
 const asU8 = (/** @type {unknown} */ x) => x instanceof Uint8Array ? x

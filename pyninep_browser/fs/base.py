@@ -136,8 +136,9 @@ def zstd_compress(data: bytes, level: int = 19, long_window: bool = False) -> by
         if not long_window:
             return zstd.compress(data, level=level)
         p = zstd.CompressionParameter
-        return zstd.compress(data, options={p.compression_level: level, p.window_log: 27,
-                                            p.enable_long_distance_matching: 1})
+        return zstd.compress(
+            data, options={p.compression_level: level, p.window_log: 27, p.enable_long_distance_matching: 1}
+        )
     except ImportError:
         try:
             import zstandard

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .constants import CHUNK, S_IFMT
 from .inode import Inode
-from .records import FORMAT, _int, decode_entry, decode_inode
+from .records import FORMAT, _int, decode_entry, decode_inode, parse_all
 
 log = logging.getLogger("pyninep_browser")
 
@@ -90,12 +90,20 @@ class StoreCheck:
         inodes: dict[int, Inode] = {}
         parents: dict[int, int] = {}
         by_dir: dict[int, list[tuple[int, str]]] = {}
+        # Inode records parsed together (records.parse_all), each alone if one of them is bad.
+        inode_keys = [k for k in records if k.startswith("i:")]
+        parsed = parse_all([records[k] for k in inode_keys])
+        parsed_inodes = (
+            {k: v for k, v in zip(inode_keys, parsed, strict=True) if type(v) is dict}
+            if parsed is not None
+            else {}
+        )
         for key, raw in records.items():
             kind, _, rest = key.partition(":")
             try:
                 if kind == "i":
                     ino = int(rest)
-                    inodes[ino], parents[ino] = decode_inode(ino, raw)
+                    inodes[ino], parents[ino] = decode_inode(ino, parsed_inodes.get(key, raw))
                     continue
                 if kind == "e":
                     dir_ino, _, seq_s = rest.partition(":")
@@ -119,6 +127,13 @@ class StoreCheck:
         dirty.clear()
 
         # Directory entries: each names an existing inode, in an existing directory.
+        entry_keys = [k for lst in by_dir.values() for _, k in lst]
+        parsed = parse_all([records[k] for k in entry_keys])
+        parsed_entries = (
+            {k: v for k, v in zip(entry_keys, parsed, strict=True) if type(v) is list}
+            if parsed is not None
+            else {}
+        )
         for d, lst in by_dir.items():
             directory = inodes.get(d)
             if directory is None or directory.entries is None:
@@ -129,7 +144,7 @@ class StoreCheck:
             lst.sort()
             for seq, key in lst:
                 try:
-                    name, child_ino = decode_entry(records[key])
+                    name, child_ino = decode_entry(parsed_entries.get(key, records[key]))
                     child = inodes.get(child_ino)
                 except (ValueError, TypeError):
                     child, name = None, "?"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from .base import BaseRef
 from .constants import CHUNK
@@ -80,9 +81,10 @@ def encode_inode(inode: Inode) -> bytes:
 _decode = json.JSONDecoder().decode  # on str: skips json.loads' encoding sniffing (10,000s of records)
 
 
-def decode_inode(ino: int, raw: bytes) -> tuple[Inode, int]:
-    """An inode from its record, and the parent ino a directory record names (else 0)."""
-    r = _decode(raw.decode())
+def decode_inode(ino: int, raw: bytes | dict[str, Any]) -> tuple[Inode, int]:
+    """An inode from its record (or the record already parsed: see :func:`parse_all`), and the
+    parent ino a directory record names (else 0)."""
+    r = raw if isinstance(raw, dict) else _decode(raw.decode())
     at, mt, ct, bt = r["t"]
     fields = (r["m"], r["u"], r["g"], r["n"], r.get("r", 0), r["s"], r["G"], r["v"], at, mt, ct, bt)
     for v in fields:
@@ -137,6 +139,20 @@ def encode_entry(name: str, ino: int) -> bytes:
     return json.dumps([name, ino]).encode()
 
 
-def decode_entry(raw: bytes) -> tuple[str, int]:
-    name, ino = _decode(raw.decode())
+def decode_entry(raw: bytes | list[Any]) -> tuple[str, int]:
+    name, ino = raw if isinstance(raw, list) else _decode(raw.decode())
     return str(name), _int(ino)
+
+
+def parse_all(raws: list[bytes]) -> list[Any] | None:
+    """Many JSON records parsed in one call (a store is opened with 10,000s of them: one parse
+    of them joined costs a fraction of one call each, most of all in Pyodide); None when any of
+    them is not JSON, or joining them does not give one value per record, so the caller parses
+    each alone and finds the bad one."""
+    if not raws:
+        return []
+    try:
+        values = json.loads(b"[" + b",".join(raws) + b"]")
+    except ValueError:
+        return None
+    return values if len(values) == len(raws) else None
