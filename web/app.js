@@ -5,6 +5,7 @@
 // This file only wires the page's parts (web/page/), each the one owner of what it shows:
 //   errors.js    the status line, the error banner, the boot log
 //   progress.js  the download bars (and the fetch hook that counts Pyodide's bytes)
+//   background.js the page's worker (worker.js), which downloads the two large files
 //   terminal.js  the terminal and the guest's console
 //   files.js     the files panel
 //   keys.js      the shortcuts out of the terminal, their help, the touch screens' key row
@@ -20,6 +21,7 @@ import { createFiles } from "./page/files.js";
 import { createKeys } from "./page/keys.js";
 import { createMessages } from "./page/errors.js";
 import { createProgress } from "./page/progress.js";
+import { createBackground } from "./page/background.js";
 import { createTerminal } from "./page/terminal.js";
 
 // (window.pyninep, ctx.api, is made below, once the parts it publishes exist; nothing runs before.)
@@ -33,7 +35,7 @@ const ctx = /** @type {import("./page/context.js").PageContext} */ ({
     activity: new GuestActivity(),
 });
 const messages = createMessages(ctx);
-const progress = createProgress(ctx);
+const progress = createProgress(ctx, { background: createBackground() });
 const terminal = createTerminal(ctx, { messages });
 const saving = createSaving(ctx, { messages, terminal });
 const files = createFiles(ctx, { terminal });

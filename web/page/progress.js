@@ -5,7 +5,7 @@
  *
  * Owns #progress and the page's fetch hook: Pyodide fetches its own files, so window.fetch is
  * wrapped to count their bytes as they stream through (everything else passes untouched); the
- * page's own two large files are read by a worker (fetcher.js). It must
+ * page's own two large files are read by its worker (background.js). It must
  * not decide what to load or when: start.js does, and tells it which bars to show.
  */
 
@@ -16,8 +16,8 @@ export const mb = (/** @type {number} */ n) => (n / 1048576).toFixed(1);
 /** @typedef {{group: string, rel: string, size: number}} Classified */
 /** @typedef {ReturnType<typeof createProgress>} Progress */
 
-/** @param {import("./context.js").PageContext} ctx */
-export function createProgress(ctx) {
+/** @param {import("./context.js").PageContext} ctx @param {{background: import("./background.js").Background}} parts */
+export function createProgress(ctx, { background }) {
     /** @type {Map<string, {files: Map<string, [number, number]>, el: HTMLProgressElement, text: HTMLElement}>} */
     const bars = new Map();
 
@@ -97,54 +97,15 @@ export function createProgress(ctx) {
         return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
     };
 
-    /** A file of the site, its bytes counted towards `group`'s bar as they arrive; read by a
-     * worker (fetcher.js says why), or here where workers are not available. */
+    /** A file of the site, its bytes counted towards `group`'s bar as they arrive; read by the
+     * page's worker (worker.js says why), or here where there is none. */
     async function fetchWithProgress(/** @type {string} */ url, /** @type {string} */ group) {
         const c = classify(url);
         const rel = c?.rel ?? url;
-        const worker = fetcher();
-        if (!worker) return fetchHere(url, group);
-        const id = ++fetches;
-        return new Promise((resolve, reject) => {
-            const done = () => {
-                worker.removeEventListener("message", listener);
-                worker.removeEventListener("error", failed);
-            };
-            // The worker itself did not load (its script missing from an old cache): fetch here.
-            const failed = () => {
-                done();
-                if (fetcherWorker === worker) fetcherWorker = null;
-                resolve(fetchHere(url, group));
-            };
-            /** @param {MessageEvent<{id: number, loaded?: number, total?: number, bytes?: Uint8Array, error?: string}>} e */
-            const listener = (e) => {
-                const m = e.data;
-                if (m.id !== id) return;
-                if (m.bytes || m.error !== undefined) done();
-                if (m.error !== undefined) reject(new Error(m.error));
-                else if (m.bytes) {
-                    progress(group, rel, m.bytes.byteLength, m.bytes.byteLength);
-                    resolve(m.bytes);
-                } else progress(group, rel, m.loaded ?? 0, m.total || c?.size || 0);
-            };
-            worker.addEventListener("message", listener);
-            worker.addEventListener("error", failed);
-            worker.postMessage({ id, url: new URL(url, location.href).href });
-        });
-    }
-
-    /** @type {Worker | null | undefined} */
-    let fetcherWorker;
-    let fetches = 0;
-    function fetcher() {
-        if (fetcherWorker === undefined) {
-            try {
-                fetcherWorker = typeof Worker === "function" ? new Worker(new URL("./fetcher.js", import.meta.url)) : null;
-            } catch {
-                fetcherWorker = null;
-            }
-        }
-        return fetcherWorker;
+        const bytes = await background.download(url, (loaded, total) => progress(group, rel, loaded, total || c?.size || 0),
+            (u) => fetchHere(u, group));
+        progress(group, rel, bytes.byteLength, bytes.byteLength);
+        return bytes;
     }
 
     async function fetchHere(/** @type {string} */ url, /** @type {string} */ group) {
