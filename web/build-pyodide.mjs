@@ -17,10 +17,12 @@ const pyodide = await loadPyodide({ indexURL: pyodideDir + "/", _makeSnapshot: t
 const wheel = new Uint8Array(await readFile(path.join(dist, manifest.wheel)));
 const site = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
 pyodide.unpackArchive(wheel, "wheel", { extractDir: site });
-// Also what the default image's start-up script (images/default.py, where there is one) imports.
+// Also what the default image's start-up script (images/default.py, where there is one) imports,
+// and what a page's server imports as it starts (its store, the site's own live files).
 pyodide.runPython(`
 import importlib
 for name in ("pyninep_browser.browser", "pyninep_browser.authoring", "pyninep_browser.archive",
+             "pyninep_browser.store.indexeddb", "pyninep_browser.default_image",
              "pathlib", "platform", "traceback", "contextlib", "functools", "io", "tarfile", "json"):
     try:
         importlib.import_module(name)
