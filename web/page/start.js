@@ -501,11 +501,16 @@ async function loadPython(ctx, { progress, messages }, unwire, fetched) {
 
 /** A file the build packed for the wire (sitefiles.pack_for_wire), back to its bytes by its name:
  * .zst through v86's zstd decoder (it comes with the emulator, so this waits for the emulator),
- * .gz through the browser's gzip; anything else as it is.
+ * .gz through the browser's gzip; anything else (or one a host decoded on the way) as it is.
  * @param {Promise<Emulator>} emulatorP
  * @returns {Unwire} */
 function unwiring(emulatorP) {
     return async (rel, bytes) => {
+        // A host that sent the file with a Content-Encoding of its own (zstd or gzip, by its
+        // name) had the browser decode it already: those bytes are the file's content.
+        const gzipped = bytes[0] === 0x1f && bytes[1] === 0x8b;
+        const zstd = bytes[0] === 0x28 && bytes[1] === 0xb5 && bytes[2] === 0x2f && bytes[3] === 0xfd;
+        if ((rel.endsWith(".gz") && !gzipped) || (rel.endsWith(".zst") && !zstd)) return bytes;
         if (rel.endsWith(".gz")) {
             return new Uint8Array(await new Response(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (bytes)]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
         }
