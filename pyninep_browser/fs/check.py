@@ -91,13 +91,7 @@ class StoreCheck:
         parents: dict[int, int] = {}
         by_dir: dict[int, list[tuple[int, str]]] = {}
         # Inode records parsed together (records.parse_all), each alone if one of them is bad.
-        inode_keys = [k for k in records if k.startswith("i:")]
-        parsed = parse_all([records[k] for k in inode_keys])
-        parsed_inodes = (
-            {k: v for k, v in zip(inode_keys, parsed, strict=True) if type(v) is dict}
-            if parsed is not None
-            else {}
-        )
+        parsed_inodes = parse_all(records, [k for k in records if k.startswith("i:")], dict)
         for key, raw in records.items():
             kind, _, rest = key.partition(":")
             try:
@@ -127,13 +121,7 @@ class StoreCheck:
         dirty.clear()
 
         # Directory entries: each names an existing inode, in an existing directory.
-        entry_keys = [k for lst in by_dir.values() for _, k in lst]
-        parsed = parse_all([records[k] for k in entry_keys])
-        parsed_entries = (
-            {k: v for k, v in zip(entry_keys, parsed, strict=True) if type(v) is list}
-            if parsed is not None
-            else {}
-        )
+        parsed_entries = parse_all(records, [k for lst in by_dir.values() for _, k in lst], list)
         for d, lst in by_dir.items():
             directory = inodes.get(d)
             if directory is None or directory.entries is None:

@@ -144,15 +144,17 @@ def decode_entry(raw: bytes | list[Any]) -> tuple[str, int]:
     return str(name), _int(ino)
 
 
-def parse_all(raws: list[bytes]) -> list[Any] | None:
-    """Many JSON records parsed in one call (a store is opened with 10,000s of them: one parse
-    of them joined costs a fraction of one call each, most of all in Pyodide); None when any of
-    them is not JSON, or joining them does not give one value per record, so the caller parses
-    each alone and finds the bad one."""
-    if not raws:
-        return []
+def parse_all(records: dict[str, bytes], keys: list[str], kind: type) -> dict[str, Any]:
+    """The records ``keys`` names, parsed in one call (a store is opened with 10,000s of them: one
+    parse of them joined costs a fraction of one call each, most of all in Pyodide), those of
+    type ``kind`` by key. Empty when any of them is not JSON, or joining them does not give one
+    value per record: the caller then parses each alone and finds the bad one."""
+    if not keys:
+        return {}
     try:
-        values = json.loads(b"[" + b",".join(raws) + b"]")
+        values = json.loads(b"[" + b",".join(records[k] for k in keys) + b"]")
     except ValueError:
-        return None
-    return values if len(values) == len(raws) else None
+        return {}
+    if len(values) != len(keys):
+        return {}
+    return {k: v for k, v in zip(keys, values, strict=True) if type(v) is kind}

@@ -1,12 +1,35 @@
 /**
  * background.js — the page's side of its worker (worker.js says why it exists): downloads with
  * progress, done there and answered here. Where workers are not available (or the worker's
- * script did not load) the download is done on this thread.
+ * script did not load) the download is done on this thread, by the same readBody.
  *
  * Owns the worker and nothing else; progress.js shows the bars, start.js decides what to load.
  */
 
 /** @typedef {ReturnType<typeof createBackground>} Background */
+
+/** The whole body of `response` (from `url`), `onProgress(loaded, total)` as it arrives (total 0
+ * when the server did not say). The worker's download and the one on the page's thread.
+ * @param {string} url @param {Response} response @param {(loaded: number, total: number) => void} onProgress */
+export async function readBody(url, response, onProgress) {
+    if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);
+    const total = Number(response.headers.get("content-length")) || 0;
+    const reader = response.body.getReader();
+    /** @type {Uint8Array[]} */
+    const parts = [];
+    let loaded = 0;
+    for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        loaded += value.byteLength;
+        onProgress(loaded, total);
+    }
+    const bytes = new Uint8Array(loaded);
+    let at = 0;
+    for (const p of parts) { bytes.set(p, at); at += p.byteLength; }
+    return bytes;
+}
 
 export function createBackground() {
     /** @type {Worker | null | undefined} */
@@ -16,7 +39,7 @@ export function createBackground() {
     function theWorker() {
         if (worker === undefined) {
             try {
-                worker = typeof Worker === "function" ? new Worker(new URL("./worker.js", import.meta.url)) : null;
+                worker = typeof Worker === "function" ? new Worker(new URL("./worker.js", import.meta.url), { type: "module" }) : null;
             } catch {
                 worker = null;
             }
@@ -63,7 +86,8 @@ export function createBackground() {
         /** The bytes at `url` (absolute, or relative to the page); `onProgress(loaded, total)`
          * as they arrive (total 0 when the server did not say).
          * @param {string} url @param {(loaded: number, total: number) => void} onProgress
-         * @param {(url: string) => Promise<Uint8Array>} here  the same download on this thread */
-        download: (url, onProgress, here) => ask({ url: new URL(url, location.href).href }, () => here(url), onProgress),
+         * @param {(url: string) => Promise<Response>} fetchHere  how this thread fetches, without a worker */
+        download: (url, onProgress, fetchHere) => ask({ url: new URL(url, location.href).href },
+            async () => readBody(url, await fetchHere(url), onProgress), onProgress),
     };
 }

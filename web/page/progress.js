@@ -103,30 +103,9 @@ export function createProgress(ctx, { background }) {
         const c = classify(url);
         const rel = c?.rel ?? url;
         const bytes = await background.download(url, (loaded, total) => progress(group, rel, loaded, total || c?.size || 0),
-            (u) => fetchHere(u, group));
+            plainFetch);
         progress(group, rel, bytes.byteLength, bytes.byteLength);
         return bytes;
-    }
-
-    async function fetchHere(/** @type {string} */ url, /** @type {string} */ group) {
-        const c = classify(url);
-        const response = await plainFetch(url);
-        if (!response.ok || !response.body) throw new Error(`${url}: HTTP ${response.status}`);
-        const total = Number(response.headers.get("content-length")) || c?.size || 0;
-        const reader = response.body.getReader();
-        const parts = [];
-        let loaded = 0;
-        for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            parts.push(value);
-            loaded += value.byteLength;
-            progress(group, c?.rel ?? url, loaded, total);
-        }
-        const out = new Uint8Array(loaded);
-        let at = 0;
-        for (const p of parts) { out.set(p, at); at += p.byteLength; }
-        return out;
     }
 
     return {

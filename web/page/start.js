@@ -506,15 +506,12 @@ async function loadPython(ctx, { progress, messages }, unwire, fetched) {
  * @returns {Unwire} */
 function unwiring(emulatorP) {
     return async (rel, bytes) => {
-        // A host that sent the file with a Content-Encoding of its own (zstd or gzip, by its
-        // name) had the browser decode it already: those bytes are the file's content.
-        const gzipped = bytes[0] === 0x1f && bytes[1] === 0x8b;
-        const zstd = bytes[0] === 0x28 && bytes[1] === 0xb5 && bytes[2] === 0x2f && bytes[3] === 0xfd;
-        if ((rel.endsWith(".gz") && !gzipped) || (rel.endsWith(".zst") && !zstd)) return bytes;
-        if (rel.endsWith(".gz")) {
+        if (rel.endsWith(".gz") && bytes[0] === 0x1f && bytes[1] === 0x8b) {
             return new Uint8Array(await new Response(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (bytes)]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
         }
-        if (!rel.endsWith(".zst")) return bytes;
+        // Anything else is taken as it is: so is a .gz or .zst that a host sent with a
+        // Content-Encoding of its own (by its name), which the browser has decoded already.
+        if (!rel.endsWith(".zst") || !isZstd(bytes)) return bytes;
         const size = zstdContentSize(bytes);
         if (size === null) throw new Error(`${rel} is not a zstd frame with its size`);
         const emulator = /** @type {any} */ (await emulatorP);
@@ -545,10 +542,13 @@ function unwiring(emulatorP) {
     };
 }
 
+/** Whether `b` starts with a zstd frame's magic number. @param {Uint8Array} b */
+const isZstd = (b) => b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd;
+
 /** The content size a zstd frame's header states (RFC 8878, 3.1.1.1), or null without one.
  * @param {Uint8Array} b */
 function zstdContentSize(b) {
-    if (b.length < 6 || b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) return null;
+    if (b.length < 6 || !isZstd(b)) return null;
     const fhd = b[4], fcsFlag = fhd >> 6, single = (fhd >> 5) & 1;
     const at = 5 + (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3];
     const width = [single ? 1 : 0, 2, 4, 8][fcsFlag];
