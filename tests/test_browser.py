@@ -687,3 +687,33 @@ def test_a_host_that_decodes_the_zstd_files_on_the_way_still_starts(site, pw):
         assert "decoded-ok" in run(page, "echo decoded-$((1))k | sed s/1k/ok/", r"decoded-ok")
     finally:
         browser.close()
+
+
+def test_without_its_worker_the_page_decodes_and_reads_its_saved_machine_itself(site, pw):
+    """The page's worker (web/page/worker.js) downloads and decodes the two large files and reads
+    the machine saved in this browser. When its script does not load (a host or an old cache
+    without it), the page does all of that on its own thread: it starts from Python's snapshot
+    and the shipped machine, and a reload restores the machine it saved."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+    try:
+        context = browser.new_context(service_workers="block")
+        missing: list[str] = []
+        context.route("**/page/worker.js", lambda route: (missing.append(route.request.url),
+                                                          route.fulfill(status=404, body="not here")))
+        page = context.new_page()
+        page.goto(site)
+        page.wait_for_function(READY, timeout=120_000)
+        assert page.evaluate("window.pyninep.failed") is None
+        assert page.evaluate("window.pyninep.source") == "shipped"
+        assert "pyodide_ms" in page.evaluate("window.pyninep.timing")  # Python came from the snapshot
+        run(page, "echo by-the-page > /root/no-worker.txt; sync; echo ok-$((3+4))", r"ok-7")
+        now = page.evaluate("Date.now()")
+        page.wait_for_function("t => window.pyninep.lastSave && window.pyninep.lastSave.at > t && !window.pyninep.saving",
+                               arg=now, timeout=30_000)
+        page.reload()
+        page.wait_for_function(READY, timeout=120_000)
+        assert page.evaluate("window.pyninep.source") == "saved"
+        assert "by-the-page" in run(page, "cat /root/no-worker.txt", r"\nby-the-page\s")
+        assert len(missing) == 2, missing  # the worker was asked for on both loads
+    finally:
+        browser.close()

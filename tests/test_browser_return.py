@@ -253,3 +253,47 @@ def test_files_from_an_older_build_are_kept_and_booted_with_then_restored(pw, tm
         if v.browser is not None:
             v.browser.close()
         server.shutdown()
+
+
+# Flip one byte in the middle of the machine this browser saved, as a failing disk would: the
+# page reads it (in its worker), finds the damage, and says so.
+DAMAGE_SAVE = """() => new Promise((resolve, reject) => {
+    const open = indexedDB.open("pyninep-page");
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+        const tx = open.result.transaction("machine", "readwrite");
+        const store = tx.objectStore("machine");
+        const get = store.get("last");
+        get.onsuccess = () => {
+            const record = get.result;
+            record.bytes[record.bytes.length >> 1] ^= 0x40;
+            store.put(record, "last");
+        };
+        tx.oncomplete = () => { open.result.close(); resolve(true); };
+        tx.onerror = () => reject(tx.error);
+    };
+})"""
+
+
+def test_a_saved_machine_damaged_in_storage_is_said_and_the_shipped_one_starts_with_the_files(pw, site, tmp_path):
+    v = Visitor(pw, tmp_path / "profile", site)
+    try:
+        assert v.open("first visit") == "shipped"
+        digest = write_file(v, "kept.bin", fsync=True)
+        v.wait_saved_after(v.now_ms())
+        v.close_tab()
+        v.page = v.browser.page()
+        v.page.goto("about:blank")
+        v.page.goto(site.rstrip("/") + "/manifest.json")  # same origin, the sandbox not running
+        assert v.page.evaluate(DAMAGE_SAVE)
+        v.page.close()
+        assert v.open("the saved machine damaged") == "shipped"
+        log = v.page.evaluate("document.getElementById('log-text').textContent")
+        assert "could not be restored" in log and "checksum mismatch" in log, log[-2000:]
+        assert not check_files(v, {"kept.bin": digest})
+        # The page saves a good machine again, and the next return restores it.
+        v.wait_saved_after(v.now_ms())
+        assert v.reload() == "saved"
+    finally:
+        if v.browser is not None:
+            v.browser.close()

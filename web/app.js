@@ -5,7 +5,7 @@
 // This file only wires the page's parts (web/page/), each the one owner of what it shows:
 //   errors.js    the status line, the error banner, the boot log
 //   progress.js  the download bars (and the fetch hook that counts Pyodide's bytes)
-//   background.js the page's worker (worker.js), which downloads the two large files
+//   background.js the page's worker (worker.js), which downloads the two large files and decodes them
 //   terminal.js  the terminal and the guest's console
 //   files.js     the files panel
 //   keys.js      the shortcuts out of the terminal, their help, the touch screens' key row
@@ -35,7 +35,8 @@ const ctx = /** @type {import("./page/context.js").PageContext} */ ({
     activity: new GuestActivity(),
 });
 const messages = createMessages(ctx);
-const progress = createProgress(ctx, { background: createBackground() });
+const background = createBackground();
+const progress = createProgress(ctx, { background });
 const terminal = createTerminal(ctx, { messages });
 const saving = createSaving(ctx, { messages, terminal });
 const files = createFiles(ctx, { terminal });
@@ -57,7 +58,7 @@ const api = {
 };
 window.pyninep = ctx.api = api;
 
-start(ctx, { messages, progress, terminal, saving, files }).then(() => {
+start(ctx, { messages, progress, background, terminal, saving, files }).then(() => {
     Object.assign(ctx.api, { terminal: terminal.xterm, manifest: ctx.manifest });
 }, (error) => {
     const sentence = messages.startFailed(error);

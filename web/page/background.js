@@ -1,6 +1,6 @@
 /**
  * background.js — the page's side of its worker (worker.js says why it exists): downloads with
- * progress, done there and answered here. Where workers are not available (or the worker's
+ * progress, zstd frames decoded and the saved machine read, done there and answered here. Where workers are not available (or the worker's
  * script did not load) the download is done on this thread, by the same readBody.
  *
  * Owns the worker and nothing else; progress.js shows the bars, start.js decides what to load.
@@ -49,10 +49,11 @@ export function createBackground() {
 
     /**
      * One request to the worker; `here` does the same work on this thread when there is none.
+     * @template [T=Uint8Array]
      * @param {Record<string, unknown>} message
-     * @param {() => Promise<Uint8Array>} here
+     * @param {() => Promise<T>} here
      * @param {(loaded: number, total: number) => void} [onProgress]
-     * @returns {Promise<Uint8Array>} */
+     * @returns {Promise<T>} */
     function ask(message, here, onProgress) {
         const w = theWorker();
         if (!w) return here();
@@ -68,12 +69,13 @@ export function createBackground() {
                 if (worker === w) worker = null;
                 resolve(here());
             };
-            /** @param {MessageEvent<{id: number, loaded?: number, total?: number, bytes?: Uint8Array, error?: string}>} e */
+            /** @param {MessageEvent<{id: number, loaded?: number, total?: number, bytes?: T, result?: T, error?: string, damaged?: boolean}>} e */
             const listener = (e) => {
                 const m = e.data;
                 if (m.id !== id) return;
                 if (m.bytes) { done(); resolve(m.bytes); }
-                else if (m.error !== undefined) { done(); reject(new Error(m.error)); }
+                else if ("result" in m) { done(); resolve(/** @type {T} */ (m.result)); }
+                else if (m.error !== undefined) { done(); reject(Object.assign(new Error(m.error), { damaged: !!m.damaged })); }
                 else onProgress?.(m.loaded ?? 0, m.total ?? 0);
             };
             w.addEventListener("message", listener);
@@ -89,5 +91,19 @@ export function createBackground() {
          * @param {(url: string) => Promise<Response>} fetchHere  how this thread fetches, without a worker */
         download: (url, onProgress, fetchHere) => ask({ url: new URL(url, location.href).href },
             async () => readBody(url, await fetchHere(url), onProgress), onProgress),
+        /** The content of a zstd frame (`size` bytes, as its header states), decoded in the
+         * worker by `module`, v86's compiled wasm. Rejects with `damaged` true when the frame
+         * does not decode; without a worker, or when that decoder cannot run there, with
+         * `damaged` false (the caller decodes on this thread). `frame` is copied, not taken.
+         * @param {Uint8Array} frame @param {number} size @param {WebAssembly.Module} module */
+        unzstd: (frame, size, module) => ask({ unzstd: frame, size, module },
+            () => Promise.reject(Object.assign(new Error("no worker"), { damaged: false }))),
+        /** The record under `key` in `store` of the page's database `db`, without its `bytes`,
+         * which the worker read as a machine blob: `machine` (readMachine's parts) or `damaged`
+         * (why not); null when there is none. `here` does it on this thread without a worker.
+         * @template T
+         * @param {{db: string, store: string, key: string}} where @param {() => Promise<T>} here
+         * @returns {Promise<T>} */
+        readSaved: (where, here) => ask({ saved: where }, here),
     };
 }

@@ -35,7 +35,10 @@ export class GuestActivity {
     get count() { return this.requests + this.output + this.input; }
 }
 
-/** @typedef {{stamp?: string, bytes: Uint8Array, id?: number, screen?: string, session?: boolean}} SavedMachine */
+/** @typedef {{stamp?: string, bytes: Uint8Array, id?: number, screen?: string, session?: boolean}} SavedMachine
+ * (the record in the "machine" store) */
+/** @typedef {Omit<SavedMachine, "bytes"> & {machine?: import("../pyninep-machine.js").MachineParts, damaged?: string}} LastSave
+ * (a record as readLastSave gives it: its bytes read as a machine blob, or why they could not be) */
 
 /** The page's own database, created on first use. */
 export function openLocalDb(/** @type {(message: string | undefined) => void} */ reportDataLoss) {
@@ -78,9 +81,24 @@ function idb(db, mode, fn) {
     });
 }
 
-/** The machine last saved in this browser, if any. */
-export function readLastSave(/** @type {IDBDatabase} */ db) {
-    return /** @type {Promise<SavedMachine | undefined>} */ (idb(db, "readonly", (s) => s.get("last")));
+/** The machine last saved in this browser, if any, read and unpacked by the page's worker (27 MB
+ * of it for the Debian page: off the main thread, which Python's start needs at that moment), or
+ * here where there is no worker.
+ * @param {IDBDatabase} db  this page's database (openLocalDb)
+ * @param {import("./background.js").Background} background
+ * @returns {Promise<LastSave | null>} */
+export function readLastSave(db, background) {
+    return background.readSaved({ db: db.name, store: "machine", key: "last" }, async () => {
+        /** @type {SavedMachine | undefined} */
+        const record = await idb(db, "readonly", (s) => s.get("last"));
+        if (!record) return null;
+        const { bytes, ...rest } = record;
+        try {
+            return { ...rest, machine: await pyninep.readMachine(bytes) };
+        } catch (/** @type {any} */ error) {
+            return { ...rest, damaged: `${error?.message ?? error}` };
+        }
+    });
 }
 
 /** Whether the browser has room for `need` more bytes for this site (true when it cannot tell). */

@@ -18,6 +18,7 @@ import { $, since } from "./context.js";
 import { PageError, isQuotaError, STORAGE_FULL } from "./errors.js";
 import { checkQuota, openLocalDb, readLastSave, STORE_DB } from "./saving.js";
 import { registerServiceWorker } from "./offline.js";
+import { readBody } from "./background.js";
 
 const ANOTHER_TAB = "This sandbox is already open in another tab of this browser; close it there (or reload it there) to use it here.";
 
@@ -25,6 +26,7 @@ const ANOTHER_TAB = "This sandbox is already open in another tab of this browser
  * @typedef {object} StartParts
  * @property {import("./errors.js").Messages} messages
  * @property {import("./progress.js").Progress} progress
+ * @property {import("./background.js").Background} background
  * @property {import("./terminal.js").PageTerminal} terminal
  * @property {import("./saving.js").Saving} saving
  * @property {import("./files.js").FilesPanel} files
@@ -101,12 +103,14 @@ export async function start(ctx, parts) {
         /** @type {PyninepServer} */ (current).handle9p(req, reply);
     };
     progress.bar("python", "Python (serves Linux its files)");
-    // The emulator first: it is small, and its zstd decoder unpacks Python's snapshot and the
-    // shipped machine (unwire).
+    // The emulator's wasm first: it is small, and the zstd decoder it carries unpacks Python's
+    // snapshot and the shipped machine (unwire) as soon as they arrive.
     progress.bar("linux", forceBoot ? "Linux (the kernel and the PC it runs on)" : "The PC emulator");
-    const emulatorP = loadV86(ctx, parts, forceBoot, handle9p).then((em) => { progress.complete("linux"); return em; });
+    const v86Wasm = compileV86(ctx, progress);
+    v86Wasm.catch(() => {}); // reported by loadV86, below
+    const emulatorP = loadV86(ctx, parts, forceBoot, handle9p, undefined, v86Wasm).then((em) => { progress.complete("linux"); return em; });
     emulatorP.catch(() => {}); // its failure is reported where it is awaited, below
-    const unwire = unwiring(emulatorP);
+    const unwire = unwiring(emulatorP, parts.background, v86Wasm);
     // A restore starts from no image: a new visitor's store gets the machine's files instead.
     // On a slow link Python's files come first and the shipped machine after them, so Python
     // starts while the machine arrives instead of both arriving last (locally: a few ms later).
@@ -121,12 +125,13 @@ export async function start(ctx, parts) {
         return s;
     });
     serverP.catch(() => {}); // its failure is reported where it is awaited, below
-    /** @type {import("./saving.js").SavedMachine | null | undefined} */
+    /** @type {import("./saving.js").LastSave | null} */
     let saved = null;
     let olderBuild = false;
     if (shippedMachine && db) {
         try {
-            saved = await readLastSave(db);
+            saved = await readLastSave(db, parts.background);
+            if (saved?.machine) timing.unpacked_ms = since(ctx);
         } catch (/** @type {any} */ error) {
             note(`could not read the saved machine: ${error.message}`);
         }
@@ -156,7 +161,8 @@ export async function start(ctx, parts) {
     let shippedP = null;
     const shipped = (/** @type {MachineInfo} */ m) => (shippedP ??= progress.fetchWithProgress(m.url, "machine").then(
         async (bytes) => { timing.machine_ms = since(ctx); return unpack(ctx, await unwire(m.url, bytes)); }));
-    const savedP = saved ? unpack(ctx, saved.bytes) : null;
+    const savedP = !saved ? null : saved.machine ? Promise.resolve(saved.machine)
+        : Promise.reject(new Error(saved.damaged ?? "no machine in the saved record"));
     if (shippedMachine && !saved) pythonFetchedP.then(() => shipped(shippedMachine).catch(() => {}));
     // (A damaged machine is reported once the restore is tried, below.)
     savedP?.catch(() => {});
@@ -203,7 +209,7 @@ export async function start(ctx, parts) {
         }
         if (!restored) { // the stored files come from another build's machine: boot with them
             emulator.destroy?.();
-            emulator = ctx.emulator = api.emulator = await loadV86(ctx, parts, true, handle9p);
+            emulator = ctx.emulator = api.emulator = await loadV86(ctx, parts, true, handle9p, undefined, v86Wasm);
             progress.bar("linux", "Linux (the kernel)");
         }
     }
@@ -360,18 +366,23 @@ async function intoFreshMemory(emulator, restore) {
  * @param {boolean} boot
  * @param {Handle9p} handle9p
  * @param {string} [proxyUrl]  server mode: v86's own proxy_url instead of handle9p
+ * @param {Promise<WebAssembly.Module>} [wasm]  v86's wasm, compiled (compileV86); else v86 fetches it
  * @returns {Promise<Emulator>} */
-async function loadV86(ctx, { progress }, boot, handle9p, proxyUrl = undefined) {
+async function loadV86(ctx, { progress }, boot, handle9p, proxyUrl = undefined, wasm = undefined) {
     const manifest = /** @type {Manifest} */ (ctx.manifest);
     const base = new URL(".", location.href);
     /** @type {{V86: new (options: object) => Emulator}} */
     const { V86 } = await import(new URL(`${manifest.v86}libv86.mjs`, base).href);
-    const em = new V86(machine.v86Options(manifest, { baseUrl: base, handle9p, boot, proxyUrl }));
+    const options = machine.v86Options(manifest, { baseUrl: base, handle9p, boot, proxyUrl });
+    // (v86 never learns of a wasm that failed: the promise below reports it instead.)
+    if (wasm) options.wasm_fn = async (/** @type {WebAssembly.Imports} */ imports) => (await WebAssembly.instantiate(await wasm, imports)).exports;
+    const em = new V86(options);
     em.add_listener("download-progress", (/** @type {{file_name: string, loaded: number, total: number}} */ e) => {
         const c = progress.classify(e.file_name);
         if (c) progress.progress("linux", c.rel, e.loaded, e.total || c.size);
     });
     await new Promise((resolve, reject) => {
+        wasm?.catch((/** @type {any} */ error) => reject(new Error(`cannot load ${manifest.v86}v86.wasm (${error?.message ?? error})`)));
         em.add_listener("emulator-loaded", resolve);
         em.add_listener("download-error", (/** @type {{file_name: string}} */ e) => reject(new Error(`cannot download ${e.file_name}`)));
     });
@@ -497,14 +508,41 @@ async function loadPython(ctx, { progress, messages }, unwire, fetched) {
     }
 }
 
+/** v86's wasm, compiled as it streams in (and, on a return, from V8's cache of its code: the
+ * response goes to the compiler as the browser gave it, not through the fetch hook). Its bytes
+ * count towards the emulator's bar as they arrive.
+ * @param {import("./context.js").PageContext} ctx
+ * @param {import("./progress.js").Progress} progress
+ * @returns {Promise<WebAssembly.Module>} */
+async function compileV86(ctx, progress) {
+    const url = new URL(`${/** @type {Manifest} */ (ctx.manifest).v86}v86.wasm`, location.href).href;
+    const response = await progress.plainFetch(url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const c = progress.classify(url);
+    // A copy of the body, counted, and kept for a host that does not say application/wasm (the
+    // streaming compiler refuses that response; the bytes compile all the same).
+    const counted = readBody(url, response.clone(), (loaded, total) => {
+        if (c) progress.progress("linux", c.rel, loaded, total || c.size);
+    });
+    counted.catch(() => {});
+    try {
+        return await WebAssembly.compileStreaming(response);
+    } catch {
+        return await WebAssembly.compile(await counted);
+    }
+}
+
 /** @typedef {(rel: string, bytes: Uint8Array) => Promise<Uint8Array>} Unwire */
 
 /** A file the build packed for the wire (sitefiles.pack_for_wire), back to its bytes by its name:
- * .zst through v86's zstd decoder (it comes with the emulator, so this waits for the emulator),
- * .gz through the browser's gzip; anything else (or one a host decoded on the way) as it is.
+ * .zst by the zstd decoder in v86's wasm (in the page's worker, as soon as the wasm is compiled;
+ * on this thread, the emulator's, where the worker cannot), .gz through the browser's gzip;
+ * anything else (or one a host decoded on the way) as it is.
  * @param {Promise<Emulator>} emulatorP
+ * @param {import("./background.js").Background} background
+ * @param {Promise<WebAssembly.Module>} v86Wasm
  * @returns {Unwire} */
-function unwiring(emulatorP) {
+function unwiring(emulatorP, background, v86Wasm) {
     return async (rel, bytes) => {
         if (rel.endsWith(".gz") && bytes[0] === 0x1f && bytes[1] === 0x8b) {
             return new Uint8Array(await new Response(new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (bytes)]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
@@ -514,26 +552,12 @@ function unwiring(emulatorP) {
         if (!rel.endsWith(".zst") || !isZstd(bytes)) return bytes;
         const size = zstdContentSize(bytes);
         if (size === null) throw new Error(`${rel} is not a zstd frame with its size`);
-        const emulator = /** @type {any} */ (await emulatorP);
-        // Off the main thread, which Python's start keeps busy: v86's zstd worker (the same
-        // decoder in a worker of its own; it takes what it is given, hence the copy). A frame
-        // it cannot decode gets no answer from it, so after a while the decoder here says why.
-        if (typeof emulator.zstd_decompress_worker === "function") {
-            const decoded = emulator.zstd_decompress_worker(size, bytes.slice());
-            /** @type {Worker | undefined} */
-            const worker = emulator.zstd_worker;
-            /** @type {() => void} */
-            let stop = () => {};
-            const failed = new Promise((resolve) => {
-                const timer = setTimeout(resolve, 15_000, null);
-                const onError = (/** @type {Event} */ e) => { e.preventDefault(); resolve(null); };
-                worker?.addEventListener("error", onError);
-                stop = () => { clearTimeout(timer); worker?.removeEventListener("error", onError); };
-            });
-            const out = await Promise.race([decoded, failed]);
-            stop();
-            if (out) return new Uint8Array(out);
+        try {
+            return await background.unzstd(bytes, size, await v86Wasm);
+        } catch (/** @type {any} */ error) {
+            if (error?.damaged) throw new Error(`${rel} is damaged (zstd: ${error.message})`);
         }
+        const emulator = /** @type {any} */ (await emulatorP);
         try {
             return new Uint8Array(emulator.zstd_decompress(size, bytes));
         } catch (/** @type {any} */ error) { // (a damaged frame traps in the decoder's wasm)

@@ -9,16 +9,105 @@
  * here, it keeps streaming. Same origin and in the page's scope, so the service worker answers
  * its fetches offline as it answers the page.
  *
- * Messages in: {id, url}. Out: {id, loaded, total} now and then, then {id, bytes} (transferred)
- * or {id, error}.
+ * Decoding here, instead of in v86's own zstd worker: that worker exists only once the emulator
+ * does (its BIOS fetched, its memory made) and compiles v86's wasm again from bytes, so on a
+ * return visit Python's snapshot waited 0.4-0.5 s after it had arrived. The page compiles v86's
+ * wasm once (start.js: compileV86) and sends the compiled module with each frame; an instance
+ * made from it lives for one frame (its memory, tens of MB after a snapshot, goes with it).
+ *
+ * It also reads the machine saved in this browser (tens of MB from IndexedDB, checked and
+ * unpacked: saving.js readLastSave): on the main thread that took 0.1-0.2 s just when Python's
+ * start needed it.
+ *
+ * Messages in: {id, url} (a download), {id, unzstd: bytes, size, module} (a zstd frame with its
+ * content size, and v86's compiled wasm) or {id, saved: {db, store, key}} (a saved machine's
+ * record). Out: {id, loaded, total} now and then, then {id, bytes} (transferred), {id, result}
+ * or {id, error, damaged} (damaged: the frame did not decode).
  */
 
 import { readBody } from "./background.js";
+import { readMachine } from "../pyninep-machine.js";
 
 const scope = /** @type {any} */ (self); // a DedicatedWorkerGlobalScope (the page's types are DOM's)
 
-scope.onmessage = async (/** @type {MessageEvent<{id: number, url: string}>} */ event) => {
+/** The frame's content, decoded by v86's zstd exports in an instance of its own. Their only
+ * imports are the emulator's callbacks, which decoding never calls.
+ * @param {Uint8Array} frame @param {number} size @param {WebAssembly.Module} module */
+function unzstd(frame, size, module) {
+    /** @type {WebAssembly.ModuleImports} */
+    const env = {};
+    for (const i of WebAssembly.Module.imports(module)) {
+        env[i.name] = i.kind === "table" ? new WebAssembly.Table({ element: "anyfunc", initial: 1024 })
+            : () => { throw new Error(`the zstd decoder called v86's ${i.name}`); };
+    }
+    const d = /** @type {any} */ (new WebAssembly.Instance(module, { env }).exports);
+    let ctx;
+    try {
+        ctx = d.zstd_create_ctx(frame.length);
+        new Uint8Array(d.memory.buffer).set(frame, d.zstd_get_src_ptr(ctx));
+    } catch (/** @type {any} */ error) {
+        throw Object.assign(new Error(`v86's zstd decoder: ${error?.message ?? error}`), { damaged: false });
+    }
+    try {
+        const at = d.zstd_read(ctx, size);
+        return new Uint8Array(d.memory.buffer.slice(at, at + size));
+    } catch (/** @type {any} */ error) { // a frame that does not decode traps in the wasm
+        throw Object.assign(new Error(`${error?.message ?? error}`), { damaged: true });
+    }
+}
+
+/** The record under `key` in `store` of the database `db` (one the page made: a missing one is
+ * not created), without its `bytes`, and those bytes read as a machine blob (`machine`), or why
+ * not (`damaged`); null when there is no record.
+ * @param {{db: string, store: string, key: string}} where */
+async function readSaved({ db, store, key }) {
+    const conn = await /** @type {Promise<IDBDatabase>} */ (new Promise((resolve, reject) => {
+        const request = indexedDB.open(db);
+        request.onupgradeneeded = () => request.transaction?.abort();
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error ?? new Error(`cannot open ${db}`));
+    }));
+    let record;
+    try {
+        record = await new Promise((resolve, reject) => {
+            const request = conn.transaction(store, "readonly").objectStore(store).get(key);
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+        });
+    } finally {
+        conn.close();
+    }
+    if (!record) return { result: null, transfer: [] };
+    const { bytes, ...rest } = record;
+    try {
+        const machine = await readMachine(bytes);
+        const buffers = new Set([machine.v86State, machine.serverState.buffer, machine.warm?.buffer].filter((b) => b));
+        return { result: { ...rest, machine }, transfer: [...buffers] };
+    } catch (/** @type {any} */ error) {
+        return { result: { ...rest, damaged: `${error?.message ?? error}` }, transfer: [] };
+    }
+}
+
+scope.onmessage = async (/** @type {MessageEvent<{id: number, url: string, unzstd?: Uint8Array, size?: number, module?: WebAssembly.Module, saved?: {db: string, store: string, key: string}}>} */ event) => {
     const { id, url } = event.data;
+    if (event.data.saved) {
+        try {
+            const { result, transfer } = await readSaved(event.data.saved);
+            scope.postMessage({ id, result }, /** @type {Transferable[]} */ (transfer));
+        } catch (/** @type {any} */ error) {
+            scope.postMessage({ id, error: `${error?.message ?? error}` });
+        }
+        return;
+    }
+    if (event.data.unzstd) {
+        try {
+            const bytes = unzstd(event.data.unzstd, /** @type {number} */ (event.data.size), /** @type {WebAssembly.Module} */ (event.data.module));
+            scope.postMessage({ id, bytes }, [bytes.buffer]);
+        } catch (/** @type {any} */ error) {
+            scope.postMessage({ id, error: `${error?.message ?? error}`, damaged: !!error?.damaged });
+        }
+        return;
+    }
     try {
         let told = 0;
         const bytes = await readBody(url, await fetch(url), (loaded, total) => {
