@@ -9,9 +9,10 @@ same with the guest's ``cache=loose``; ``loose`` is ours as the guest mounts it 
 
 Each variant boots the same kernel and initramfs with ``pyninep.root=none``: host9p is mounted on
 /mnt and the shell stays in the initramfs, so the workload binaries are identical everywhere; the
-guest's own tmpfs (/tmp) is the floor. Times are measured inside the guest (/proc/uptime, 10 ms
-resolution; the 16 MiB rows run PASSES passes) and the best of N rounds is kept. Prints a table
-of ms and ratios against v86's 9p.
+guest's own tmpfs (/tmp) is the floor. All the variants' guests are booted first and each round
+takes the columns in turn, so the machine's drift over minutes falls on every column alike.
+Times are measured inside the guest (/proc/uptime, 10 ms resolution; the 16 MiB rows run PASSES
+passes) and the best of N rounds is kept. Prints a table of ms and ratios against v86's 9p.
 """
 
 from __future__ import annotations
@@ -66,24 +67,16 @@ D={d}; mkdir -p $D; rm -rf $D/*
 """
 
 
-def run_variant(args: list[str], directories: list[str], rounds: int) -> dict[str, dict[str, int]]:
-    g = Guest(*args)
-    try:
-        g.sh(SETUP, timeout=300)
-        results: dict[str, dict[str, int]] = {d: {} for d in directories}
-        for _ in range(rounds):
-            for d in directories:
-                body = "\n".join(f't=$(now); {cmd}; echo "{name}=$(( ($(now) - t) / {passes(name)} ))"'
-                                 for name, cmd in WORKLOADS)
-                out = g.sh(TIMED.format(d=d, body=body), timeout=900)
-                for line in out.splitlines():
-                    if "=" in line:
-                        name, ms = line.rsplit("=", 1)
-                        prev = results[d].get(name)
-                        results[d][name] = int(ms) if prev is None else min(prev, int(ms))
-        return results
-    finally:
-        g.close()
+def run_round(g: Guest, directory: str, results: dict[str, int]) -> None:
+    """One pass of every workload in ``directory`` of guest ``g``; each row keeps its best."""
+    body = "\n".join(f't=$(now); {cmd}; echo "{name}=$(( ($(now) - t) / {passes(name)} ))"'
+                     for name, cmd in WORKLOADS)
+    out = g.sh(TIMED.format(d=directory, body=body), timeout=900)
+    for line in out.splitlines():
+        if "=" in line:
+            name, ms = line.rsplit("=", 1)
+            prev = results.get(name)
+            results[name] = int(ms) if prev is None else min(prev, int(ms))
 
 
 def main() -> int:
@@ -92,39 +85,52 @@ def main() -> int:
     ap.add_argument("--variants", default="builtin,none,loose")
     opts = ap.parse_args()
     variants = opts.variants.split(",")
-    columns: dict[str, dict[str, int]] = {}
     started = time.time()
+    # (column, guest arguments, directory in that guest)
+    plan: list[tuple[str, list[str], str]] = []
     if "builtin" in variants:
-        r = run_variant(["--builtin", "--root", "none", "--mount", MOUNT.format(cache="none")],
-                        ["/mnt/bench", "/tmp/bench"], opts.rounds)
-        columns["v86 9p"] = r["/mnt/bench"]
-        columns["tmpfs"] = r["/tmp/bench"]
+        builtin = ["--builtin", "--root", "none", "--mount", MOUNT.format(cache="none")]
+        plan += [("v86 9p", builtin, "/mnt/bench"), ("tmpfs", builtin, "/tmp/bench")]
     if "builtin-loose" in variants:  # v86's 9p under the mount ours has (its files: qid.version 0)
-        r = run_variant(["--builtin", "--root", "none", "--mount", MOUNT.format(cache="loose")],
-                        ["/mnt/bench"], opts.rounds)
-        columns["v86 9p loose"] = r["/mnt/bench"]
+        plan.append(("v86 9p loose", ["--builtin", "--root", "none", "--mount", MOUNT.format(cache="loose")],
+                     "/mnt/bench"))
     for cache in ("none", "loose", "mmap"):
         if cache in variants:
-            r = run_variant(["--root", "none", "--mount", MOUNT.format(cache=cache)],
-                            ["/mnt/bench"], opts.rounds)
-            columns[f"ours cache={cache}"] = r["/mnt/bench"]
+            plan.append((f"ours cache={cache}", ["--root", "none", "--mount", MOUNT.format(cache=cache)],
+                         "/mnt/bench"))
     served = [v for v in ("proxy", "shim") if v in variants]
+    serve = None
     if served:
         from serving import Serve
 
         serve = Serve("--ws", "127.0.0.1:0")
-        try:
-            for v in served:
-                flag = "--proxy" if v == "proxy" else "--server"
-                assert serve.ws is not None
-                r = run_variant([flag, serve.ws, "--root", "none", "--mount", MOUNT.format(cache="none")],
-                                ["/mnt/bench"], opts.rounds)
-                columns[f"serve {v}"] = r["/mnt/bench"]
-        finally:
+        assert serve.ws is not None
+        for v in served:
+            flag = "--proxy" if v == "proxy" else "--server"
+            plan.append((f"serve {v}", [flag, serve.ws, "--root", "none", "--mount", MOUNT.format(cache="none")],
+                         "/mnt/bench"))
+    # Every guest is up before the first round, and the rounds take the columns in turn: this
+    # machine's speed drifts by tens of per cent over minutes, and a column measured minutes
+    # after another would carry that drift into the ratio. (Idle guests halt: they cost little.)
+    guests: dict[tuple[str, ...], Guest] = {}
+    columns: dict[str, dict[str, int]] = {column: {} for column, _, _ in plan}
+    try:
+        for _, args, _ in plan:
+            if tuple(args) not in guests:
+                g = guests[tuple(args)] = Guest(*args)
+                g.sh(SETUP, timeout=300)
+        for _ in range(opts.rounds):
+            for column, args, directory in plan:
+                run_round(guests[tuple(args)], directory, columns[column])
+    finally:
+        for g in guests.values():
+            g.close()
+        if serve is not None:
             serve.stop()
     names = [n for n, _ in WORKLOADS]
     heads = list(columns)
-    print(f"guest workloads, best of {opts.rounds}, ms (10 ms resolution); ratio = ours / v86 9p (cache=none)")
+    print(f"guest workloads, best of {opts.rounds} rounds taking the columns in turn, ms (10 ms clock; "
+          f"16 MiB rows: one of {PASSES} passes); ratio = ours / v86 9p (cache=none)")
     print(f"{'workload':<17}" + "".join(f"{h:>18}" for h in heads) + "".join(
         f"{'ratio ' + h.split()[-1]:>19}" for h in heads if h.startswith(("ours", "serve"))))
     for n in names:
