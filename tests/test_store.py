@@ -612,3 +612,21 @@ def test_a_complete_state_gives_its_session_to_a_store_it_seeded(tmp_path):
     assert c2.read(f, 0, 100) == b"script"
     assert read(c2, "/root/mine") == b"the visitor's"
     fs.close()
+
+
+def test_the_indexeddb_preload_is_cut_back_into_its_records_and_a_cut_short_one_is_refused():
+    """web/pyninep-idb.js packs the page database's records for Python in one buffer (the counts,
+    every length, then the bytes); store/indexeddb.unpack cuts them out again. A buffer that
+    does not add up is refused, never read past its end."""
+    from pyninep_browser.store.indexeddb import unpack
+
+    meta = [("super", b'{"format":1}'), ("i:1", b"{}"), ("e:1:0", '["café",2]'.encode()), ("empty", b"")]
+    chunk_keys = ["2:0", "2:1"]
+    fields = [k.encode() for k, _ in meta] + [v for _, v in meta] + [k.encode() for k in chunk_keys]
+    packed = (struct.pack("<II", len(meta), len(chunk_keys))
+              + b"".join(struct.pack("<I", len(f)) for f in fields) + b"".join(fields))
+    assert unpack(packed) == (meta, chunk_keys)
+    assert unpack(struct.pack("<II", 0, 0)) == ([], [])
+    for bad in (packed[:-1], packed + b"x", packed[:7], struct.pack("<II", 1 << 20, 0) + packed[8:]):
+        with pytest.raises(ValueError, match="truncated"):
+            unpack(bad)

@@ -305,27 +305,36 @@ export async function openIndexedDB(name, options = {}) {
 }
 
 /**
- * [u32 count] then count × ([u32 key length][key, UTF-8][u32 value length][value]) for meta,
- * then [u32 count] × ([u32 key length][key]) for the chunk keys; little-endian. Ten thousand files
- * are tens of thousands of records: converting each one across JS↔Python would cost more than
- * reading them from IndexedDB.
+ * [u32 n][u32 m], then the lengths: n meta keys' (UTF-8), n meta values', m chunk keys' (u32 each),
+ * then the bytes in that order, back to back; little-endian. Ten thousand files are tens of
+ * thousands of records: converting each one across JS↔Python would cost more than reading them
+ * from IndexedDB, and with every length up front Python cuts the records out with slices (reading
+ * a length before each field cost it 40 ms for the Debian tree on CPython, 2-3 times that in Pyodide).
  * @param {Pairs} meta @param {string[]} chunkKeys
  */
 function pack(meta, chunkKeys) {
     const enc = new TextEncoder();
     const metaKeys = meta.map(([k]) => enc.encode(k));
     const chunkKeyBytes = chunkKeys.map((k) => enc.encode(k));
-    let size = 8;
-    for (let i = 0; i < meta.length; i++) size += 8 + metaKeys[i].length + meta[i][1].length;
-    for (const k of chunkKeyBytes) size += 4 + k.length;
+    const n = meta.length, m = chunkKeyBytes.length;
+    const head = 8 + 4 * (2 * n + m);
+    let size = head;
+    for (let i = 0; i < n; i++) size += metaKeys[i].length + meta[i][1].length;
+    for (const k of chunkKeyBytes) size += k.length;
     const out = new Uint8Array(size);
     const view = new DataView(out.buffer);
-    let o = 0;
-    const put = (/** @type {Uint8Array} */ bytes) => { view.setUint32(o, bytes.length, true); out.set(bytes, o + 4); o += 4 + bytes.length; };
-    view.setUint32(o, meta.length, true); o += 4;
-    for (let i = 0; i < meta.length; i++) { put(metaKeys[i]); put(meta[i][1]); }
-    view.setUint32(o, chunkKeyBytes.length, true); o += 4;
-    for (const k of chunkKeyBytes) put(k);
+    view.setUint32(0, n, true);
+    view.setUint32(4, m, true);
+    let o = 8, at = head;
+    /** @param {Uint8Array[]} fields */
+    const put = (fields) => {
+        for (const f of fields) { view.setUint32(o, f.length, true); o += 4; }
+    };
+    const values = meta.map(([, v]) => v);
+    put(metaKeys); put(values); put(chunkKeyBytes);
+    for (const fields of [metaKeys, values, chunkKeyBytes]) {
+        for (const f of fields) { out.set(f, at); at += f.length; }
+    }
     return out;
 }
 

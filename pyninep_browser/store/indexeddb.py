@@ -10,13 +10,18 @@ this module) import on CPython; the conversions are imported on first use, insid
 from __future__ import annotations
 
 import errno
+import struct
+import sys
+from array import array
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 from .base import Batch, Store
 
 # JS reports Linux's numbers (what the guest sees); Python's errno module is the host's (in
 # Pyodide, Emscripten's musl numbers, which differ), and the filesystem compares against it.
+_COUNTS = struct.Struct("<II")  # unpack: how many meta records and chunk keys
 _FROM_LINUX = {28: errno.ENOSPC, 5: errno.EIO}
 
 
@@ -107,24 +112,20 @@ class IndexedDBStore(Store):
 
 def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
     """The inverse of ``pack`` in web/pyninep-idb.js: (meta pairs, chunk keys)."""
-    view = memoryview(data)
-    offset = 0
-
-    def field() -> memoryview:
-        nonlocal offset
-        n = int.from_bytes(view[offset : offset + 4], "little")
-        start = offset + 4
-        offset = start + n
-        if offset > len(view):
-            raise ValueError("truncated IndexedDB preload")
-        return view[start:offset]
-
-    def count() -> int:
-        nonlocal offset
-        n = int.from_bytes(view[offset : offset + 4], "little")
-        offset += 4
-        return n
-
-    meta = [(str(field(), "utf-8"), bytes(field())) for _ in range(count())]
-    keys = [str(field(), "utf-8") for _ in range(count())]
-    return meta, keys
+    if len(data) < 8:
+        raise ValueError("truncated IndexedDB preload")
+    n, m = _COUNTS.unpack_from(data, 0)
+    head = 8 + 4 * (2 * n + m)
+    if head > len(data):
+        raise ValueError("truncated IndexedDB preload")
+    lengths = array("I", data[8:head])
+    if sys.byteorder != "little":
+        lengths.byteswap()
+    ends = list(accumulate(lengths, initial=head))
+    if ends[-1] != len(data):
+        raise ValueError("truncated IndexedDB preload")
+    starts = ends[:-1]
+    keys = [str(data[a:b], "utf-8") for a, b in zip(starts[:n], ends[1 : n + 1], strict=True)]
+    values = [data[a:b] for a, b in zip(starts[n : 2 * n], ends[n + 1 : 2 * n + 1], strict=True)]
+    chunk_keys = [str(data[a:b], "utf-8") for a, b in zip(starts[2 * n :], ends[2 * n + 1 :], strict=True)]
+    return list(zip(keys, values, strict=True)), chunk_keys

@@ -87,8 +87,8 @@ function idb(db, mode, fn) {
  * @param {IDBDatabase} db  this page's database (openLocalDb)
  * @param {import("./background.js").Background} background
  * @returns {Promise<LastSave | null>} */
-export function readLastSave(db, background) {
-    return background.readSaved({ db: db.name, store: "machine", key: "last" }, async () => {
+export async function readLastSave(db, background) {
+    const here = async () => {
         /** @type {SavedMachine | undefined} */
         const record = await idb(db, "readonly", (s) => s.get("last"));
         if (!record) return null;
@@ -98,7 +98,12 @@ export function readLastSave(db, background) {
         } catch (/** @type {any} */ error) {
             return { ...rest, damaged: `${error?.message ?? error}` };
         }
-    });
+    };
+    try {
+        return await background.readSaved({ db: db.name, store: "machine", key: "last" }, here);
+    } catch {
+        return here(); // the worker could not open the database (a browser may refuse it there)
+    }
 }
 
 /** Whether the browser has room for `need` more bytes for this site (true when it cannot tell). */
