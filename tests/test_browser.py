@@ -663,6 +663,18 @@ def test_terminal_is_xterm_256color_and_colours_reach_the_screen(site, visitor_p
     assert not watch.problems, watch.problems
 
 
+def started_from_the_snapshot_and_the_shipped_machine(context, site: str):
+    """A new page of ``context`` at ``site``, at its prompt, having started Python from its
+    snapshot and restored the shipped machine."""
+    page = context.new_page()
+    page.goto(site)
+    page.wait_for_function(READY, timeout=120_000)
+    assert page.evaluate("window.pyninep.failed") is None
+    assert page.evaluate("window.pyninep.source") == "shipped"
+    assert "pyodide_ms" in page.evaluate("window.pyninep.timing")  # Python came from the snapshot
+    return page
+
+
 def test_a_host_that_decodes_the_zstd_files_on_the_way_still_starts(site, pw):
     """A host may send the saved machine and Python's snapshot (machine/*.zst, pysnap/*.zst) with
     ``Content-Encoding: zstd``: the browser then hands the page their content, not the zstd
@@ -678,12 +690,7 @@ def test_a_host_that_decodes_the_zstd_files_on_the_way_still_starts(site, pw):
         for rel, body in decoded.items():
             context.route(f"**/{rel}", lambda route, _request, body=body: route.fulfill(
                 status=200, body=body, headers={"content-type": "application/octet-stream"}))
-        page = context.new_page()
-        page.goto(site)
-        page.wait_for_function(READY, timeout=120_000)
-        assert page.evaluate("window.pyninep.failed") is None
-        assert page.evaluate("window.pyninep.source") == "shipped"
-        assert "pyodide_ms" in page.evaluate("window.pyninep.timing")  # Python came from the snapshot
+        page = started_from_the_snapshot_and_the_shipped_machine(context, site)
         assert "decoded-ok" in run(page, "echo decoded-$((1))k | sed s/1k/ok/", r"decoded-ok")
     finally:
         browser.close()
@@ -700,12 +707,7 @@ def test_without_its_worker_the_page_decodes_and_reads_its_saved_machine_itself(
         missing: list[str] = []
         context.route("**/page/worker.js", lambda route: (missing.append(route.request.url),
                                                           route.fulfill(status=404, body="not here")))
-        page = context.new_page()
-        page.goto(site)
-        page.wait_for_function(READY, timeout=120_000)
-        assert page.evaluate("window.pyninep.failed") is None
-        assert page.evaluate("window.pyninep.source") == "shipped"
-        assert "pyodide_ms" in page.evaluate("window.pyninep.timing")  # Python came from the snapshot
+        page = started_from_the_snapshot_and_the_shipped_machine(context, site)
         run(page, "echo by-the-page > /root/no-worker.txt; sync; echo ok-$((3+4))", r"ok-7")
         now = page.evaluate("Date.now()")
         page.wait_for_function("t => window.pyninep.lastSave && window.pyninep.lastSave.at > t && !window.pyninep.saving",

@@ -92,6 +92,8 @@ def test_phone_terminal_keeps_60_columns_and_the_key_row_reaches_the_guest(phone
     assert page.get_attribute("#key-ctrl", "aria-pressed") == "true"
     page.keyboard.press("c")
     assert page.get_attribute("#key-ctrl", "aria-pressed") == "false"
+    # The prompt first: what is typed while the interrupt is delivered is discarded (the tty's way).
+    page.wait_for_function(r"/\^C[\s\S]*# *\s*$/.test(window.pyninep.screenText())", timeout=10_000)
     run(page, "echo after-ctrl-c-$((4*4))", r"after-ctrl-c-16")
     # The arrows: ↑ brings the last command back.
     run(page, "echo arrow-$((3*3))", r"\narrow-9\s")

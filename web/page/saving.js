@@ -99,6 +99,9 @@ export async function readLastSave(db, background) {
             return { ...rest, damaged: `${error?.message ?? error}` };
         }
     };
+    // Counting reads no value: a first visit (nothing saved) is answered here at once, and the
+    // bars it shows are not held up by the worker's start.
+    if (!(await idb(db, "readonly", (s) => s.count("last")))) return null;
     try {
         return await background.readSaved({ db: db.name, store: "machine", key: "last" }, here);
     } catch {
