@@ -14,7 +14,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 from .base import Batch, Store
@@ -124,8 +124,6 @@ def unpack(data: bytes) -> tuple[list[tuple[str, bytes]], list[str]]:
     ends = list(accumulate(lengths, initial=head))
     if ends[-1] != len(data):
         raise ValueError("truncated IndexedDB preload")
-    starts = ends[:-1]
-    keys = [str(data[a:b], "utf-8") for a, b in zip(starts[:n], ends[1 : n + 1], strict=True)]
-    values = [data[a:b] for a, b in zip(starts[n : 2 * n], ends[n + 1 : 2 * n + 1], strict=True)]
-    chunk_keys = [str(data[a:b], "utf-8") for a, b in zip(starts[2 * n :], ends[2 * n + 1 :], strict=True)]
-    return list(zip(keys, values, strict=True)), chunk_keys
+    fields = [data[a:b] for a, b in pairwise(ends)]  # meta keys, meta values, chunk keys
+    keys = [str(k, "utf-8") for k in fields[:n]]
+    return list(zip(keys, fields[n : 2 * n], strict=True)), [str(k, "utf-8") for k in fields[2 * n :]]

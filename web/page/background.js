@@ -1,10 +1,13 @@
 /**
  * background.js — the page's side of its worker (worker.js says why it exists): downloads with
- * progress, zstd frames decoded and the saved machine read, done there and answered here. Where workers are not available (or the worker's
- * script did not load) the download is done on this thread, by the same readBody.
+ * progress, zstd frames decoded and the saved machine read, done there and answered here. Where
+ * workers are not available (or the worker's script did not load) the same work is done on this
+ * thread, by the same functions (readBody, unpackSaved); a zstd frame is left to the caller.
  *
  * Owns the worker and nothing else; progress.js shows the bars, start.js decides what to load.
  */
+
+import { readMachine } from "../pyninep-machine.js";
 
 /** @typedef {ReturnType<typeof createBackground>} Background */
 
@@ -29,6 +32,22 @@ export async function readBody(url, response, onProgress) {
     let at = 0;
     for (const p of parts) { bytes.set(p, at); at += p.byteLength; }
     return bytes;
+}
+
+/** A saved machine's record (saving.js), its `bytes` read as a machine blob: the record without
+ * them, plus `machine` (readMachine's parts) or `damaged` (why not); null for no record. The
+ * worker's read and the one on the page's thread.
+ * @template {{bytes: Uint8Array}} R
+ * @param {R | undefined} record
+ * @returns {Promise<(Omit<R, "bytes"> & {machine?: import("../pyninep-machine.js").MachineParts, damaged?: string}) | null>} */
+export async function unpackSaved(record) {
+    if (!record) return null;
+    const { bytes, ...rest } = record;
+    try {
+        return { ...rest, machine: await readMachine(bytes) };
+    } catch (/** @type {any} */ error) {
+        return { ...rest, damaged: `${error?.message ?? error}` };
+    }
 }
 
 export function createBackground() {

@@ -15,6 +15,7 @@ import * as pyninep from "../pyninep.js";
 import { $, element } from "./context.js";
 import { isQuotaError, STORAGE_FULL } from "./errors.js";
 import { mb } from "./progress.js";
+import { unpackSaved } from "./background.js";
 
 export const LOCAL_DB = "pyninep-page"; // the page's own store: the last machine saved in this browser
 export const STORE_DB = "pyninep-sandbox"; // the guest's files, when pyninep.js keeps them in IndexedDB
@@ -88,17 +89,7 @@ function idb(db, mode, fn) {
  * @param {import("./background.js").Background} background
  * @returns {Promise<LastSave | null>} */
 export async function readLastSave(db, background) {
-    const here = async () => {
-        /** @type {SavedMachine | undefined} */
-        const record = await idb(db, "readonly", (s) => s.get("last"));
-        if (!record) return null;
-        const { bytes, ...rest } = record;
-        try {
-            return { ...rest, machine: await pyninep.readMachine(bytes) };
-        } catch (/** @type {any} */ error) {
-            return { ...rest, damaged: `${error?.message ?? error}` };
-        }
-    };
+    const here = async () => unpackSaved(/** @type {SavedMachine | undefined} */ (await idb(db, "readonly", (s) => s.get("last"))));
     // Counting reads no value: a first visit (nothing saved) is answered here at once, and the
     // bars it shows are not held up by the worker's start.
     if (!(await idb(db, "readonly", (s) => s.count("last")))) return null;

@@ -25,8 +25,7 @@
  * or {id, error, damaged} (damaged: the frame did not decode).
  */
 
-import { readBody } from "./background.js";
-import { readMachine } from "../pyninep-machine.js";
+import { readBody, unpackSaved } from "./background.js";
 
 const scope = /** @type {any} */ (self); // a DedicatedWorkerGlobalScope (the page's types are DOM's)
 
@@ -77,46 +76,36 @@ async function readSaved({ db, store, key }) {
     } finally {
         conn.close();
     }
-    if (!record) return { result: null, transfer: [] };
-    const { bytes, ...rest } = record;
-    try {
-        const machine = await readMachine(bytes);
-        const buffers = new Set([machine.v86State, machine.serverState.buffer, machine.warm?.buffer].filter((b) => b));
-        return { result: { ...rest, machine }, transfer: [...buffers] };
-    } catch (/** @type {any} */ error) {
-        return { result: { ...rest, damaged: `${error?.message ?? error}` }, transfer: [] };
-    }
+    const result = await unpackSaved(record);
+    const m = result?.machine;
+    const buffers = m ? [m.v86State, m.serverState.buffer, m.warm?.buffer] : [];
+    return { result, transfer: /** @type {Transferable[]} */ ([...new Set(buffers.filter((b) => b))]) };
 }
 
-scope.onmessage = async (/** @type {MessageEvent<{id: number, url: string, unzstd?: Uint8Array, size?: number, module?: WebAssembly.Module, saved?: {db: string, store: string, key: string}}>} */ event) => {
-    const { id, url } = event.data;
-    if (event.data.saved) {
-        try {
-            const { result, transfer } = await readSaved(event.data.saved);
-            scope.postMessage({ id, result }, /** @type {Transferable[]} */ (transfer));
-        } catch (/** @type {any} */ error) {
-            scope.postMessage({ id, error: `${error?.message ?? error}` });
-        }
-        return;
+/** What a request asks for: the reply's fields and the buffers it hands over.
+ * @param {{id: number, url: string, unzstd?: Uint8Array, size?: number, module?: WebAssembly.Module, saved?: {db: string, store: string, key: string}}} m
+ * @returns {Promise<{result?: unknown, bytes?: Uint8Array, transfer: Transferable[]}>} */
+async function answer(m) {
+    if (m.saved) return readSaved(m.saved);
+    if (m.unzstd) {
+        const bytes = unzstd(m.unzstd, /** @type {number} */ (m.size), /** @type {WebAssembly.Module} */ (m.module));
+        return { bytes, transfer: [bytes.buffer] };
     }
-    if (event.data.unzstd) {
-        try {
-            const bytes = unzstd(event.data.unzstd, /** @type {number} */ (event.data.size), /** @type {WebAssembly.Module} */ (event.data.module));
-            scope.postMessage({ id, bytes }, [bytes.buffer]);
-        } catch (/** @type {any} */ error) {
-            scope.postMessage({ id, error: `${error?.message ?? error}`, damaged: !!error?.damaged });
-        }
-        return;
-    }
+    let told = 0;
+    const bytes = await readBody(m.url, await fetch(m.url), (loaded, total) => {
+        if (loaded - told < 1 << 18) return; // a bar's step, not every chunk
+        told = loaded;
+        scope.postMessage({ id: m.id, loaded, total });
+    });
+    return { bytes, transfer: [bytes.buffer] };
+}
+
+scope.onmessage = async (/** @type {MessageEvent} */ event) => {
+    const { id } = event.data;
     try {
-        let told = 0;
-        const bytes = await readBody(url, await fetch(url), (loaded, total) => {
-            if (loaded - told < 1 << 18) return; // a bar's step, not every chunk
-            told = loaded;
-            scope.postMessage({ id, loaded, total });
-        });
-        scope.postMessage({ id, bytes }, [bytes.buffer]);
+        const { transfer, ...reply } = await answer(event.data);
+        scope.postMessage({ id, ...reply }, transfer);
     } catch (/** @type {any} */ error) {
-        scope.postMessage({ id, error: `${error?.message ?? error}` });
+        scope.postMessage({ id, error: `${error?.message ?? error}`, damaged: !!error?.damaged });
     }
 };
