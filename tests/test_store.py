@@ -225,6 +225,30 @@ def test_read_of_a_file_larger_than_the_cache_defers_and_reruns(tmp_path):
     assert not server.pending
 
 
+def test_small_files_stay_cached_by_their_bytes_not_counted_as_whole_chunks():
+    # 3,000 files of 8-11 bytes in a 1 MiB cache: they take under 1 MiB however counted per
+    # chunk (at least 256 bytes each), so a second read of all of them loads nothing. Counted as
+    # whole 64 KiB chunks the cache held 16 of them, and the second read went to the store
+    # (IndexedDB: an asynchronous round trip per file) for all but those.
+    files = {f"/f{i}": f"small {i}\n".encode() for i in range(3000)}
+    store, server, draining = async_server(files, cache_bytes=1 << 20)
+    c = Client(draining)
+    for path, data in files.items():
+        assert read(c, path) == data
+    loaded = store.chunk_reads
+    assert loaded >= 3000
+    for path, data in files.items():
+        assert read(c, path) == data
+    assert store.chunk_reads == loaded
+    assert server.fs.cached_chunks == 3000
+    # A large file read through the same cache still evicts, down to what fits.
+    big = os.urandom(40 * CHUNK)
+    server.fs.write_file("/big", big)
+    assert read(c, "/big") == big
+    assert server.fs.cached_chunks * 256 + 40 * CHUNK > 1 << 20  # it had to evict
+    assert server.fs._lru_bytes <= (1 << 20) + CHUNK
+
+
 def test_flushed_deferred_read_gets_eintr_once_and_no_late_reply():
     store, server, _ = async_server({"/f": b"x" * 100})
     replies = []

@@ -2,7 +2,9 @@
 
 An inode's chunk map holds either the chunk (a ``bytearray``) or, while it is not loaded, its
 length (an ``int``). Clean loaded chunks are kept least recently used first and evicted past
-``cache_bytes``; dirty and in-flight ones stay until committed. A synchronous store loads inline;
+``cache_bytes``, each counted as its bytes but at least ``MIN_CHUNK_COST`` (what Python spends on
+one besides them): 2,500 small files' chunks cost what they hold, not 2,500 full chunks. Dirty
+and in-flight ones stay until committed. A synchronous store loads inline;
 an asynchronous one (IndexedDB) raises :class:`ChunksNeeded` so the request waits and runs again.
 """
 
@@ -12,12 +14,16 @@ import errno
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from .constants import CHUNK, _fail
 from .inode import Inode
 
 log = logging.getLogger("pyninep_browser")
+
+# What Python spends on a cached chunk besides its bytes (the bytearray object, its key tuple and
+# the LRU's entry: about 200 bytes on CPython 3.11): the least a chunk counts for in the cache.
+MIN_CHUNK_COST = 256
 
 
 class ChunksNeeded(Exception):
@@ -40,8 +46,19 @@ class ChunkCache:
     dirty_chunks: set[tuple[int, int]]
     cache_bytes: int
     _lru: OrderedDict[tuple[int, int], None]
+    _lru_bytes: int  # what the LRU's chunks cost when last counted, plus those added since
     _inflight_chunks: set[tuple[int, int]]
     load_base: Callable[[list[str], Callable[[int], None]], None]
+
+    def _cache_full(self) -> bool:
+        return self._lru_bytes > self.cache_bytes
+
+    def _lru_add(self, key: tuple[int, int], size: int) -> None:
+        """Count a clean chunk of ``size`` bytes into the cache (the most recently used)."""
+        if key not in self._lru:
+            self._lru_bytes += max(size, MIN_CHUNK_COST)
+        self._lru[key] = None
+        self._lru.move_to_end(key)
 
     def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
         """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
@@ -49,7 +66,7 @@ class ChunkCache:
         assert chunks is not None  # a regular file's
         ino = inode.ino
         lru = self._lru
-        if len(lru) > self.cache_bytes // CHUNK:
+        if self._cache_full():
             cis = list(cis)
             self.trim_cache(reserve=len(cis), protect={(ino, ci) for ci in cis})
         missing = None
@@ -133,31 +150,46 @@ class ChunkCache:
             )
             return errno.EIO
         inode.chunks[ci] = bytearray(value)
-        self._lru[(ino, ci)] = None
+        self._lru_add((ino, ci), c)
         return 0
 
     def trim_cache(self, reserve: int = 0, protect: set | frozenset = frozenset()) -> None:
-        """Evict clean chunks, least recently used first, down to ``cache_bytes`` (less room
-        for ``reserve`` chunks about to load), never those in ``protect`` (the ones a request
-        is about to use)."""
+        """Evict clean chunks, least recently used first, down to 7/8 of ``cache_bytes`` (less
+        room for ``reserve`` chunks about to load), never those in ``protect`` (the ones a
+        request is about to use). The cache's bytes are counted afresh, in one pass over it:
+        chunks change size while cached (a write, a truncate) and deleted files leave keys
+        behind. Trimming an eighth below the limit keeps that pass rare while a large read
+        streams through a full cache."""
         lru = self._lru
-        limit = max(0, self.cache_bytes // CHUNK - reserve)
+        inodes = self.inodes
+        busy = self.dirty_chunks | self._inflight_chunks
+        cost: dict[tuple[int, int], int] = {}
+        total = 0
+        for key in list(lru):
+            inode = inodes.get(key[0])
+            c = inode.chunks.get(key[1]) if inode is not None and inode.chunks else None
+            if key in busy:
+                del lru[key]  # back in the cache once committed
+            elif isinstance(c, bytearray):
+                cost[key] = max(len(c), MIN_CHUNK_COST)
+                total += cost[key]
+            else:
+                del lru[key]  # gone, or already only a length
+        limit = max(0, self.cache_bytes - self.cache_bytes // 8 - reserve * CHUNK)
         kept = []
-        while len(lru) > limit:
+        while total > limit and lru:
             key, _ = lru.popitem(last=False)
             if key in protect:
                 kept.append(key)
                 continue
-            if key in self.dirty_chunks or key in self._inflight_chunks:
-                continue  # back in the cache once committed
-            inode = self.inodes.get(key[0])
-            if inode is None or not inode.chunks:
-                continue
-            c = inode.chunks.get(key[1])
-            if isinstance(c, bytearray):
-                inode.chunks[key[1]] = len(c)
+            inode = inodes[key[0]]
+            chunks = inode.chunks
+            assert chunks is not None  # counted above: a loaded chunk
+            chunks[key[1]] = len(cast(bytearray, chunks[key[1]]))
+            total -= cost[key]
         for key in kept:
             lru[key] = None
+        self._lru_bytes = total
 
     @property
     def cached_chunks(self) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,6 @@ class Commits:
     generation: int
     writeback_ms: int
     cache_bytes: int
-    _lru: OrderedDict[tuple[int, int], None]
     _extra_meta_delete: set[str]
     _extra_chunk_delete: set[str]
     _waiters: list[tuple[bool, Callable[[int], None] | None]]
@@ -48,6 +46,8 @@ class Commits:
     writeback_hold_until: float
     _store_limit: float
     trim_cache: Callable[..., None]
+    _lru_add: Callable[[tuple[int, int], int], None]
+    _cache_full: Callable[..., bool]
 
     @property
     def commit_in_flight(self) -> bool:
@@ -93,15 +93,18 @@ class Commits:
             else:
                 self.generation += 1
                 self._undurable = not durable
-                lru = self._lru
+                inodes = self.inodes
                 for key in taken[1]:
-                    lru[key] = None
-                    lru.move_to_end(key)
+                    inode = inodes.get(key[0])
+                    c = inode.chunks.get(key[1]) if inode is not None and inode.chunks else None
+                    if isinstance(c, bytearray):
+                        self._lru_add(key, len(c))
                 self._refresh_room()
             for _, done in waiters:
                 if done is not None:
                     done(err)
-            self.trim_cache()
+            if self._cache_full():
+                self.trim_cache()
             if self._waiters and not self._inflight:
                 self._commit_next()
 
@@ -179,7 +182,7 @@ class Commits:
         ``writeback_hold_until`` has passed)."""
         if self.store is None or now_ms < self.writeback_hold_until:
             return
-        if len(self._lru) > self.cache_bytes // CHUNK:  # a large read may have overfilled it
+        if self._cache_full():  # a large read may have overfilled it
             self.trim_cache()
         if not self.has_changes():
             self._dirty_since = None
