@@ -221,7 +221,13 @@ def test_copy_on_write_and_sqlite_restart(served, tmp_path: Path) -> None:
     fs.rename(fs.resolve("/srv"), "same-a", fs.resolve("/srv"), "renamed")
     fs.setattr(fs.resolve("/bin/hello"), mode=0o700)
     fs.unlink(fs.resolve("/srv/many"), "f002")
+    # A file read, then removed: its fetched piece is a cache no file reads any more.
+    gone = fs.resolve("/srv/many/f003").base.name
+    kept = fs.resolve("/srv/many/f001").base.name
+    assert fs.read_file("/srv/many/f003")
+    fs.unlink(fs.resolve("/srv/many"), "f003")
     fs.close()
+    assert {f"b:{gone}:0", f"b:{kept}:0"} <= stored_chunks(db)
     assert inode.data_bytes == 65536  # one chunk copied, the rest still the base's
 
     # A new process, the base now unreachable: what was read or written is in the store.
@@ -244,6 +250,17 @@ def test_copy_on_write_and_sqlite_restart(served, tmp_path: Path) -> None:
     fs.close()
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (host.root / "plain" / "base").iterdir()}
     assert after == before  # the base is never written
+    # The open dropped the removed file's piece (at the next commit) and kept the read one's.
+    held = stored_chunks(db)
+    assert f"b:{kept}:0" in held and f"b:{gone}:0" not in held
+
+
+def stored_chunks(db: Path) -> set[str]:
+    store = SQLiteStore(db)
+    try:
+        return set(store.chunk_keys() or [])
+    finally:
+        store.close()
 
 
 def test_save_state_keeps_references(served) -> None:

@@ -29,6 +29,18 @@ def _store_error(msg: str) -> Exception:
     return StoreError(msg)
 
 
+def _read_piece(key: str, counts: dict[str, int]) -> bool:
+    """Whether ``key`` is a base piece (``b:<name>:<piece>``) some file reads: ``counts`` holds
+    the piece count of every base file the tree reads, by name."""
+    kind, _, rest = key.partition(":")
+    if kind != "b":
+        return False
+    name, _, piece = rest.rpartition(":")
+    if not (piece.isascii() and piece.isdigit()) or str(int(piece)) != piece:
+        return False  # not a key the store's pieces have (fs/records.py)
+    return int(piece) < counts.get(name, 0)
+
+
 class StoreCheck:
     """The open-time half of :class:`~pyninep_browser.fs.persist.Persistence`."""
 
@@ -200,10 +212,11 @@ class StoreCheck:
         if listed is not None:
             known = {f"{ino}:{ci}" for ino, inode in inodes.items() if inode.chunks for ci in inode.chunks}
             gone = self._extra_chunk_delete  # chunks of removed orphans are already counted
-            # Fetched base pieces are kept while some file still reads them (fs/base.py).
-            refs = {i.base for i in inodes.values() if i.base is not None}
-            pieces = {f"b:{r.name}:{p}" for r in refs for p in range(r.piece_count)}
-            stray = [k for k in listed if k not in known and k not in gone and k not in pieces]
+            # Fetched base pieces are kept while some file still reads them (fs/base.py). The
+            # listed pieces are checked against the names the files read (a base tree has
+            # thousands of files, and a visit fetches a few hundred pieces of them).
+            counts = {i.base.name: i.base.piece_count for i in inodes.values() if i.base is not None}
+            stray = [k for k in listed if k not in known and k not in gone and not _read_piece(k, counts)]
             unused = [k for k in stray if k.startswith("b:")]
             if unused:
                 stray = [k for k in stray if not k.startswith("b:")]
