@@ -249,6 +249,22 @@ def test_small_files_stay_cached_by_their_bytes_not_counted_as_whole_chunks():
     assert server.fs._lru_bytes <= (1 << 20) + CHUNK
 
 
+def test_cached_small_chunks_that_grow_are_counted_again():
+    # 200 small files cached after a commit, then each grown to a whole chunk and committed:
+    # the cache counts them at their new size and trims to what fits (12.8 MB would not).
+    fs = Filesystem(store=MemoryStore(), cache_bytes=1 << 20)
+    for i in range(200):
+        fs.write_file(f"/f{i}", b"small")
+    fs.persist(True)
+    assert fs.cached_chunks == 200
+    for i in range(200):
+        fs.write(fs.resolve(f"/f{i}"), 0, b"x" * CHUNK)
+    fs.persist(True)
+    held = [(ino, ci) for ino, ci in fs._lru if isinstance(fs.inodes[ino].chunks[ci], bytearray)]
+    assert sum(len(fs.inodes[ino].chunks[ci]) for ino, ci in held) <= 1 << 20
+    assert fs.read_file("/f7") == b"x" * CHUNK and fs.read_file("/f199") == b"x" * CHUNK
+
+
 def test_flushed_deferred_read_gets_eintr_once_and_no_late_reply():
     store, server, _ = async_server({"/f": b"x" * 100})
     replies = []

@@ -45,8 +45,8 @@ class ChunkCache:
     inodes: dict[int, Inode]
     dirty_chunks: set[tuple[int, int]]
     cache_bytes: int
-    _lru: OrderedDict[tuple[int, int], None]
-    _lru_bytes: int  # what the LRU's chunks cost when last counted, plus those added since
+    _lru: OrderedDict[tuple[int, int], int]  # clean loaded chunks: what each cost when counted
+    _lru_bytes: int  # their sum (a chunk that shrank or went counts until the next trim)
     _inflight_chunks: set[tuple[int, int]]
     load_base: Callable[[list[str], Callable[[int], None]], None]
 
@@ -54,11 +54,12 @@ class ChunkCache:
         return self._lru_bytes > self.cache_bytes
 
     def _lru_add(self, key: tuple[int, int], size: int) -> None:
-        """Count a clean chunk of ``size`` bytes into the cache (the most recently used)."""
-        if key not in self._lru:
-            self._lru_bytes += max(size, MIN_CHUNK_COST)
-        self._lru[key] = None
-        self._lru.move_to_end(key)
+        """Count a clean chunk of ``size`` bytes into the cache (the most recently used), again
+        if it was there: a write may have grown it."""
+        lru = self._lru
+        cost = max(size, MIN_CHUNK_COST)
+        self._lru_bytes += cost - lru.pop(key, 0)
+        lru[key] = cost
 
     def _ensure_chunks(self, inode: Inode, cis: Iterable[int]) -> None:
         """Make chunks ``cis`` of ``inode`` present in memory (or raise ChunksNeeded)."""
@@ -188,7 +189,7 @@ class ChunkCache:
             chunks[key[1]] = len(cast(bytearray, chunks[key[1]]))
             total -= cost[key]
         for key in kept:
-            lru[key] = None
+            lru[key] = cost[key]
         self._lru_bytes = total
 
     @property

@@ -43,8 +43,8 @@ class Persistence(StoreCheck, Commits, ChunkCache):
         self.dirty_chunks: set[tuple[int, int]] = set()
         self.repairs: list[str] = []  # what the open-time check found and repaired
         self.generation = 0  # commits the store holds (kept in the superblock)
-        self._lru: OrderedDict[tuple[int, int], None] = OrderedDict()  # clean loaded chunks
-        self._lru_bytes = 0  # what they cost (fs/chunks.py)
+        self._lru: OrderedDict[tuple[int, int], int] = OrderedDict()  # clean loaded chunks, their cost
+        self._lru_bytes = 0  # (fs/chunks.py)
         self._extra_meta_delete: set[str] = set()
         self._extra_chunk_delete: set[str] = set()
         self._waiters: list[tuple[bool, Callable[[int], None] | None]] = []
