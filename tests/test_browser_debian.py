@@ -76,7 +76,11 @@ def test_the_pages_python_answers_on_py_run(page):
 
 def test_a_file_in_root_survives_a_reload(page):
     sh(page, "echo 'kept by debian' > /root/debian-note")
-    time.sleep(2)  # past the write-behind bound (1 s): a visitor who waits a moment and reloads
+    written = time.time() * 1000
+    # A visitor who waits for the page to say it saved the machine (its status line), then
+    # reloads. (The file is kept either way: test_browser_return reloads right after a write.)
+    page.wait_for_function("t => window.pyninep.lastSave?.at > t && !window.pyninep.saving",
+                           arg=written, timeout=60_000)
     started = time.monotonic()
     page.reload()
     from page_user import wait_ready

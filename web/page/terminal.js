@@ -173,10 +173,13 @@ export function createTerminal(ctx, { messages }) {
         consoleLive = true;
         const size = { rows: t.rows, cols: t.cols };
         if (savedScreen != null) {
-            t.write(savedScreen);
+            // xterm.js parses what it is given later: the prompt is shown (and the start's
+            // prompt_ms taken) once the saved screen is on it, not before.
+            t.write(savedScreen, () => {
+                readyResolve?.();
+                readyResolve = null;
+            });
             emulator.serial_send_bytes(1, machine.resizeLine({ ...size, clock: true, drop }));
-            readyResolve?.();
-            readyResolve = null;
         } else {
             emulator.serial0_send(machine.wakeLine(size));
             emulator.serial_send_bytes(1, machine.resizeLine({ ...size, clock: true, drop }));
