@@ -124,6 +124,17 @@ def test_file_attributes(guest):
     assert out == "640 1000 100 0\n"
 
 
+def test_a_new_files_block_count_is_the_servers_at_once(guest):
+    # du and ls -s right after a write: the cached mount counted the bytes' floor (0 blocks for
+    # a 3-byte file, so du said 0 until the attributes were fetched again); the server counts
+    # whole 512-byte units. The second script's attributes come from the server (Guest.sh
+    # writes the script through it, so the guest drops what it cached first).
+    script = "cd /root; stat -c '%b' blk-small blk-big; du -k blk-small blk-big"
+    first = guest.sh("cd /root; echo hi > blk-small; head -c 100000 /dev/zero > blk-big; " + script)
+    assert first.split() == ["1", "196", "1", "blk-small", "98", "blk-big"], first
+    assert guest.sh(script) == first
+
+
 def test_xattr_list_and_create(guest):
     out = guest.sh("touch /root/xa; setfattr -n user.colour -v blue /root/xa;"
                    "setfattr -n user.size -v 42 /root/xa; getfattr -d --absolute-names /root/xa;"
