@@ -50,6 +50,12 @@ class ChunkCache:
     _inflight_chunks: set[tuple[int, int]]
     load_base: Callable[[list[str], Callable[[int], None]], None]
 
+    def _loaded(self, key: tuple[int, int]) -> bytearray | None:
+        """Chunk ``key`` (ino, index) if it is in memory (not a length, not gone)."""
+        inode = self.inodes.get(key[0])
+        c = inode.chunks.get(key[1]) if inode is not None and inode.chunks else None
+        return c if isinstance(c, bytearray) else None
+
     def _cache_full(self) -> bool:
         return self._lru_bytes > self.cache_bytes
 
@@ -162,34 +168,27 @@ class ChunkCache:
         behind. Trimming an eighth below the limit keeps that pass rare while a large read
         streams through a full cache."""
         lru = self._lru
-        inodes = self.inodes
         busy = self.dirty_chunks | self._inflight_chunks
-        cost: dict[tuple[int, int], int] = {}
         total = 0
         for key in list(lru):
-            inode = inodes.get(key[0])
-            c = inode.chunks.get(key[1]) if inode is not None and inode.chunks else None
-            if key in busy:
-                del lru[key]  # back in the cache once committed
-            elif isinstance(c, bytearray):
-                cost[key] = max(len(c), MIN_CHUNK_COST)
-                total += cost[key]
+            c = self._loaded(key)
+            if c is None or key in busy:
+                del lru[key]  # gone or only a length; dirty or in flight: back once committed
             else:
-                del lru[key]  # gone, or already only a length
+                lru[key] = max(len(c), MIN_CHUNK_COST)
+                total += lru[key]
         limit = max(0, self.cache_bytes - self.cache_bytes // 8 - reserve * CHUNK)
         kept = []
         while total > limit and lru:
-            key, _ = lru.popitem(last=False)
+            key, cost = lru.popitem(last=False)
             if key in protect:
-                kept.append(key)
+                kept.append((key, cost))
                 continue
-            inode = inodes[key[0]]
-            chunks = inode.chunks
+            chunks = self.inodes[key[0]].chunks
             assert chunks is not None  # counted above: a loaded chunk
             chunks[key[1]] = len(cast(bytearray, chunks[key[1]]))
-            total -= cost[key]
-        for key in kept:
-            lru[key] = cost[key]
+            total -= cost
+        lru.update(kept)
         self._lru_bytes = total
 
     @property

@@ -47,6 +47,7 @@ class Commits:
     _store_limit: float
     trim_cache: Callable[..., None]
     _lru_add: Callable[[tuple[int, int], int], None]
+    _loaded: Callable[[tuple[int, int]], bytearray | None]
     _cache_full: Callable[..., bool]
 
     @property
@@ -93,11 +94,8 @@ class Commits:
             else:
                 self.generation += 1
                 self._undurable = not durable
-                inodes = self.inodes
                 for key in taken[1]:
-                    inode = inodes.get(key[0])
-                    c = inode.chunks.get(key[1]) if inode is not None and inode.chunks else None
-                    if isinstance(c, bytearray):
+                    if (c := self._loaded(key)) is not None:
                         self._lru_add(key, len(c))
                 self._refresh_room()
             for _, done in waiters:
