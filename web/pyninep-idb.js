@@ -314,27 +314,18 @@ export async function openIndexedDB(name, options = {}) {
  */
 function pack(meta, chunkKeys) {
     const enc = new TextEncoder();
-    const metaKeys = meta.map(([k]) => enc.encode(k));
-    const chunkKeyBytes = chunkKeys.map((k) => enc.encode(k));
-    const n = meta.length, m = chunkKeyBytes.length;
-    const head = 8 + 4 * (2 * n + m);
-    let size = head;
-    for (let i = 0; i < n; i++) size += metaKeys[i].length + meta[i][1].length;
-    for (const k of chunkKeyBytes) size += k.length;
-    const out = new Uint8Array(size);
+    const fields = [...meta.map(([k]) => enc.encode(k)), ...meta.map(([, v]) => v), ...chunkKeys.map((k) => enc.encode(k))];
+    const head = 8 + 4 * fields.length;
+    const out = new Uint8Array(fields.reduce((size, f) => size + f.length, head));
     const view = new DataView(out.buffer);
-    view.setUint32(0, n, true);
-    view.setUint32(4, m, true);
-    let o = 8, at = head;
-    /** @param {Uint8Array[]} fields */
-    const put = (fields) => {
-        for (const f of fields) { view.setUint32(o, f.length, true); o += 4; }
-    };
-    const values = meta.map(([, v]) => v);
-    put(metaKeys); put(values); put(chunkKeyBytes);
-    for (const fields of [metaKeys, values, chunkKeyBytes]) {
-        for (const f of fields) { out.set(f, at); at += f.length; }
-    }
+    view.setUint32(0, meta.length, true);
+    view.setUint32(4, chunkKeys.length, true);
+    let at = head;
+    fields.forEach((f, i) => {
+        view.setUint32(8 + 4 * i, f.length, true);
+        out.set(f, at);
+        at += f.length;
+    });
     return out;
 }
 
