@@ -67,16 +67,26 @@ D={d}; mkdir -p $D; rm -rf $D/*
 """
 
 
-def run_round(g: Guest, directory: str, results: dict[str, int]) -> None:
-    """One pass of every workload in ``directory`` of guest ``g``; each row keeps its best."""
+def round_script(directory: str, extra: str = "") -> str:
+    """Every workload once in ``directory`` (then ``extra``), each printing ``name=ms`` (the
+    16 MiB rows: one pass's time)."""
     body = "\n".join(f't=$(now); {cmd}; echo "{name}=$(( ($(now) - t) / {passes(name)} ))"'
                      for name, cmd in WORKLOADS)
-    out = g.sh(TIMED.format(d=directory, body=body), timeout=900)
+    return TIMED.format(d=directory, body=body + extra)
+
+
+def keep_best(out: str, results: dict[str, int]) -> None:
+    """The ``name=ms`` lines of a round's output into ``results``, each row keeping its best."""
     for line in out.splitlines():
         if "=" in line:
             name, ms = line.rsplit("=", 1)
-            prev = results.get(name)
-            results[name] = int(ms) if prev is None else min(prev, int(ms))
+            if ms.strip().lstrip("-").isdigit():
+                results[name] = min(results.get(name, 1 << 30), int(ms))
+
+
+def run_round(g: Guest, directory: str, results: dict[str, int]) -> None:
+    """One pass of every workload in ``directory`` of guest ``g``; each row keeps its best."""
+    keep_best(g.sh(round_script(directory), timeout=900), results)
 
 
 def main() -> int:

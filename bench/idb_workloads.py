@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from chromium import Browser, SiteServer  # noqa: E402
-from guest_workloads import MOUNT, SETUP, TIMED, WORKLOADS, passes  # noqa: E402
+from guest_workloads import MOUNT, SETUP, WORKLOADS, keep_best, round_script  # noqa: E402
 
 FSYNC = ("dd if=/dev/urandom of=/tmp/onemib bs=1M count=1 2>/dev/null; t=$(now); i=0;"
          " while [ $i -lt 10 ]; do dd if=/tmp/onemib of=$D/w bs=1M conv=fsync 2>/dev/null;"
@@ -54,15 +54,8 @@ class Variant:
         return r["output"]
 
     def run_round(self, results: dict[str, int]) -> None:
-        """Every workload once; each row keeps its best (the 16 MiB rows: one pass's time)."""
-        body = "\n".join(f't=$(now); {cmd}; echo "{name}=$(( ($(now) - t) / {passes(name)} ))"'
-                         for name, cmd in WORKLOADS)
-        body += "\n" + FSYNC
-        for line in self.sh(TIMED.format(d="/mnt/bench", body=body)).splitlines():
-            if "=" in line:
-                name, ms = line.rsplit("=", 1)
-                if ms.strip().lstrip("-").isdigit():
-                    results[name] = min(results.get(name, 1 << 30), int(ms))
+        """Every workload once, then the fsync row; each row keeps its best."""
+        keep_best(self.sh(round_script("/mnt/bench", "\n" + FSYNC)), results)
 
 
 def main() -> int:
